@@ -24,8 +24,17 @@ $(STAMP): $(ENV_FILES)
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@touch $(STAMP)
 
+SMOKE := --config config/config.yaml --config config/smoke.yaml
+
+# Offline demo: both experiments on the synthetic dataset (config/smoke.yaml), CPU or GPU.
 demo: $(STAMP)
-	$(BIN)/python -m convnext_tinyimagenet demo --out $(DEMO_OUT)
+	$(BIN)/python -m convnext_tinyimagenet prepare-data $(SMOKE) --out $(DEMO_OUT)/data.json
+	@for exp in baseline improved; do \
+		$(BIN)/python -m convnext_tinyimagenet train $(SMOKE) --experiment $$exp --out $(DEMO_OUT)/$$exp && \
+		$(BIN)/python -m convnext_tinyimagenet evaluate $(SMOKE) --experiment $$exp --out $(DEMO_OUT)/$$exp \
+		|| exit 1; \
+	done
+	@echo "demo results: $(DEMO_OUT)/{baseline,improved}/ (summary.json, predictions.csv, metrics.jsonl)"
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests

@@ -1,0 +1,138 @@
+"""Command line: `python -m convnext_tinyimagenet {prepare-data,train,evaluate} ...`.
+
+Every command takes the same config options: `--config` (repeatable; later files are merged onto
+earlier ones, e.g. `--config config/config.yaml --config config/smoke.yaml`) and `--set
+key=value` (repeatable, validated like the files). Errors a person can fix end the program with
+one line naming the file, key or value at fault, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .checkpoint import CheckpointError
+from .config import DEFAULT_CONFIG, ConfigError, experiment_config, load_config
+from .data import DataError
+from .models import ModelError
+from .runner import RunError
+
+USER_ERRORS = (ConfigError, DataError, ModelError, RunError, CheckpointError)
+
+
+def _common(parser: argparse.ArgumentParser, *, experiment: bool) -> None:
+    parser.add_argument(
+        "--config",
+        action="append",
+        type=Path,
+        metavar="FILE",
+        help=f"config file; repeat to merge several, later wins (default: {DEFAULT_CONFIG})",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        dest="overrides",
+        metavar="KEY=VALUE",
+        help="override one config value, e.g. --set experiments.baseline.train.batch_size=64",
+    )
+    if experiment:
+        parser.add_argument(
+            "--experiment", required=True, help="experiment name in the config (baseline, improved)"
+        )
+        parser.add_argument(
+            "--out", type=Path, help="output folder (default: results/<experiment>)"
+        )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of all commands."""
+    parser = argparse.ArgumentParser(
+        prog="python -m convnext_tinyimagenet",
+        description="Reproduce ConvNeXt-Tiny on TinyImageNet: baseline vs improved.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    prepare = commands.add_parser(
+        "prepare-data",
+        help="decode the dataset once into the on-disk cache",
+        description="Decode the configured dataset into the memory-mappable cache and print a "
+        "summary (the same cache every experiment reads).",
+    )
+    _common(prepare, experiment=False)
+    prepare.add_argument("--out", type=Path, help="also write the data summary to this JSON")
+    train = commands.add_parser(
+        "train",
+        help="train one experiment (resumes from its last complete epoch)",
+        description="Train one experiment into --out: metrics.jsonl, checkpoints/, "
+        "model.safetensors (best epoch), config.yaml, provenance.json. Rerunning the same "
+        "command after an interruption resumes from the last complete epoch.",
+    )
+    _common(train, experiment=True)
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="evaluate a trained experiment on the validation split",
+        description="Evaluate --out/model.safetensors: predictions.csv and summary.json.",
+    )
+    _common(evaluate, experiment=True)
+    return parser
+
+
+def _load(args: argparse.Namespace) -> dict:
+    return load_config(args.config or [DEFAULT_CONFIG], args.overrides)
+
+
+def cmd_prepare_data(args: argparse.Namespace) -> int:
+    from .data import load_store
+
+    cfg = _load(args)
+    store = load_store(cfg["data"], progress=not args.no_progress)
+    print(json.dumps(store.info, indent=2))
+    if args.out:
+        from . import atomic
+
+        atomic.write_json(args.out, store.info)
+    return 0
+
+
+def _experiment_args(args: argparse.Namespace) -> tuple[dict, Path]:
+    cfg = _load(args)
+    experiment_config(cfg, args.experiment)
+    return cfg, args.out or Path("results") / args.experiment
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .runner import train_experiment
+
+    cfg, out = _experiment_args(args)
+    train_experiment(cfg, args.experiment, out, progress=not args.no_progress)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .runner import evaluate_experiment
+
+    cfg, out = _experiment_args(args)
+    evaluate_experiment(cfg, args.experiment, out, progress=not args.no_progress)
+    return 0
+
+
+COMMANDS = {"prepare-data": cmd_prepare_data, "train": cmd_train, "evaluate": cmd_evaluate}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; user errors become one line on stderr and exit status 2."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        return COMMANDS[args.command](args)
+    except USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: rerun the same command to resume", file=sys.stderr)
+        return 130

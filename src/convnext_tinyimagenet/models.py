@@ -1,0 +1,368 @@
+"""The two published networks: a timm ConvNeXt backbone, an optional token attention, a linear head.
+
+Baseline: ``timm.create_model('convnext_tiny', pretrained=True)`` with ``head.fc`` replaced by
+``Linear(768, 200)``. Here the backbone is created with ``num_classes=0`` (timm's head without its
+``fc``: global pool -> ``head.norm`` -> flatten -> dropout(0)) and the Linear sits outside it,
+which computes the same function (``tests/test_models.py`` proves it).
+
+Improved: the same backbone -> the notebook's "self-attention" over the pooled feature as a
+sequence of one token (:class:`TokenAttention`) -> ``Linear(768, 200)``.
+
+Pretrained weights always come through timm's own machinery: from the Hugging Face hub for the
+tag, or from a local file given as ``pretrained_file`` (timm's ``pretrained_cfg`` ``file``
+source, so the same key remapping and classifier handling apply as for a download).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import timm
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+HEADS = ("linear", "token_attention")
+DEFAULT_DROPOUT = 0.2  # the notebook's value for both dropouts of the attention module
+
+
+class ModelError(Exception):
+    """A model config, weights file or trainable-module list that cannot be used."""
+
+
+class TokenAttention(nn.Module):
+    """The published "self-attention" module, applied to one pooled feature vector.
+
+    ``q, k, v = Linear(dim, dim)``; ``scores = q @ kᵀ · dim^-0.5``; softmax over the last axis;
+    dropout on the weights; ``out = weights @ v``; dropout on the output; no residual. The input
+    ``(B, D)`` is treated as a sequence of ONE token, so the softmax is always exactly 1 and the
+    module equals ``drop_out(drop_attn(1) · v(x))``: q and k never influence the output (and get
+    zero gradient). It is kept as published so the reproduction runs the same computation,
+    parameters and random-number draws.
+
+    Args:
+        dim: feature width (768 for ConvNeXt-Tiny).
+        attention_dropout: dropout probability on the attention weights (per sample, since the
+            weight tensor has one entry per sample).
+        output_dropout: dropout probability on the output (element-wise).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        attention_dropout: float = DEFAULT_DROPOUT,
+        output_dropout: float = DEFAULT_DROPOUT,
+    ) -> None:
+        super().__init__()
+        self.dim = dim
+        self.scale = dim**-0.5
+        self.q = nn.Linear(dim, dim)
+        self.k = nn.Linear(dim, dim)
+        self.v = nn.Linear(dim, dim)
+        self.attn_drop = nn.Dropout(attention_dropout)
+        self.out_drop = nn.Dropout(output_dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map pooled features ``(B, D)`` to ``(B, D)``."""
+        tokens = x.unsqueeze(1)  # (B, 1, D): one token per sample, as the notebook did
+        q, k, v = self.q(tokens), self.k(tokens), self.v(tokens)
+        scores = q @ k.transpose(-2, -1) * self.scale  # (B, 1, 1)
+        weights = self.attn_drop(scores.softmax(dim=-1))
+        return self.out_drop(weights @ v).squeeze(1)
+
+
+class Classifier(nn.Module):
+    """Backbone features -> attention (or identity) -> linear head.
+
+    Args:
+        backbone: a timm model created with ``num_classes=0`` (returns pooled, normed features).
+        attention: :class:`TokenAttention`, or ``nn.Identity`` for the linear head.
+        head: ``nn.Linear(num_features, num_classes)``.
+    """
+
+    def __init__(self, backbone: nn.Module, attention: nn.Module, head: nn.Linear) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.attention = attention
+        self.head = head
+
+    @property
+    def num_features(self) -> int:
+        """Width of the backbone's pooled feature (the head's input)."""
+        return self.head.in_features
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled backbone features ``(B, num_features)`` of images ``(B, 3, H, W)``."""
+        return self.backbone(x)
+
+    def forward_head(self, feats: torch.Tensor) -> torch.Tensor:
+        """Logits from pooled features (what trains on cached frozen-backbone features)."""
+        return self.head(self.attention(feats))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, num_classes)`` of images ``(B, 3, H, W)``."""
+        return self.forward_head(self.features(x))
+
+
+def create_model(model_cfg: dict, num_classes: int) -> Classifier:
+    """Build the network of one experiment.
+
+    Args:
+        model_cfg: an experiment's ``model`` section: ``tag`` (full timm tag, e.g.
+            ``convnext_tiny.fb_in1k``), ``pretrained`` (bool), ``pretrained_file`` (local weights
+            file or None; only read when ``pretrained`` is true), ``head`` (``linear`` or
+            ``token_attention``), and for ``token_attention`` optionally ``attention_dropout``
+            and ``output_dropout`` (default 0.2 each).
+        num_classes: number of output classes.
+
+    Returns:
+        The :class:`Classifier`, in training mode, with every parameter trainable.
+
+    Raises:
+        ModelError: unknown tag or head, missing or unusable weights file, failed download.
+    """
+    head_kind = model_cfg.get("head")
+    if head_kind not in HEADS:
+        raise ModelError(f"model.head: unknown head {head_kind!r}, expected one of {list(HEADS)}")
+    if int(num_classes) < 1:
+        raise ModelError(f"num_classes must be at least 1, got {num_classes}")
+    backbone = create_backbone(
+        str(model_cfg.get("tag", "")),
+        bool(model_cfg.get("pretrained", False)),
+        model_cfg.get("pretrained_file"),
+    )
+    dim = _feature_width(backbone)
+    attention: nn.Module = nn.Identity()
+    if head_kind == "token_attention":
+        attention = TokenAttention(
+            dim,
+            attention_dropout=_probability(model_cfg, "attention_dropout"),
+            output_dropout=_probability(model_cfg, "output_dropout"),
+        )
+    return Classifier(backbone, attention, nn.Linear(dim, int(num_classes)))
+
+
+def create_backbone(tag: str, pretrained: bool, pretrained_file: str | Path | None) -> nn.Module:
+    """A timm model without classifier (``num_classes=0``), optionally with pretrained weights.
+
+    Args:
+        tag: full timm tag (``architecture.pretrained_tag``) or a bare architecture name.
+        pretrained: load the tag's pretrained weights; false = random initialisation (and
+            ``pretrained_file`` is ignored, so a smoke override of ``pretrained`` alone suffices).
+        pretrained_file: local weights file (``.safetensors`` or a torch checkpoint) loaded through
+            timm's ``pretrained_cfg`` ``file`` source instead of the hub; None = the hub.
+
+    Returns:
+        The timm model; its ``pretrained_cfg`` is the tag's (mean, std, input size...).
+
+    Raises:
+        ModelError: unknown tag, missing or incompatible file, failed download.
+    """
+    check_tag(tag)
+    if not pretrained:
+        if pretrained_file:
+            log.warning("model.pretrained is false: ignoring pretrained_file %s", pretrained_file)
+        return timm.create_model(tag, pretrained=False, num_classes=0)
+    if pretrained_file:
+        return _backbone_from_file(tag, Path(pretrained_file).expanduser())
+    try:
+        return timm.create_model(tag, pretrained=True, num_classes=0)
+    except (
+        Exception
+    ) as exc:  # hub/network/cache errors come in many types (OSError, HfHubHTTPError...)
+        raise ModelError(
+            f"could not load the pretrained weights of {tag!r} from the Hugging Face hub "
+            f"({type(exc).__name__}: {exc}). Without network access, download its weights "
+            f"elsewhere ({_weights_source(tag)}) and set model.pretrained_file to the local path"
+        ) from exc
+
+
+def _weights_source(tag: str) -> str:
+    """Where timm would fetch the weights of `tag` (for the hint of a failed download)."""
+    cfg = timm.models.get_pretrained_cfg(tag)
+    if cfg is not None and cfg.hf_hub_id:
+        return f"model.safetensors of https://huggingface.co/{cfg.hf_hub_id}"
+    return (cfg.url if cfg is not None else "") or f"the weights of {tag}"
+
+
+def check_tag(tag: str) -> None:
+    """Raise ModelError unless timm knows the architecture and, if given, its pretrained tag."""
+    arch, _, pretrained_tag = tag.partition(".")
+    if arch and timm.is_model(arch):
+        if not pretrained_tag:
+            return
+        known = timm.list_pretrained(f"{arch}.*")
+        if tag in known:
+            return
+        raise ModelError(
+            f"model.tag: timm has no pretrained tag {tag!r}; tags of {arch}: {', '.join(known)}"
+        )
+    close = difflib.get_close_matches(tag, timm.list_pretrained() + timm.list_models(), n=5)
+    hint = f"; close matches: {', '.join(close)}" if close else ""
+    raise ModelError(f"model.tag: timm has no model {tag!r}{hint}")
+
+
+def _backbone_from_file(tag: str, path: Path) -> nn.Module:
+    """Create the backbone with timm loading `path` in place of the tag's download."""
+    if not path.is_file():
+        raise ModelError(f"model.pretrained_file: no such file {path} (weights for {tag!r})")
+    try:
+        with _load_report() as problems:
+            # timm's `file` source: same checkpoint cleaning, key remapping and classifier drop
+            # as for hub weights, with no network (the file outranks url and hub in the cfg).
+            backbone = timm.create_model(
+                tag, pretrained=True, num_classes=0, pretrained_cfg_overlay={"file": str(path)}
+            )
+    except Exception as exc:  # corrupt file, wrong architecture (shape mismatch), bad format
+        raise ModelError(
+            f"model.pretrained_file: cannot load {path} into {tag!r} ({type(exc).__name__}: {exc})"
+        ) from exc
+    if problems:
+        # timm loads non-strictly once the classifier is dropped, so a file whose keys do not
+        # match (another model, an extra prefix) would otherwise leave random weights silently.
+        raise ModelError(
+            f"model.pretrained_file: {path} does not match {tag!r}: " + " ".join(problems)
+        )
+    return backbone
+
+
+class _KeyMismatches(logging.Handler):
+    """Collects the missing/unexpected-key reports that timm's load_pretrained only logs."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.problems: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith(("Missing keys", "Unexpected keys")):
+            self.problems.append(message)
+
+
+@contextlib.contextmanager
+def _load_report() -> Iterator[list[str]]:
+    """Within the block, gather timm's key-mismatch reports of pretrained loading."""
+    logger = logging.getLogger("timm.models._builder")
+    handler = _KeyMismatches()
+    level = logger.level
+    logger.addHandler(handler)
+    if not logger.isEnabledFor(logging.INFO):
+        logger.setLevel(logging.INFO)  # the missing-keys report is logged at INFO
+    try:
+        yield handler.problems
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def _feature_width(backbone: nn.Module) -> int:
+    """Width of what a ``num_classes=0`` timm model returns (its pre-logits size)."""
+    return int(getattr(backbone, "head_hidden_size", None) or backbone.num_features)
+
+
+def _probability(model_cfg: dict, key: str) -> float:
+    """A dropout probability from the model config (default 0.2), checked to lie in [0, 1)."""
+    value = model_cfg.get(key)
+    p = DEFAULT_DROPOUT if value is None else float(value)
+    if not 0.0 <= p < 1.0:
+        raise ModelError(f"model.{key}: dropout probability must be in [0, 1), got {value!r}")
+    return p
+
+
+def configure_trainable(model: nn.Module, groups: list[dict]) -> list[dict]:
+    """Freeze the model except the listed modules; return their AdamW parameter groups.
+
+    Args:
+        model: the :class:`Classifier` (module paths are relative to it).
+        groups: ``[{name, modules: [dotted paths, e.g. "backbone.stages.3"], lr,
+            weight_decay}, ...]``; every module not listed is frozen.
+
+    Returns:
+        ``[{"name", "params", "lr", "weight_decay"}, ...]`` in the order given, ready for
+        ``torch.optim.AdamW``.
+
+    Raises:
+        ModelError: a missing key, a module path that does not exist, a parameter claimed
+            twice, or a group without parameters.
+    """
+    if not groups:
+        raise ModelError("trainable: no parameter groups, nothing would train")
+    for param in model.parameters():
+        param.requires_grad_(False)
+    owner: dict[int, str] = {}  # id(parameter) -> group that claimed it
+    result = []
+    for group in groups:
+        name = _group_field(group, "name", "?")
+        params = []
+        for path in _group_field(group, "modules", name):
+            for param in _submodule(model, str(path), name).parameters():
+                if id(param) in owner:
+                    raise ModelError(
+                        f"trainable: group {name!r} module {path!r} shares parameters with "
+                        f"group {owner[id(param)]!r}; each parameter may belong to one group"
+                    )
+                owner[id(param)] = name
+                param.requires_grad_(True)
+                params.append(param)
+        if not params:
+            raise ModelError(
+                f"trainable: group {name!r} has no parameters (modules {group['modules']}); "
+                f"e.g. 'attention' is an Identity when model.head is 'linear'"
+            )
+        result.append(
+            {
+                "name": str(name),
+                "params": params,
+                "lr": float(_group_field(group, "lr", name)),
+                "weight_decay": float(_group_field(group, "weight_decay", name)),
+            }
+        )
+    return result
+
+
+def _group_field(group: dict, key: str, name: str):
+    """One required field of a trainable group."""
+    if key not in group:
+        raise ModelError(f"trainable: group {name!r} lacks the key {key!r}")
+    return group[key]
+
+
+def _submodule(model: nn.Module, path: str, group: str) -> nn.Module:
+    """The module at dotted `path`, or ModelError listing what exists where the path broke."""
+    parent = model
+    walked: list[str] = []
+    for part in path.split("."):
+        children = dict(parent.named_children())
+        if part not in children:
+            where = ".".join(walked) or "the model"
+            raise ModelError(
+                f"trainable: group {group!r} lists module {path!r}, which does not exist; "
+                f"children of {where}: {', '.join(children) or '(none)'}"
+            )
+        parent = children[part]
+        walked.append(part)
+    return parent
+
+
+def pretrained_data_config(model: Classifier) -> dict:
+    """The input the backbone's pretrained weights expect, from timm's ``pretrained_cfg``.
+
+    Args:
+        model: a :class:`Classifier`.
+
+    Returns:
+        ``{"mean", "std", "interpolation", "input_size"}`` (mean/std as 3-tuples on the 0-1
+        scale, interpolation name, ``(C, H, W)``).
+    """
+    cfg = timm.data.resolve_model_data_config(model.backbone)
+    return {
+        "mean": tuple(cfg["mean"]),
+        "std": tuple(cfg["std"]),
+        "interpolation": cfg["interpolation"],
+        "input_size": tuple(cfg["input_size"]),
+    }

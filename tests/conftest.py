@@ -1,0 +1,22 @@
+"""Shared fixtures: the smoke config pointed at a temporary cache."""
+
+from pathlib import Path
+
+import pytest
+
+from convnext_tinyimagenet.config import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "config" / "config.yaml"
+SMOKE = ROOT / "config" / "smoke.yaml"
+SHARED_PUBLISHED = ROOT.parent / "shared" / "published"
+
+
+@pytest.fixture(scope="session")
+def smoke_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("data-cache")
+
+
+def smoke_config(cache: Path, *overrides: str) -> dict:
+    """config.yaml + smoke.yaml with the data cache in `cache` and extra --set overrides."""
+    return load_config([CONFIG, SMOKE], [f"data.cache_dir={cache}", *overrides])

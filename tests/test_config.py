@@ -1,0 +1,709 @@
+"""Tests of config/config.yaml, config/smoke.yaml, config/schema.yaml and the config module."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from convnext_tinyimagenet.config import (
+    CONFIG_DIR,
+    DEFAULT_CONFIG,
+    SCHEMA_PATH,
+    ConfigError,
+    apply_overrides,
+    config_digest,
+    deep_merge,
+    dump_config,
+    experiment_config,
+    load_config,
+    parse_override,
+    validate_config,
+)
+
+SMOKE_CONFIG = CONFIG_DIR / "smoke.yaml"
+# Read-only files from outside the project (../shared from the repository root).
+PUBLISHED_DIR = CONFIG_DIR.parent.parent / "shared" / "published"
+
+
+@pytest.fixture(scope="module")
+def paper() -> dict:
+    return load_config()
+
+
+@pytest.fixture(scope="module")
+def smoke() -> dict:
+    return load_config([DEFAULT_CONFIG, SMOKE_CONFIG])
+
+
+def _raw(path: Path) -> dict:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def _set(cfg: dict, dotted: str, value: Any) -> dict:
+    """A copy of `cfg` with one value replaced (or deleted when value is _DELETE)."""
+    result = copy.deepcopy(cfg)
+    *parents, last = dotted.split(".")
+    node: Any = result
+    for key in parents:
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    if value is _DELETE:
+        del node[last]
+    elif isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+    return result
+
+
+_DELETE = object()
+
+
+# --------------------------------------------------------------------------- the files
+
+
+def test_schema_is_a_valid_draft_2020_12_schema() -> None:
+    schema = _raw(SCHEMA_PATH)
+    # snakemake.utils.validate always uses Draft202012Validator and warns on another $schema.
+    assert schema["$schema"] == jsonschema.Draft202012Validator.META_SCHEMA["$schema"]
+    jsonschema.Draft202012Validator.check_schema(schema)
+
+
+def _object_schemas(node: Any, where: str = "#"):
+    if isinstance(node, dict):
+        if "properties" in node or "patternProperties" in node:
+            yield where, node
+        for key, value in node.items():
+            if key != "if":  # a condition, not a place where keys are defined
+                yield from _object_schemas(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _object_schemas(value, f"{where}/{index}")
+
+
+def test_schema_closes_every_object_and_describes_every_key() -> None:
+    schema = _raw(SCHEMA_PATH)
+    objects = list(_object_schemas(schema))
+    assert len(objects) > 20
+    for where, node in objects:
+        assert node.get("additionalProperties") is False, where
+        for key, sub in node.get("properties", {}).items():
+            assert sub.get("description"), f"{where}/properties/{key}"
+
+
+def test_paper_config_validates(paper: dict) -> None:
+    assert paper == _raw(DEFAULT_CONFIG)
+    validate_config(paper)
+
+
+def test_smoke_config_merges_onto_paper_config(paper: dict, smoke: dict) -> None:
+    assert smoke["data"]["source"] == "synthetic"
+    assert smoke["data"]["input_size"] == 32
+    assert smoke["data"]["synthetic"]["num_classes"] == 10
+    # untouched siblings survive the merge
+    assert smoke["data"]["synthetic"]["noise"] == paper["data"]["synthetic"]["noise"]
+    assert smoke["data"]["hf"]["id"] == "zh-plus/tiny-imagenet"
+    assert smoke["data"]["image_size"] == 64
+    for name in ("baseline", "improved"):
+        experiment = smoke["experiments"][name]
+        assert experiment["model"]["pretrained"] is False
+        assert experiment["model"]["tag"] == paper["experiments"][name]["model"]["tag"]
+        assert experiment["train"]["num_workers"] == 0
+        assert experiment["train"]["early_stopping"]["max_epochs"] == 3
+        assert experiment["train"]["early_stopping"]["patience"] == 5
+        assert experiment["trainable"] == paper["experiments"][name]["trainable"]
+    assert [group["lr"] for group in smoke["experiments"]["improved"]["trainable"]] == [
+        5e-5,
+        1e-4,
+        3e-4,
+    ]
+    assert smoke["published"] == paper["published"]
+
+
+def test_smoke_config_holds_only_overrides(paper: dict) -> None:
+    def leaves(node: Any, prefix: str = ""):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                yield from leaves(value, f"{prefix}{key}.")
+        else:
+            yield prefix[:-1]
+
+    known = set(leaves(paper))
+    assert set(leaves(_raw(SMOKE_CONFIG))) <= known
+
+
+def test_deep_merge_matches_snakemake_configfile_merge() -> None:
+    from snakemake.utils import update_config
+
+    expected = _raw(DEFAULT_CONFIG)
+    update_config(expected, _raw(SMOKE_CONFIG))
+    assert deep_merge(_raw(DEFAULT_CONFIG), _raw(SMOKE_CONFIG)) == expected
+
+
+@pytest.mark.parametrize("paths", [[DEFAULT_CONFIG], [DEFAULT_CONFIG, SMOKE_CONFIG]])
+def test_snakemake_validate_accepts_the_schema(paths: list[Path]) -> None:
+    from snakemake.utils import validate
+
+    cfg = load_config(paths)
+    validate(copy.deepcopy(cfg), str(SCHEMA_PATH))
+    bad = _set(cfg, "experiments.baseline.train.batch_size", 0)
+    with pytest.raises(Exception, match="minimum"):
+        validate(bad, str(SCHEMA_PATH))
+
+
+# --------------------------------------------------------------------------- the published recipe
+
+# Values read from ../shared/reference/published-recipe.md (what the notebooks ran), typed here
+# independently of config/config.yaml.
+PUBLISHED_RECIPE = {
+    "data.image_size": 64,
+    "data.input_size": 224,
+    "data.hf.id": "zh-plus/tiny-imagenet",
+    "data.hf.train_split": "train",
+    "data.hf.val_split": "valid",
+    "data.synthetic.num_classes": 200,
+    "normalize.mean": [0.485, 0.456, 0.406],
+    "normalize.std": [0.229, 0.224, 0.225],
+    # baseline notebook
+    "experiments.baseline.model.tag": "convnext_tiny.in12k_ft_in1k",
+    "experiments.baseline.model.pretrained": True,
+    "experiments.baseline.model.head": "linear",
+    "experiments.baseline.trainable": [
+        {"name": "head", "modules": ["head"], "lr": 1e-3, "weight_decay": 0.01}
+    ],
+    "experiments.baseline.augment.randaugment": None,
+    "experiments.baseline.augment.random_erasing": None,
+    "experiments.baseline.train.batch_size": 32,
+    "experiments.baseline.train.eval_batch_size": 32,
+    "experiments.baseline.train.num_workers": 2,
+    "experiments.baseline.train.precision": "fp16",
+    "experiments.baseline.train.label_smoothing": 0.0,
+    "experiments.baseline.train.scheduler": None,
+    "experiments.baseline.train.early_stopping.monitor": "val_loss_batch_mean",
+    "experiments.baseline.train.early_stopping.patience": 5,
+    "experiments.baseline.train.early_stopping.min_delta": 0.0,
+    "experiments.baseline.train.early_stopping.max_epochs": 100,
+    # improved notebook
+    "experiments.improved.model.tag": "convnext_tiny.fb_in1k",
+    "experiments.improved.model.pretrained": True,
+    "experiments.improved.model.head": "token_attention",
+    "experiments.improved.model.attention_dropout": 0.2,
+    "experiments.improved.model.output_dropout": 0.2,
+    "experiments.improved.trainable": [
+        {"name": "stages.3", "modules": ["backbone.stages.3"], "lr": 5e-5, "weight_decay": 1e-4},
+        {"name": "attention", "modules": ["attention"], "lr": 1e-4, "weight_decay": 5e-4},
+        {"name": "head", "modules": ["head"], "lr": 3e-4, "weight_decay": 1e-4},
+    ],
+    "experiments.improved.augment.randaugment": {"num_ops": 2, "magnitude": 9},
+    "experiments.improved.augment.random_erasing": {"p": 0.15},
+    "experiments.improved.train.batch_size": 32,
+    "experiments.improved.train.eval_batch_size": 32,
+    "experiments.improved.train.num_workers": 2,
+    "experiments.improved.train.precision": "fp32",
+    "experiments.improved.train.label_smoothing": 0.05,
+    "experiments.improved.train.scheduler": {"name": "cosine", "t_max": 50, "eta_min": 0.0},
+    "experiments.improved.train.early_stopping.monitor": "val_acc_batch_mean",
+    "experiments.improved.train.early_stopping.patience": 5,
+    "experiments.improved.train.early_stopping.min_delta": 0.0,
+    "experiments.improved.train.early_stopping.max_epochs": None,
+    # published numbers
+    "published.commit": "1269e01e9c0dbf3e1674e56722aed4a7d38f23aa",
+    "published.runs.baseline.claim": 82.61,
+    "published.runs.baseline.best_epoch": 1,
+    "published.runs.baseline.minutes": 10.84,
+    "published.runs.baseline.predictions.sha256": (
+        "9944f12b6aeb0c6f660f954e7f2869f4cff95cddeab228c31a24bf9be31ec182"
+    ),
+    "published.runs.improved.claim": 86.30,
+    "published.runs.improved.best_epoch": 7,
+    "published.runs.improved.minutes": 52.17,
+    "published.runs.improved.predictions.sha256": (
+        "c90fbaf5ea2529b8a7af6efb463cb8ad4343f6da336484664ba7e8a33feaa472"
+    ),
+}
+
+
+def _get(cfg: dict, dotted: str) -> Any:
+    node: Any = cfg
+    for key in dotted.split("."):
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    return node
+
+
+@pytest.mark.parametrize(("key", "expected"), PUBLISHED_RECIPE.items(), ids=PUBLISHED_RECIPE)
+def test_paper_config_holds_the_published_recipe(paper: dict, key: str, expected: Any) -> None:
+    value = _get(paper, key)
+    assert value == expected
+    assert type(value) is type(expected)  # e.g. 1.0e-3, not the YAML 1.1 string '1e-3'
+
+
+PUBLISHED_EPOCHS = {
+    # epoch: (train loss, val loss, train acc %, val acc %)
+    "baseline": {1: (0.8464, 0.8057, 80.75, 82.61), 6: (0.3062, 1.1370, 91.34, 81.20)},
+    "improved": {1: (2.3775, 1.1309, 57.48, 84.45), 7: (1.6590, 1.0332, 73.90, 86.30)},
+}
+
+
+@pytest.mark.parametrize("name", ["baseline", "improved"])
+def test_published_runs_are_consistent(paper: dict, name: str) -> None:
+    run = paper["published"]["runs"][name]
+    epochs = run["epochs"]
+    assert len(epochs) == {"baseline": 6, "improved": 12}[name]
+    for epoch, row in PUBLISHED_EPOCHS[name].items():
+        assert epochs[epoch - 1] == list(row)
+    # the claim is the validation accuracy of the restored epoch ...
+    assert epochs[run["best_epoch"] - 1][3] == run["claim"]
+    # ... which is the best epoch under the experiment's monitor ...
+    stopping = paper["experiments"][name]["train"]["early_stopping"]
+    val_loss = [row[1] for row in epochs]
+    val_acc = [row[3] for row in epochs]
+    best = val_loss.index(min(val_loss)) if "loss" in stopping["monitor"] else None
+    best = val_acc.index(max(val_acc)) if "acc" in stopping["monitor"] else best
+    assert best + 1 == run["best_epoch"]
+    # ... and the run stopped `patience` epochs later.
+    assert len(epochs) == run["best_epoch"] + stopping["patience"]
+
+
+@pytest.mark.parametrize("name", ["baseline", "improved"])
+def test_published_predictions_are_pinned(paper: dict, name: str) -> None:
+    published = paper["published"]
+    predictions = published["runs"][name]["predictions"]
+    assert published["commit"] in predictions["url"]
+    assert predictions["url"].startswith(
+        published["repository"].replace("https://github.com/", "https://raw.githubusercontent.com/")
+    )
+    sums_file = PUBLISHED_DIR / "SHA256SUMS"
+    if not sums_file.exists():
+        pytest.skip(f"{sums_file} is not available")
+    sums = dict(line.split()[::-1] for line in sums_file.read_text().splitlines() if line)
+    file_name = predictions["url"].rsplit("/", 1)[1]
+    assert sums[file_name] == predictions["sha256"]
+    digest = hashlib.sha256((PUBLISHED_DIR / file_name).read_bytes()).hexdigest()
+    assert digest == predictions["sha256"]
+
+
+# --------------------------------------------------------------------------- validation messages
+
+BAD_CONFIGS = {
+    "misspelt key": ("experiments.baseline.train.lrr", 1e-3, ["'experiments.baseline.train.lrr'"]),
+    "misspelt top-level key": ("sed", 0, ["'sed'", "did you mean 'seed'?"]),
+    "wrong type": (
+        "experiments.baseline.trainable.0.lr",
+        "fast",
+        ["experiments.baseline.trainable.0.lr = 'fast'", "wrong type", "expected number"],
+    ),
+    "YAML 1.1 float": (
+        "experiments.improved.trainable.2.lr",
+        "3e-4",
+        ["experiments.improved.trainable.2.lr = '3e-4'", "write 3.0e-4"],
+    ),
+    "float batch size": (
+        "experiments.baseline.train.batch_size",
+        32.0,
+        ["experiments.baseline.train.batch_size = 32.0", "expected integer"],
+    ),
+    "boolean seed": ("seed", True, ["seed = true", "expected integer"]),
+    "zero batch size": (
+        "experiments.baseline.train.batch_size",
+        0,
+        ["experiments.baseline.train.batch_size = 0", "out of range (minimum 1)"],
+    ),
+    "zero learning rate": (
+        "experiments.improved.trainable.1.lr",
+        0,
+        ["experiments.improved.trainable.1.lr = 0", "must be greater than 0"],
+    ),
+    "negative weight decay": (
+        "experiments.improved.trainable.0.weight_decay",
+        -1e-4,
+        ["experiments.improved.trainable.0.weight_decay = -0.0001", "minimum 0"],
+    ),
+    "dropout of one": (
+        "experiments.improved.model.attention_dropout",
+        1.0,
+        ["experiments.improved.model.attention_dropout = 1.0", "must be less than 1"],
+    ),
+    "label smoothing of one": (
+        "experiments.improved.train.label_smoothing",
+        1,
+        ["experiments.improved.train.label_smoothing = 1", "must be less than 1"],
+    ),
+    "magnitude too high": (
+        "experiments.improved.augment.randaugment.magnitude",
+        31,
+        ["experiments.improved.augment.randaugment.magnitude = 31", "maximum 30"],
+    ),
+    "erasing probability": (
+        "experiments.improved.augment.random_erasing.p",
+        1.5,
+        ["experiments.improved.augment.random_erasing.p = 1.5", "maximum 1"],
+    ),
+    "zero max_epochs": (
+        "experiments.improved.train.early_stopping.max_epochs",
+        0,
+        ["experiments.improved.train.early_stopping.max_epochs = 0", "minimum 1"],
+    ),
+    "t_max zero": (
+        "experiments.improved.train.scheduler.t_max",
+        0,
+        ["experiments.improved.train.scheduler.t_max = 0", "minimum 1"],
+    ),
+    "input too small": ("data.input_size", 8, ["data.input_size = 8", "minimum 32"]),
+    "bad precision": (
+        "experiments.improved.train.precision",
+        "fp8",
+        ["experiments.improved.train.precision = 'fp8'", "allowed: fp16, bf16, fp32"],
+    ),
+    "bad monitor": (
+        "experiments.baseline.train.early_stopping.monitor",
+        "val_los",
+        ["experiments.baseline.train.early_stopping.monitor = 'val_los'", "val_loss_batch_mean"],
+    ),
+    "bad source": ("data.source", "s3", ["data.source = 's3'", "hf, folder, synthetic"]),
+    "bad head": (
+        "experiments.baseline.model.head",
+        "mlp",
+        ["experiments.baseline.model.head = 'mlp'", "linear, token_attention"],
+    ),
+    "bad scheduler name": (
+        "experiments.improved.train.scheduler.name",
+        "step",
+        ["experiments.improved.train.scheduler.name = 'step'", "allowed: cosine"],
+    ),
+    "scheduler as a string": (
+        "experiments.improved.train.scheduler",
+        "cosine",
+        ["experiments.improved.train.scheduler = 'cosine'", "expected object or null"],
+    ),
+    "randaugment as a number": (
+        "experiments.improved.augment.randaugment",
+        2,
+        ["experiments.improved.augment.randaugment = 2", "expected object or null"],
+    ),
+    "bad sha256": (
+        "published.runs.baseline.predictions.sha256",
+        "9944F12B",
+        ["published.runs.baseline.predictions.sha256 = '9944F12B'", "^[0-9a-f]{64}$"],
+    ),
+    "bad device": ("device", "gpu", ["device = 'gpu'", "cuda:N"]),
+    "negative seed": ("seed", -1, ["seed = -1", "minimum 0"]),
+    "short epoch row": (
+        "published.runs.improved.epochs.3",
+        [1.0, 1.0, 50.0],
+        ["published.runs.improved.epochs.3 = [1.0, 1.0, 50.0]", "too few items"],
+    ),
+    "accuracy over 100": (
+        "published.runs.improved.epochs.3.3",
+        101,
+        ["published.runs.improved.epochs.3.3 = 101", "maximum 100"],
+    ),
+    "no trainable group": (
+        "experiments.baseline.trainable",
+        [],
+        ["experiments.baseline.trainable = []", "too few items"],
+    ),
+    "empty modules": (
+        "experiments.baseline.trainable.0.modules",
+        [],
+        ["experiments.baseline.trainable.0.modules = []", "too few items"],
+    ),
+    "bad experiment name": (
+        "experiments.Improved2",
+        {},
+        ["'experiments.Improved2'", "^[a-z][a-z0-9_]*$"],
+    ),
+    "missing key": ("data.hf.id", _DELETE, ["missing key 'data.hf.id'"]),
+    "missing section": ("experiments.improved.train", _DELETE, ["'experiments.improved.train'"]),
+    "missing attention dropout": (
+        "experiments.improved.model.output_dropout",
+        _DELETE,
+        ["missing key 'experiments.improved.model.output_dropout'"],
+    ),
+    # semantic checks
+    "dropout on a linear head": (
+        "experiments.baseline.model.output_dropout",
+        0.2,
+        ["experiments.baseline.model.output_dropout = 0.2", "token_attention"],
+    ),
+    "module in two groups": (
+        "experiments.improved.trainable.1.modules",
+        ["head"],
+        ["experiments.improved.trainable.2.modules", "'head'"],
+    ),
+    "duplicate group name": (
+        "experiments.improved.trainable.1.name",
+        "head",
+        ["experiments.improved.trainable.2.name = 'head'", "unique"],
+    ),
+    "best epoch past the log": (
+        "published.runs.baseline.best_epoch",
+        7,
+        ["published.runs.baseline.best_epoch = 7", "maximum 6"],
+    ),
+    "unknown experiment in discrepancies": (
+        "discrepancies.0.affects",
+        ["baseline", "improvd"],
+        ["discrepancies.0.affects.1 = 'improvd'", "baseline, improved"],
+    ),
+}
+
+
+@pytest.mark.parametrize(("key", "value", "expected"), BAD_CONFIGS.values(), ids=BAD_CONFIGS)
+def test_bad_config_names_key_and_value(
+    paper: dict, key: str, value: Any, expected: list[str]
+) -> None:
+    bad = _set(paper, key, value)
+    with pytest.raises(ConfigError) as caught:
+        validate_config(bad, source="config/config.yaml")
+    message = str(caught.value)
+    assert message.startswith("config/config.yaml: ")
+    assert "\n" not in message
+    for part in expected:
+        assert part in message
+
+
+def test_unknown_key_lists_the_allowed_keys(paper: dict) -> None:
+    with pytest.raises(ConfigError) as caught:
+        validate_config(_set(paper, "experiments.baseline.train.lrr", 1.0))
+    assert str(caught.value) == (
+        "config: unknown key 'experiments.baseline.train.lrr' (allowed here: batch_size, "
+        "eval_batch_size, num_workers, precision, label_smoothing, scheduler, early_stopping)"
+    )
+
+
+def test_folder_source_needs_a_root(paper: dict) -> None:
+    cfg = _set(_set(paper, "data.source", "folder"), "data.folder.root", None)
+    with pytest.raises(ConfigError, match=r"data\.folder\.root = null"):
+        validate_config(cfg)
+    validate_config(_set(paper, "data.source", "folder"))
+    validate_config(_set(paper, "data.folder.root", None))
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("experiments.baseline.train.scheduler", {"name": "cosine", "t_max": 1, "eta_min": 0}),
+        ("experiments.improved.augment.randaugment", None),
+        ("experiments.improved.augment.random_erasing", None),
+        ("experiments.improved.train.early_stopping.max_epochs", 1),
+        ("experiments.baseline.model.pretrained_file", "weights/convnext.safetensors"),
+        ("data.hf.revision", None),
+        ("data.source", "synthetic"),
+        ("device", "cuda:1"),
+        ("experiments.baseline.train.precision", "bf16"),
+        ("experiments.baseline.train.early_stopping.monitor", "val_acc"),
+    ],
+)
+def test_allowed_alternatives_validate(paper: dict, key: str, value: Any) -> None:
+    validate_config(_set(paper, key, value))
+
+
+def test_users_can_add_experiments(paper: dict) -> None:
+    extra = copy.deepcopy(paper["experiments"]["improved"])
+    extra["train"]["label_smoothing"] = 0.1
+    cfg = _set(paper, "experiments.improved_ls10", extra)
+    validate_config(cfg)
+    assert experiment_config(cfg, "improved_ls10")["train"]["label_smoothing"] == 0.1
+
+
+# --------------------------------------------------------------------------- overrides
+
+
+@pytest.mark.parametrize(
+    ("item", "keys", "value"),
+    [
+        (
+            "experiments.baseline.train.batch_size=64",
+            ["experiments", "baseline", "train", "batch_size"],
+            64,
+        ),
+        ("a.lr=1e-3", ["a", "lr"], 1e-3),
+        ("lr=5E-5", ["lr"], 5e-5),
+        ("lr=-2.5e+4", ["lr"], -25000.0),
+        ("lr=1.0e-3", ["lr"], 1e-3),
+        ("lr=.5", ["lr"], 0.5),
+        ("lr='1e-3'", ["lr"], "1e-3"),
+        ("x=null", ["x"], None),
+        ("x=true", ["x"], True),
+        ("x=false", ["x"], False),
+        ("x=[1,2]", ["x"], [1, 2]),
+        ("x=[1e-3, 2]", ["x"], [1e-3, 2]),
+        ("x={p: 0.15}", ["x"], {"p": 0.15}),
+        ("device=cuda:0", ["device"], "cuda:0"),
+        ("title=a=b", ["title"], "a=b"),
+        (" seed = 3 ", ["seed"], 3),
+    ],
+)
+def test_parse_override(item: str, keys: list[str], value: Any) -> None:
+    parsed_keys, parsed = parse_override(item)
+    assert parsed_keys == keys
+    assert parsed == value
+    assert type(parsed) is type(value)
+
+
+@pytest.mark.parametrize("item", ["seed", "=1", "a..b=1", "seed=", "seed=[1", "seed=  "])
+def test_malformed_override(item: str) -> None:
+    with pytest.raises(ConfigError, match="override"):
+        parse_override(item)
+
+
+def test_overrides_apply_without_mutating(paper: dict) -> None:
+    before = copy.deepcopy(paper)
+    cfg = apply_overrides(
+        paper,
+        [
+            "experiments.baseline.train.batch_size=64",
+            "experiments.improved.trainable.0.lr=1e-5",
+            "experiments.improved.train.scheduler=null",
+            "experiments.improved.augment.randaugment={num_ops: 3, magnitude: 12}",
+            "experiments.baseline.train.early_stopping.max_epochs=null",
+            "deterministic=true",
+            "normalize.mean=[0.5, 0.5, 0.5]",
+        ],
+    )
+    assert paper == before
+    validate_config(cfg)
+    assert cfg["experiments"]["baseline"]["train"]["batch_size"] == 64
+    assert cfg["experiments"]["improved"]["trainable"][0]["lr"] == 1e-5
+    assert cfg["experiments"]["improved"]["trainable"][1]["lr"] == 1e-4
+    assert cfg["experiments"]["improved"]["train"]["scheduler"] is None
+    assert cfg["experiments"]["improved"]["augment"]["randaugment"] == {
+        "num_ops": 3,
+        "magnitude": 12,
+    }
+    assert cfg["experiments"]["baseline"]["train"]["early_stopping"]["max_epochs"] is None
+    assert cfg["deterministic"] is True
+    assert cfg["normalize"]["mean"] == [0.5, 0.5, 0.5]
+    cfg["experiments"]["baseline"]["trainable"][0]["modules"].append("x")
+    assert paper == before
+
+
+def test_load_config_applies_files_then_overrides() -> None:
+    cfg = load_config(
+        [DEFAULT_CONFIG, SMOKE_CONFIG],
+        ["experiments.baseline.train.early_stopping.max_epochs=1", "data.input_size=64"],
+    )
+    assert cfg["experiments"]["baseline"]["train"]["early_stopping"]["max_epochs"] == 1
+    assert cfg["experiments"]["improved"]["train"]["early_stopping"]["max_epochs"] == 3
+    assert cfg["data"]["input_size"] == 64
+    assert cfg["data"]["source"] == "synthetic"
+
+
+@pytest.mark.parametrize(
+    ("item", "expected"),
+    [
+        ("experiments.baseline.train.lrr=1", "unknown key 'experiments.baseline.train.lrr'"),
+        ("learning_rate=1", "unknown key 'learning_rate'"),
+        ("experiments.baselin.train.batch_size=8", "'experiments.baselin'"),
+        ("seed.x=1", "'seed' is 0, not a mapping"),
+        ("experiments.baseline.train.scheduler.t_max=3", "'experiments.baseline.train.scheduler'"),
+        ("experiments.baseline.trainable.3.lr=1", "'experiments.baseline.trainable'"),
+        ("experiments.baseline.trainable.head.lr=1", "'head' is not an index"),
+        ("experiments.baseline.train.batch_size=0", "batch_size = 0 is out of range"),
+    ],
+)
+def test_bad_override_names_the_key(item: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config([DEFAULT_CONFIG, SMOKE_CONFIG], [item])
+    assert expected in str(caught.value)
+
+
+def test_validation_error_names_files_and_overrides() -> None:
+    item = "experiments.improved.train.precision=fp8"
+    with pytest.raises(ConfigError) as caught:
+        load_config([DEFAULT_CONFIG, SMOKE_CONFIG], [item])
+    assert str(caught.value) == (
+        f"{DEFAULT_CONFIG} + {SMOKE_CONFIG} + --set {item}: "
+        "experiments.improved.train.precision = 'fp8' is not allowed (allowed: fp16, bf16, fp32)"
+    )
+
+
+# --------------------------------------------------------------------------- files
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(ConfigError, match=f"not found: {missing}"):
+        load_config([DEFAULT_CONFIG, missing])
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("seed: 0\ndata:\n  source: [hf\n", "line 4"),
+        ("seed: 0\ndata:\n\tsource: hf\n", "line 3"),
+        ("seed: 0\nseed: 1\n", "line 2"),
+    ],
+    ids=["unclosed list", "tab", "duplicate key"],
+)
+def test_broken_yaml_names_file_and_line(tmp_path: Path, text: str, line: str) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config([DEFAULT_CONFIG, broken])
+    assert str(caught.value).startswith(f"{broken}: {line}")
+
+
+@pytest.mark.parametrize("text", ["", "- seed\n", "just text\n"])
+def test_top_level_must_be_a_mapping(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "odd.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config([path])
+
+
+def test_no_config_files() -> None:
+    with pytest.raises(ConfigError):
+        load_config([])
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def test_deep_merge() -> None:
+    base = {"a": {"b": 1, "c": [1, 2], "d": None, "e": {"f": 1}}, "g": 1}
+    override = {"a": {"c": [3], "d": {"x": 1}, "e": None}, "h": {"i": 2}}
+    before = copy.deepcopy((base, override))
+    merged = deep_merge(base, override)
+    assert merged == {"a": {"b": 1, "c": [3], "d": {"x": 1}, "e": None}, "g": 1, "h": {"i": 2}}
+    assert (base, override) == before
+    merged["a"]["c"].append(4)
+    merged["h"]["i"] = 3
+    assert (base, override) == before
+
+
+def test_experiment_config(paper: dict) -> None:
+    baseline = experiment_config(paper, "baseline")
+    assert baseline == paper["experiments"]["baseline"]
+    baseline["train"]["batch_size"] = 1
+    assert paper["experiments"]["baseline"]["train"]["batch_size"] == 32
+    with pytest.raises(ConfigError, match=r"'baseline_v2' \(available: baseline, improved\)"):
+        experiment_config(paper, "baseline_v2")
+
+
+def test_config_digest(paper: dict) -> None:
+    digest = config_digest(paper)
+    assert len(digest) == 64
+    assert int(digest, 16) >= 0
+    reordered = dict(reversed(list(copy.deepcopy(paper).items())))
+    reordered["data"] = dict(reversed(list(reordered["data"].items())))
+    assert list(reordered) != list(paper)
+    assert config_digest(reordered) == digest
+    assert config_digest(copy.deepcopy(paper)) == digest
+    changed = _set(paper, "experiments.improved.trainable.0.lr", 5.1e-5)
+    assert config_digest(changed) != digest
+    assert config_digest(_set(paper, "seed", 1)) != digest
+
+
+def test_dump_config_round_trips(tmp_path: Path, smoke: dict) -> None:
+    path = tmp_path / "run" / "config.yaml"
+    dump_config(smoke, path)
+    dump_config(smoke, path)  # replaces an existing file
+    assert load_config([path]) == smoke
+    assert config_digest(_raw(path)) == config_digest(smoke)
+    assert [p.name for p in path.parent.iterdir()] == ["config.yaml"]

@@ -1,0 +1,183 @@
+"""Short end-to-end runs of both experiments on synthetic data, resume, and failure behaviour."""
+
+import hashlib
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from convnext_tinyimagenet.data import load_store
+from convnext_tinyimagenet.runner import RunError, evaluate_experiment, train_experiment
+
+from .conftest import CONFIG, SMOKE, smoke_config
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, smoke_cache):
+    """Both experiments trained and evaluated once on the smoke config."""
+    root = tmp_path_factory.mktemp("runs")
+    cfg = smoke_config(smoke_cache)
+    out = {}
+    for name in ("baseline", "improved"):
+        out[name] = root / name
+        train_experiment(cfg, name, out[name], progress=False)
+        evaluate_experiment(cfg, name, out[name], progress=False)
+    return cfg, out
+
+
+@pytest.mark.parametrize("name", ["baseline", "improved"])
+def test_short_runs_learn_the_synthetic_task(runs, name):
+    _, out = runs
+    summary = json.loads((out[name] / "summary.json").read_text())
+    assert summary["accuracy"] >= 90.0
+    low, high = summary["wilson95"]
+    assert low <= summary["accuracy"] <= high
+
+
+@pytest.mark.parametrize("name", ["baseline", "improved"])
+def test_run_leaves_metrics_predictions_and_provenance(runs, name):
+    cfg, out = runs
+    run = out[name]
+    history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in history] == [1, 2, 3]
+    for key in ("train_loss", "val_loss", "val_acc", "val_acc_batch_mean", "lr", "seconds"):
+        assert all(key in r for r in history)
+    groups = {"baseline": {"head"}, "improved": {"stages.3", "attention", "head"}}[name]
+    assert set(history[0]["lr"]) == groups
+
+    store = load_store(cfg["data"], progress=False)
+    predictions = pd.read_csv(run / "predictions.csv")
+    assert list(predictions["image_id"]) == list(store.val.image_ids)
+    assert (predictions["label"].to_numpy() == store.val.labels).all()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["correct"] == int(predictions["correct"].sum())
+    assert summary["best_epoch"] == max(
+        (r for r in history if r["best"]), key=lambda r: r["epoch"]
+    )["epoch"]
+    assert len(summary["per_class"]) == len(store.classes)
+
+    prov = json.loads((run / "provenance.json").read_text())
+    for section in ("train", "evaluate"):
+        record = prov[section]
+        assert record["seed"] == cfg["seed"]
+        assert record["versions"]["torch"] and record["device"]["device"] == "cpu"
+        assert record["data"]["fingerprint"] == store.fingerprint
+        assert record["started"] <= record["finished"]
+        assert "commit" in record["git"]
+    assert prov["train"]["precision"] == "fp32"  # fp16 falls back on the CPU
+    assert (run / "config.yaml").is_file() and (run / "model.safetensors").is_file()
+
+
+def test_batch_mean_accuracy_is_computed_at_the_training_batch_size(runs):
+    _, out = runs
+    predictions = pd.read_csv(out["improved"] / "predictions.csv")
+    correct = predictions["correct"].to_numpy(float)
+    means = [correct[i : i + 32].mean() for i in range(0, len(correct), 32)]
+    summary = json.loads((out["improved"] / "summary.json").read_text())
+    assert summary["accuracy_batch_mean"] == pytest.approx(100 * np.mean(means))
+
+
+def _digest(folder: Path) -> dict:
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_rerun_of_a_finished_run_changes_nothing(runs):
+    cfg, out = runs
+    before = _digest(out["baseline"])
+    history = train_experiment(cfg, "baseline", out["baseline"], progress=False)
+    assert len(history) == 3
+    after = _digest(out["baseline"])
+    changed = {k for k in before if before[k] != after.get(k)}
+    assert changed <= {"provenance.json", "config.yaml"}
+    assert before["metrics.jsonl"] == after["metrics.jsonl"]
+
+
+def test_a_different_config_refuses_the_folder_and_leaves_it_untouched(runs, smoke_cache):
+    _, out = runs
+    before = _digest(out["baseline"])
+    other = smoke_config(smoke_cache, "experiments.baseline.trainable.0.lr=0.5")
+    with pytest.raises(RunError, match="different config"):
+        train_experiment(other, "baseline", out["baseline"], progress=False)
+    assert _digest(out["baseline"]) == before
+
+
+def test_missing_dataset_stops_evaluation_and_leaves_results(runs, tmp_path):
+    from convnext_tinyimagenet.data import DataError
+
+    cfg, out = runs
+    before = _digest(out["improved"])
+    broken = smoke_config(
+        tmp_path / "cache", "data.source=folder", f"data.folder.root={tmp_path / 'nowhere'}"
+    )
+    with pytest.raises(DataError, match="nowhere"):
+        evaluate_experiment(broken, "improved", out["improved"], progress=False)
+    assert _digest(out["improved"]) == before
+
+
+def test_evaluate_without_training_names_the_missing_model(smoke_cache, tmp_path):
+    with pytest.raises(RunError, match=r"model\.safetensors"):
+        evaluate_experiment(smoke_config(smoke_cache), "baseline", tmp_path, progress=False)
+
+
+def _cli(out: Path, cache: Path, *command: str) -> list[str]:
+    return [
+        sys.executable, "-m", "convnext_tinyimagenet", *command,
+        "--config", str(CONFIG), "--config", str(SMOKE), "--experiment", "improved",
+        "--out", str(out), "--no-progress",
+        "--set", f"data.cache_dir={cache}", "--set", "deterministic=true",
+        "--set", "experiments.improved.train.early_stopping.max_epochs=3",
+    ]  # fmt: skip
+
+
+def _train_and_evaluate(out: Path, cache: Path) -> None:
+    for command in ("train", "evaluate"):
+        subprocess.run(_cli(out, cache, command), check=True, capture_output=True)
+
+
+def _metrics_without_timings(path: Path) -> list[dict]:
+    timing = {"seconds", "train_seconds", "val_seconds", "images_per_second"}
+    return [
+        {k: v for k, v in json.loads(line).items() if k not in timing}
+        for line in path.read_text().splitlines()
+    ]
+
+
+def test_killed_run_resumes_to_the_same_result(tmp_path, smoke_cache):
+    """SIGKILL after epoch 1 is checkpointed; rerunning the command ends where a clean run ends."""
+    reference, resumed = tmp_path / "reference", tmp_path / "resumed"
+    _train_and_evaluate(reference, smoke_cache)
+
+    process = subprocess.Popen(_cli(resumed, smoke_cache, "train"))
+    latest = resumed / "checkpoints" / "latest.json"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        if latest.is_file() and json.loads(latest.read_text())["epoch"] >= 1:
+            break
+        time.sleep(0.02)
+    assert process.poll() is None, "the run ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_at = json.loads(latest.read_text())["epoch"]
+    assert killed_at < 3 and not (resumed / "model.safetensors").exists()
+
+    _train_and_evaluate(resumed, smoke_cache)
+    prov = json.loads((resumed / "provenance.json").read_text())
+    assert prov["train"]["resumed_after_epoch"] == killed_at
+    assert _metrics_without_timings(resumed / "metrics.jsonl") == _metrics_without_timings(
+        reference / "metrics.jsonl"
+    )
+    assert (resumed / "predictions.csv").read_bytes() == (
+        reference / "predictions.csv"
+    ).read_bytes()
