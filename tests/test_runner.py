@@ -59,9 +59,10 @@ def test_run_leaves_metrics_predictions_and_provenance(runs, name):
     assert (predictions["label"].to_numpy() == store.val.labels).all()
     summary = json.loads((run / "summary.json").read_text())
     assert summary["correct"] == int(predictions["correct"].sum())
-    assert summary["best_epoch"] == max(
-        (r for r in history if r["best"]), key=lambda r: r["epoch"]
-    )["epoch"]
+    assert (
+        summary["best_epoch"]
+        == max((r for r in history if r["best"]), key=lambda r: r["epoch"])["epoch"]
+    )
     assert len(summary["per_class"]) == len(store.classes)
 
     prov = json.loads((run / "provenance.json").read_text())
@@ -116,7 +117,7 @@ def test_a_different_config_refuses_the_folder_and_leaves_it_untouched(runs, smo
 def test_missing_dataset_stops_evaluation_and_leaves_results(runs, tmp_path):
     from convnext_tinyimagenet.data import DataError
 
-    cfg, out = runs
+    _, out = runs
     before = _digest(out["improved"])
     broken = smoke_config(
         tmp_path / "cache", "data.source=folder", f"data.folder.root={tmp_path / 'nowhere'}"

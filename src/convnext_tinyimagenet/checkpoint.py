@@ -51,7 +51,9 @@ def load_weights(model: nn.Module, path: Path) -> None:
     try:
         state = load_file(str(path))
     except Exception as exc:  # safetensors raises several types for a damaged file
-        raise CheckpointError(f"weights file {path} is not a readable safetensors file: {exc}")
+        raise CheckpointError(
+            f"weights file {path} is not a readable safetensors file: {exc}"
+        ) from exc
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise CheckpointError(

@@ -49,9 +49,7 @@ def predictions_frame(per_image: dict[str, np.ndarray], image_ids: np.ndarray) -
     )
 
 
-def summarize_predictions(
-    frame: pd.DataFrame, classes: Sequence[str], batch_size: int
-) -> dict:
+def summarize_predictions(frame: pd.DataFrame, classes: Sequence[str], batch_size: int) -> dict:
     """Exact, batch-mean and top-5 accuracy (%), Wilson 95 % interval and per-class accuracy."""
     n = len(frame)
     correct = int(frame["correct"].sum())
@@ -65,9 +63,7 @@ def summarize_predictions(
         "batch_size_for_mean": batch_size,
         "top5": 100.0 * float(frame["top5"].mean()),
         "wilson95": [100.0 * low, 100.0 * high],
-        "per_class": {
-            classes[int(label)]: 100.0 * float(acc) for label, acc in per_class.items()
-        },
+        "per_class": {classes[int(label)]: 100.0 * float(acc) for label, acc in per_class.items()},
     }
 
 

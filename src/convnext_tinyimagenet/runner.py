@@ -218,9 +218,7 @@ def train_experiment(cfg: dict, name: str, out: Path, *, progress: bool = True) 
     update_provenance(
         out,
         "train",
-        provenance.collect(
-            seed=cfg["seed"], device=device, data=store.info, config_digest=digest
-        )
+        provenance.collect(seed=cfg["seed"], device=device, data=store.info, config_digest=digest)
         | {
             "experiment": name,
             "precision": precision,
@@ -280,8 +278,12 @@ def evaluate_experiment(cfg: dict, name: str, out: Path, *, progress: bool = Tru
         provenance.collect(
             seed=cfg["seed"], device=device, data=store.info, config_digest=run_digest(cfg, name)
         )
-        | {"experiment": name, "precision": precision, "started": started,
-           "finished": provenance.now()},  # fmt: skip
+        | {
+            "experiment": name,
+            "precision": precision,
+            "started": started,
+            "finished": provenance.now(),
+        },
     )
     log.info(
         "%s: accuracy %.2f %% (batch-mean %.2f %%), 95 %% CI [%.2f, %.2f], top-5 %.2f %%",

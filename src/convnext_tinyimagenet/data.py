@@ -1,0 +1,791 @@
+"""TinyImageNet as one decoded, cached store, from any of three sources.
+
+`load_store` reads the `data:` section of the config and returns a `Store`: uint8 RGB images,
+int64 labels and content-derived image ids for the train and validation splits, plus the class
+names and a fingerprint of the data version. The sources:
+
+- ``hf``: a Hugging Face dataset (the baseline notebook read ``zh-plus/tiny-imagenet``), from the
+  hub or from a local directory.
+- ``folder``: the original ``tiny-imagenet-200.zip`` layout, read in place (the improved notebook).
+- ``synthetic``: generated, learnable stand-in data for offline demos and tests.
+
+Decoding happens once per data version: the arrays are written under
+``cache_dir/<source>-<fingerprint[:16]>/`` and every later load memory-maps them. A cache
+directory appears only complete (it is built in a temporary sibling and renamed into place), and
+a failing load never touches another version's cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.lib.format import open_memmap
+from PIL import Image
+from tqdm.auto import tqdm
+
+# Bump when the cache layout or decoding changes: it is part of every fingerprint, so old caches
+# are simply not found again instead of being misread.
+CACHE_FORMAT = 1
+# Bump when make_synthetic's output changes for the same parameters.
+SYNTHETIC_VERSION = 1
+
+# What torchvision's ImageFolder (which the improved notebook used) accepts as an image file.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+_SPLITS = ("train", "val")
+_ID_DTYPE = "<U16"  # image ids are 16 hex characters
+
+
+class DataError(Exception):
+    """The data (or the data config) is unusable; the message names the file, split or key."""
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """One split of the store, in a fixed row order.
+
+    Attributes:
+        images: uint8 array (N, H, W, 3), RGB; usually a read-only memmap of the cache.
+        labels: int64 array (N,), indices into `Store.classes`.
+        image_ids: str array (N,): `image_id` of each image, stable across sources.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    image_ids: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.images)
+        if len(self.labels) != n or len(self.image_ids) != n:
+            raise ValueError(
+                f"split arrays disagree in length: {n} images, {len(self.labels)} labels, "
+                f"{len(self.image_ids)} image ids"
+            )
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass(frozen=True, eq=False)
+class Store:
+    """The decoded dataset: both splits, class names and provenance.
+
+    Attributes:
+        train: the training split.
+        val: the validation split.
+        classes: class names (wnids for TinyImageNet); label i is `classes[i]`.
+        fingerprint: hex digest identifying the source, its version (and the parameters of
+            synthetic data) and the cache format.
+        info: JSON-able provenance: source, id/revision, root or synthetic parameters, counts,
+            fingerprint and the cache directory.
+    """
+
+    train: Split
+    val: Split
+    classes: tuple[str, ...]
+    fingerprint: str
+    info: dict
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a source will produce, known before anything is decoded."""
+
+    source: str
+    fingerprint: str
+    info: dict
+    # Writes the {train,val}_{images,labels,image_ids}.npy files into the given directory and
+    # returns the class names.
+    build: Callable[[Path, bool], tuple[str, ...]]
+
+
+def image_id(pixels: np.ndarray) -> str:
+    """Content id of one image: the first 16 hex digits of the SHA-256 of its pixels.
+
+    The same picture gets the same id whichever source decoded it, so predictions made on one
+    source's store can be joined with another's.
+
+    Args:
+        pixels: uint8 array (H, W, 3), RGB.
+
+    Returns:
+        16 lowercase hex characters.
+
+    Raises:
+        ValueError: if `pixels` is not a uint8 (H, W, 3) array.
+    """
+    if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
+        raise ValueError(f"expected uint8 (H, W, 3) pixels, got {pixels.dtype} {pixels.shape}")
+    return hashlib.sha256(np.ascontiguousarray(pixels).data).hexdigest()[:16]
+
+
+def load_store(data_cfg: dict, *, progress: bool = True) -> Store:
+    """Load the configured dataset, decoding it only if this version is not cached yet.
+
+    Args:
+        data_cfg: the `data:` mapping of config/config.yaml (`source`, `image_size`,
+            `cache_dir` and the section of the chosen source; `input_size` is not used here).
+        progress: show tqdm progress bars while decoding or generating.
+
+    Returns:
+        The store, its arrays memory-mapped read-only from
+        ``cache_dir/<source>-<fingerprint[:16]>/``.
+
+    Raises:
+        DataError: unknown source, missing config key, or unusable data; the message names the
+            key, split, class or file at fault.
+    """
+    source = _require(data_cfg, "source", "data")
+    image_size = int(_require(data_cfg, "image_size", "data"))
+    cache_root = Path(_require(data_cfg, "cache_dir", "data")).expanduser()
+    planners = {"hf": _plan_hf, "folder": _plan_folder, "synthetic": _plan_synthetic}
+    if source not in planners:
+        raise DataError(f"data.source is {source!r}; expected one of {sorted(planners)}")
+    plan = planners[source](data_cfg, image_size)
+    cache_dir = cache_root / f"{source}-{plan.fingerprint[:16]}"
+    if not cache_dir.exists():
+        _build_cache(plan, cache_dir, image_size, progress)
+    return _open_cache(cache_dir, plan.fingerprint)
+
+
+# --------------------------------------------------------------------------------------------
+# Config helpers and validation shared by all sources
+
+
+def _require(mapping: Any, key: str, where: str) -> Any:
+    if not isinstance(mapping, Mapping) or key not in mapping or mapping[key] is None:
+        raise DataError(f"config key {where}.{key} is missing")
+    return mapping[key]
+
+
+def _fingerprint(payload: dict) -> str:
+    text = json.dumps({"cache_format": CACHE_FORMAT, **payload}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _check_labels(
+    split: str, labels: np.ndarray, classes: tuple[str, ...], *, is_train: bool
+) -> None:
+    """Labels must be in range; every class needs training images."""
+    if len(labels) == 0:
+        raise DataError(f"the {split} split is empty")
+    bad = (labels < 0) | (labels >= len(classes))
+    if bad.any():
+        raise DataError(
+            f"the {split} split has {int(bad.sum())} label(s) outside [0, {len(classes)}), "
+            f"first {int(labels[bad][0])} at row {int(np.flatnonzero(bad)[0])}"
+        )
+    if is_train:
+        counts = np.bincount(labels, minlength=len(classes))
+        if (counts == 0).any():
+            missing = [classes[i] for i in np.flatnonzero(counts == 0)]
+            raise DataError(
+                f"class {missing[0]!r} (index {classes.index(missing[0])}) has no images in the "
+                f"train split ({len(missing)} class(es) without images: {missing[:5]})"
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding
+
+
+def _decode_image(source: bytes | Path, image_size: int, what: str) -> np.ndarray:
+    """Decode one encoded image (bytes or a file) to uint8 RGB, checking its size."""
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
+            # TinyImageNet holds some grayscale JPEGs; the network wants 3 equal channels.
+            rgb = im.convert("RGB") if im.mode != "RGB" else im
+            pixels = np.asarray(rgb, dtype=np.uint8)
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+        raise DataError(f"cannot decode {what}: {exc}") from exc
+    if pixels.shape != (image_size, image_size, 3):
+        height, width = pixels.shape[:2]
+        raise DataError(f"{what} is {width}x{height}, expected {image_size}x{image_size}")
+    return pixels
+
+
+def _decode_split(
+    sources: Iterable[bytes | Path | None],
+    describe: Callable[[int], str],
+    count: int,
+    out_dir: Path,
+    split: str,
+    image_size: int,
+    progress: bool,
+) -> None:
+    """Decode `count` images into a preallocated memmap in `out_dir`, with their ids.
+
+    The pixels go straight into the cache file: 110,000 images of 64x64x3 bytes are 1.35 GB,
+    which a list of PIL images would hold in memory, and then again as one array.
+    """
+    shape = (count, image_size, image_size, 3)
+    images = open_memmap(out_dir / f"{split}_images.npy", mode="w+", dtype=np.uint8, shape=shape)
+    ids = np.empty(count, dtype=_ID_DTYPE)
+    done = 0
+    bar = tqdm(total=count, desc=f"decoding {split}", unit="img", disable=not progress)
+    with bar:
+        for source in sources:
+            if source is None:
+                raise DataError(f"{describe(done)} holds no image data")
+            pixels = _decode_image(source, image_size, describe(done))
+            images[done] = pixels
+            ids[done] = image_id(pixels)
+            done += 1
+            bar.update()
+    if done != count:  # a source that yields fewer rows than it announced is a bug, not data
+        raise DataError(f"{split}: expected {count} images, decoded {done}")
+    images.flush()
+    del images
+    np.save(out_dir / f"{split}_image_ids.npy", ids)
+
+
+# --------------------------------------------------------------------------------------------
+# Source: Hugging Face datasets
+
+
+def _plan_hf(data_cfg: dict, image_size: int) -> _Plan:
+    hf_cfg = _require(data_cfg, "hf", "data")
+    dataset_id = str(_require(hf_cfg, "id", "data.hf"))
+    split_names = {"train": hf_cfg.get("train_split") or "train"}
+    split_names["val"] = hf_cfg.get("val_split") or "valid"
+    local = Path(dataset_id).expanduser().is_dir()
+    revision = None if local else hf_cfg.get("revision")
+    dataset_dict = _load_hf(dataset_id, revision, local)
+    splits = {}
+    for split, name in split_names.items():
+        if name not in dataset_dict:
+            raise DataError(
+                f"Hugging Face dataset {dataset_id!r} has no split {name!r} "
+                f"(data.hf.{split}_split); available: {sorted(dataset_dict)}"
+            )
+        splits[split] = dataset_dict[name]
+    classes = _hf_classes(dataset_id, split_names, splits)
+    split_fingerprints = {split: ds._fingerprint for split, ds in splits.items()}
+    fingerprint = _fingerprint(
+        {
+            "source": "hf",
+            "id": dataset_id,
+            "revision": revision,
+            "image_size": image_size,
+            "splits": split_names,
+            "split_fingerprints": split_fingerprints,
+        }
+    )
+    info = {
+        "source": "hf",
+        "id": dataset_id,
+        "revision": revision,
+        "local": local,
+        "train_split": split_names["train"],
+        "val_split": split_names["val"],
+        "split_fingerprints": split_fingerprints,
+    }
+
+    def build(out_dir: Path, progress: bool) -> tuple[str, ...]:
+        for split, ds in splits.items():
+            labels = _hf_labels(ds, split_names[split])
+            _check_labels(split_names[split], labels, classes, is_train=split == "train")
+            np.save(out_dir / f"{split}_labels.npy", labels)
+        for split, ds in splits.items():
+            name = split_names[split]
+            _decode_split(
+                _hf_image_sources(ds),
+                lambda i, name=name: f"image at row {i} of split {name!r} of {dataset_id!r}",
+                len(ds),
+                out_dir,
+                split,
+                image_size,
+                progress,
+            )
+        return classes
+
+    return _Plan("hf", fingerprint, info, build)
+
+
+def _load_hf(dataset_id: str, revision: str | None, local: bool) -> Any:
+    import datasets  # heavy import (about a second); only the hf source needs it
+
+    try:
+        if local:
+            return datasets.load_dataset(str(Path(dataset_id).expanduser()))
+        return datasets.load_dataset(dataset_id, revision=revision)
+    except Exception as exc:  # any loader failure becomes one readable message
+        where = "local directory" if local else f"revision {revision!r}"
+        raise DataError(
+            f"cannot load Hugging Face dataset {dataset_id!r} ({where}): {exc}"
+        ) from exc
+
+
+def _hf_classes(dataset_id: str, split_names: dict, splits: dict) -> tuple[str, ...]:
+    """Class names from the ClassLabel feature (one feature set serves all splits)."""
+    import datasets
+
+    for split, ds in splits.items():
+        features = ds.features
+        where = f"split {split_names[split]!r} of {dataset_id!r}"
+        if not isinstance(features.get("image"), datasets.Image):
+            raise DataError(f"{where} has no 'image' column of type Image: {dict(features)}")
+        if not isinstance(features.get("label"), datasets.ClassLabel):
+            raise DataError(
+                f"{where} has no 'label' column of type ClassLabel "
+                f"(got {features.get('label')}); class names come from it"
+            )
+    return tuple(splits["train"].features["label"].names)
+
+
+def _hf_labels(ds: Any, name: str) -> np.ndarray:
+    column = ds.with_format("arrow")["label"]
+    if column.null_count:
+        raise DataError(f"the {name} split has {column.null_count} missing label(s)")
+    return column.to_numpy().astype(np.int64)
+
+
+def _hf_image_sources(ds: Any, batch_size: int = 1024) -> Iterator[bytes | Path | None]:
+    """Encoded images (bytes, else a local path) without letting `datasets` decode them.
+
+    Reading the Arrow storage directly lets our decoder name the failing row, and skips the
+    PIL objects that `datasets` would build per row.
+    """
+    table = ds.with_format("arrow")
+    for start in range(0, len(ds), batch_size):
+        for chunk in table[start : start + batch_size]["image"].chunks:
+            paths = chunk.field("path").to_pylist()
+            for data, path in zip(chunk.field("bytes").to_pylist(), paths, strict=True):
+                yield data if data is not None else (Path(path) if path else None)
+
+
+# --------------------------------------------------------------------------------------------
+# Source: the tiny-imagenet-200.zip folder layout
+
+
+@dataclass(frozen=True)
+class _FolderListing:
+    classes: tuple[str, ...]
+    train: list[tuple[str, int]]  # (path relative to root, label), in published row order
+    val: list[tuple[str, int]]
+    metadata_files: tuple[str, ...]  # text files whose content defines the labels
+
+
+def _plan_folder(data_cfg: dict, image_size: int) -> _Plan:
+    folder_cfg = _require(data_cfg, "folder", "data")
+    root = Path(_require(folder_cfg, "root", "data.folder")).expanduser().resolve()
+    listing = _list_folder(root)
+    files = [*listing.metadata_files, *(rel for rel, _ in listing.train + listing.val)]
+    # Sizes and modification times identify the version without reading 110,000 files.
+    stats = [_stat(root, rel) for rel in sorted(files)]
+    fingerprint = _fingerprint(
+        {"source": "folder", "image_size": image_size, "wnids": listing.classes, "files": stats}
+    )
+    info = {"source": "folder", "root": str(root)}
+
+    def build(out_dir: Path, progress: bool) -> tuple[str, ...]:
+        for split, entries in (("train", listing.train), ("val", listing.val)):
+            labels = np.array([label for _, label in entries], dtype=np.int64)
+            _check_labels(split, labels, listing.classes, is_train=split == "train")
+            np.save(out_dir / f"{split}_labels.npy", labels)
+        for split, entries in (("train", listing.train), ("val", listing.val)):
+            rels = [rel for rel, _ in entries]
+            _decode_split(
+                (root / rel for rel in rels),
+                lambda i, rels=rels: f"image file {root / rels[i]}",
+                len(rels),
+                out_dir,
+                split,
+                image_size,
+                progress,
+            )
+        return listing.classes
+
+    return _Plan("folder", fingerprint, info, build)
+
+
+def _stat(root: Path, rel: str) -> tuple[str, int, int]:
+    try:
+        st = (root / rel).stat()
+    except OSError as exc:
+        raise DataError(f"cannot read {root / rel}: {exc}") from exc
+    return rel, st.st_size, st.st_mtime_ns
+
+
+def _require_path(path: Path, kind: str) -> Path:
+    ok = path.is_dir() if kind == "directory" else path.is_file()
+    if not ok:
+        raise DataError(f"TinyImageNet {kind} {path} does not exist")
+    return path
+
+
+def _image_names(directory: Path) -> list[str]:
+    """Image file names in `directory`, plain string order (as ImageFolder sorts them)."""
+    if not directory.is_dir():
+        return []
+    with os.scandir(directory) as entries:
+        return sorted(
+            e.name for e in entries if e.is_file() and e.name.lower().endswith(IMAGE_EXTENSIONS)
+        )
+
+
+def _list_folder(root: Path) -> _FolderListing:
+    """Every image of the layout with its label, checked against wnids.txt and the annotations."""
+    _require_path(root, "directory")
+    wnids_file = _require_path(root / "wnids.txt", "file")
+    wnids = [line.strip() for line in wnids_file.read_text().splitlines() if line.strip()]
+    if not wnids:
+        raise DataError(f"{wnids_file} lists no classes")
+    if len(set(wnids)) != len(wnids):
+        raise DataError(f"{wnids_file} lists a class twice")
+    # Sorted wnids are the published label order (ImageFolder's, and the HF dataset's).
+    classes = tuple(sorted(wnids))
+    index = {wnid: i for i, wnid in enumerate(classes)}
+
+    train_dir = _require_path(root / "train", "directory")
+    unknown = sorted(p.name for p in train_dir.iterdir() if p.is_dir() and p.name not in index)
+    if unknown:
+        raise DataError(f"{train_dir / unknown[0]} is not a class listed in {wnids_file}")
+    train = [
+        (f"train/{wnid}/images/{name}", label)
+        for wnid, label in index.items()
+        for name in _image_names(train_dir / wnid / "images")
+    ]
+
+    val_dir = _require_path(root / "val" / "images", "directory")
+    annotations = _require_path(root / "val" / "val_annotations.txt", "file")
+    val_labels = _read_annotations(annotations, index)
+    for name in _image_names(val_dir):
+        if name not in val_labels:
+            raise DataError(f"{val_dir / name} has no entry in {annotations}")
+    for name in val_labels:
+        if not (val_dir / name).is_file():
+            raise DataError(f"{val_dir / name}, listed in {annotations}, does not exist")
+    val = [
+        (f"val/images/{name}", label)
+        for name, label in sorted(val_labels.items(), key=lambda item: (item[1], item[0]))
+    ]
+    return _FolderListing(classes, train, val, ("wnids.txt", "val/val_annotations.txt"))
+
+
+def _read_annotations(path: Path, index: dict[str, int]) -> dict[str, int]:
+    """val_annotations.txt: `file<TAB>wnid<TAB>x0<TAB>y0<TAB>x1<TAB>y1` per line."""
+    labels: dict[str, int] = {}
+    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) < 2:
+            raise DataError(f"{path}, line {lineno}: expected tab-separated file name and wnid")
+        name, wnid = fields[0].strip(), fields[1].strip()
+        if wnid not in index:
+            raise DataError(f"{path}, line {lineno}: wnid {wnid!r} is not in wnids.txt")
+        if name in labels:
+            raise DataError(f"{path}, line {lineno}: {name} is annotated twice")
+        labels[name] = index[wnid]
+    return labels
+
+
+# --------------------------------------------------------------------------------------------
+# Source: synthetic
+
+# Per-image brightness of the pattern: base + stripes + blob, in [0.3, 1.0] of the class colour.
+_SHADE_BASE, _SHADE_STRIPES, _SHADE_BLOB = 0.3, 0.45, 0.25
+_JITTER = 0.04  # per-image brightness (relative) and colour (std, half of it) jitter
+_BLOB_SIGMA = 0.15  # blob radius, as a fraction of the image side
+_CHUNK = 128  # images per generation task; fixed so output never depends on the thread count
+# Triangular noise u + v - 255 from two uniform bytes: std sqrt(2 * (256**2 - 1) / 12).
+_TRIANGULAR_STD = float(np.sqrt(2 * (256**2 - 1) / 12))
+
+
+def make_synthetic(
+    num_classes: int,
+    train_per_class: int,
+    val_per_class: int,
+    image_size: int,
+    grayscale_fraction: float,
+    noise: float,
+    seed: int,
+) -> tuple[Split, Split, tuple[str, ...]]:
+    """Generate a learnable, deterministic stand-in for TinyImageNet.
+
+    Each class has its own colour (points of a lattice in the RGB cube, so even 200 classes sit
+    at least 0.14 apart), stripe orientation and frequency, and blob position; each image
+    jitters the colour, the stripe phase and the blob, then adds per-pixel noise. Colour alone
+    separates the classes; the pattern keeps grayscale images learnable. Rows are sorted by
+    class, like the folder source.
+
+    Args:
+        num_classes: number of classes, named ``s000``, ``s001``, ...
+        train_per_class: training images per class.
+        val_per_class: validation images per class.
+        image_size: side of the square images.
+        grayscale_fraction: fraction of each split made grayscale (R = G = B, PIL's luma), as
+            TinyImageNet's grayscale JPEGs become after conversion to RGB.
+        noise: standard deviation of the per-pixel noise, in units of the full range 0..255.
+        seed: the only source of randomness.
+
+    Returns:
+        The train split, the validation split and the class names.
+
+    Raises:
+        DataError: if a parameter is out of range (the message names it).
+    """
+    params = {
+        "num_classes": num_classes,
+        "train_per_class": train_per_class,
+        "val_per_class": val_per_class,
+        "image_size": image_size,
+        "grayscale_fraction": grayscale_fraction,
+        "noise": noise,
+        "seed": seed,
+    }
+    return _synthesise(params, lambda split, shape: np.empty(shape, np.uint8), progress=False)
+
+
+def _synthesise(
+    params: dict[str, Any],
+    allocate: Callable[[str, tuple[int, ...]], np.ndarray],
+    progress: bool,
+) -> tuple[Split, Split, tuple[str, ...]]:
+    """make_synthetic, with the image arrays from `allocate(split, shape)` (memory or a file)."""
+    _check_synthetic_params(params)
+    num_classes, size = params["num_classes"], params["image_size"]
+    # Independent streams: the validation images do not change when train_per_class does.
+    proto_seq, train_seq, val_seq = np.random.SeedSequence(params["seed"]).spawn(3)
+    protos = _class_prototypes(num_classes, np.random.default_rng(proto_seq))
+    splits = []
+    for split, seq in (("train", train_seq), ("val", val_seq)):
+        count = num_classes * params[f"{split}_per_class"]
+        images = allocate(split, (count, size, size, 3))
+        style = {key: params[key] for key in ("grayscale_fraction", "noise")}
+        splits.append(_render_split(protos, images, seq, **style, progress=progress))
+    width = max(3, len(str(num_classes - 1)))  # names sort in label order
+    classes = tuple(f"s{i:0{width}d}" for i in range(num_classes))
+    return splits[0], splits[1], classes
+
+
+def _check_synthetic_params(params: dict[str, Any]) -> None:
+    valid = {
+        "num_classes": lambda v: v >= 1,
+        "train_per_class": lambda v: v >= 1,
+        "val_per_class": lambda v: v >= 1,
+        "image_size": lambda v: v >= 4,
+        "grayscale_fraction": lambda v: 0.0 <= v <= 1.0,
+        "noise": lambda v: v >= 0.0,
+    }
+    for key, ok in valid.items():
+        if not ok(params[key]):
+            raise DataError(f"synthetic parameter {key} = {params[key]!r} is out of range")
+
+
+def _class_prototypes(num_classes: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Per-class colour, stripe direction/frequency and blob centre."""
+    levels = int(np.ceil(num_classes ** (1 / 3) - 1e-9))
+    grid = np.linspace(0.2, 0.9, levels) if levels > 1 else np.array([0.55])
+    lattice = np.stack(np.meshgrid(grid, grid, grid, indexing="ij"), axis=-1).reshape(-1, 3)
+    colours = lattice[rng.permutation(len(lattice))[:num_classes]]
+    return {
+        "colour": colours.astype(np.float32),
+        "angle": rng.permutation(num_classes) * (np.pi / num_classes) + rng.uniform(0, 0.1),
+        "cycles": rng.uniform(1.5, 5.0, num_classes),  # stripe periods across the image
+        "centre": rng.uniform(0.25, 0.75, (num_classes, 2)),  # blob (y, x), image-relative
+    }
+
+
+def _render_split(
+    protos: dict[str, np.ndarray],
+    images: np.ndarray,
+    seq: np.random.SeedSequence,
+    grayscale_fraction: float,
+    noise: float,
+    progress: bool,
+) -> Split:
+    """Fill `images` (N, H, W, 3), N a multiple of the class count, in class order."""
+    num_classes, count = len(protos["colour"]), len(images)
+    labels = np.repeat(np.arange(num_classes, dtype=np.int64), count // num_classes)
+    mask_seq, *chunk_seqs = seq.spawn(1 + -(-count // _CHUNK))
+    # Exactly round(fraction * N) grayscale images, spread over all classes at random.
+    grayscale = np.zeros(count, dtype=bool)
+    num_gray = round(grayscale_fraction * count)
+    grayscale[np.random.default_rng(mask_seq).permutation(count)[:num_gray]] = True
+    ids = np.empty(count, dtype=_ID_DTYPE)
+
+    def render(chunk: int) -> slice:
+        rows = slice(chunk * _CHUNK, min(count, (chunk + 1) * _CHUNK))
+        rng = np.random.default_rng(chunk_seqs[chunk])
+        _render_chunk(protos, labels[rows], noise, rng, out=images[rows])
+        for i in range(rows.start, rows.stop):
+            if grayscale[i]:
+                images[i] = _to_grayscale(images[i])
+            ids[i] = image_id(images[i])
+        return rows
+
+    # numpy and hashlib release the GIL, so threads use every core; chunks own their streams.
+    bar = tqdm(total=count, desc="generating images", unit="img", disable=not progress)
+    with bar, ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        for chunk in pool.map(render, range(len(chunk_seqs))):
+            bar.update(chunk.stop - chunk.start)
+    return Split(images, labels, ids)
+
+
+def _render_chunk(
+    protos: dict[str, np.ndarray],
+    labels: np.ndarray,
+    noise: float,
+    rng: np.random.Generator,
+    *,
+    out: np.ndarray,
+) -> None:
+    """Write the images for `labels` into `out` (B, H, W, 3).
+
+    All array work happens in (B, 3, H, W) float32, whose contiguous rows numpy handles fast;
+    only the final cast into `out` reorders the channels.
+    """
+    b, size = len(labels), out.shape[1]
+    t = ((np.arange(size) + 0.5) / size).astype(np.float32)
+    # Stripes sin(a*x + c*y + phase) split into sums of row x column products, so the
+    # whole shade is one batched (H x 5) @ (5 x W) matmul per image and channel.
+    freq = 2 * np.pi * protos["cycles"][labels]
+    angle = protos["angle"][labels]
+    phase = rng.uniform(0, 2 * np.pi, b)
+    ax = (freq * np.cos(angle))[:, None] * t + phase[:, None]
+    cy = (freq * np.sin(angle))[:, None] * t
+    centre = protos["centre"][labels] + rng.normal(0, 0.04, (b, 2))
+    gauss_y = np.exp(-((t - centre[:, :1]) ** 2) / (2 * _BLOB_SIGMA**2))
+    gauss_x = np.exp(-((t - centre[:, 1:]) ** 2) / (2 * _BLOB_SIGMA**2))
+    ones = np.ones((b, size))
+    half = _SHADE_STRIPES / 2
+    rows = np.stack([ones, np.cos(cy), np.sin(cy), gauss_y, ones], axis=-1)  # (B, H, 5)
+    cols = np.stack(  # (B, 5, W)
+        [(_SHADE_BASE + half) * ones, half * np.sin(ax), half * np.cos(ax), _SHADE_BLOB * gauss_x],
+        axis=1,
+    )
+    # Small jitter: neighbouring lattice colours are 0.14 apart at 200 classes.
+    colour = protos["colour"][labels] * rng.uniform(1 - _JITTER, 1 + _JITTER, (b, 1))
+    colour = np.clip(colour + rng.normal(0, _JITTER / 2, (b, 3)), 0, 1) * 255
+    # The noise is u + v - 255 (u, v uniform bytes), scaled to std noise*255; its -255 offset
+    # and the +0.5 that makes the final cast round ride along as the fifth matmul term.
+    scale = np.float32(noise * 255 / _TRIANGULAR_STD)
+    offset = np.full((b, 3, 1, size), 0.5 - 255 * scale)
+    right = np.concatenate([colour[:, :, None, None] * cols[:, None], offset], axis=2)
+    right = right.astype(np.float32)  # (B, 3, 5, W)
+    pixels = rows[:, None].astype(np.float32) @ right  # (B, 3, H, W)
+    if noise > 0:
+        uv = rng.bit_generator.random_raw(-(-2 * pixels.size // 8)).view(np.uint8)
+        tri = np.add(uv[: pixels.size], uv[pixels.size : 2 * pixels.size], dtype=np.int16)
+        pixels += tri.reshape(pixels.shape) * scale
+    # With the +0.5 already in, truncating a value clipped to [0, 256) rounds to 0..255.
+    np.clip(pixels, 0, 255.99, out=pixels)
+    np.copyto(out, pixels.transpose(0, 2, 3, 1), casting="unsafe")
+
+
+def _to_grayscale(pixels: np.ndarray) -> np.ndarray:
+    """PIL's RGB -> L conversion (ITU-R 601-2 luma, fixed point), replicated to 3 channels."""
+    rgb = pixels.astype(np.uint32)
+    luma = (rgb[..., 0] * 19595 + rgb[..., 1] * 38470 + rgb[..., 2] * 7471 + 0x8000) >> 16
+    return np.repeat(luma.astype(np.uint8)[..., None], 3, axis=-1)
+
+
+def _plan_synthetic(data_cfg: dict, image_size: int) -> _Plan:
+    syn_cfg = _require(data_cfg, "synthetic", "data")
+    types = {
+        "num_classes": int,
+        "train_per_class": int,
+        "val_per_class": int,
+        "grayscale_fraction": float,
+        "noise": float,
+        "seed": int,
+    }
+    params = {key: cast(_require(syn_cfg, key, "data.synthetic")) for key, cast in types.items()}
+    params["image_size"] = image_size
+    fingerprint = _fingerprint(
+        {"source": "synthetic", "generator": SYNTHETIC_VERSION, "params": params}
+    )
+    info = {"source": "synthetic", "generator": SYNTHETIC_VERSION, "params": params}
+
+    def build(out_dir: Path, progress: bool) -> tuple[str, ...]:
+        def allocate(split: str, shape: tuple[int, ...]) -> np.ndarray:
+            # Straight into the cache file: no second 1.2 GB copy in memory.
+            path = out_dir / f"{split}_images.npy"
+            return open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+
+        train, val, classes = _synthesise(params, allocate, progress)
+        for split, part in (("train", train), ("val", val)):
+            _check_labels(split, part.labels, classes, is_train=split == "train")
+            part.images.flush()
+            np.save(out_dir / f"{split}_labels.npy", part.labels)
+            np.save(out_dir / f"{split}_image_ids.npy", part.image_ids)
+        return classes
+
+    return _Plan("synthetic", fingerprint, info, build)
+
+
+# --------------------------------------------------------------------------------------------
+# Cache
+
+
+def _build_cache(plan: _Plan, cache_dir: Path, image_size: int, progress: bool) -> None:
+    """Build the cache in a temporary sibling, then rename it into place in one step."""
+    cache_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache_dir.parent / f".{cache_dir.name}.partial-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        classes = plan.build(tmp, progress)
+        counts = {f"num_{split}": len(np.load(tmp / f"{split}_labels.npy")) for split in _SPLITS}
+        info = {
+            **plan.info,
+            "fingerprint": plan.fingerprint,
+            "image_size": image_size,
+            "num_classes": len(classes),
+            **counts,
+        }
+        meta = {
+            "format": CACHE_FORMAT,
+            "fingerprint": plan.fingerprint,
+            "classes": list(classes),
+            "info": info,
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+        try:
+            tmp.replace(cache_dir)
+        except OSError:
+            # Another process finished the same version first; its cache is as good as ours.
+            if not (cache_dir / "meta.json").is_file():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _open_cache(cache_dir: Path, fingerprint: str) -> Store:
+    """Memory-map a complete cache directory, checking it is the version asked for."""
+    hint = f"delete {cache_dir} to rebuild it"
+    try:
+        meta = json.loads((cache_dir / "meta.json").read_text())
+        arrays = {
+            f"{split}_{kind}": np.load(cache_dir / f"{split}_{kind}.npy", mmap_mode="r")
+            for split in _SPLITS
+            for kind in ("images", "labels", "image_ids")
+        }
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cache {cache_dir} is unreadable ({exc}); {hint}") from exc
+    if meta.get("format") != CACHE_FORMAT or meta.get("fingerprint") != fingerprint:
+        raise DataError(f"cache {cache_dir} holds another data version; {hint}")
+    try:
+        splits = {
+            split: Split(
+                arrays[f"{split}_images"], arrays[f"{split}_labels"], arrays[f"{split}_image_ids"]
+            )
+            for split in _SPLITS
+        }
+    except ValueError as exc:
+        raise DataError(f"cache {cache_dir} is inconsistent ({exc}); {hint}") from exc
+    info = {**meta["info"], "cache": str(cache_dir)}
+    return Store(splits["train"], splits["val"], tuple(meta["classes"]), fingerprint, info)
