@@ -5,14 +5,15 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ENV_FILES := envs/requirements.txt envs/requirements-dev.txt envs/lock.txt pyproject.toml
-DEMO_OUT ?= results/demo
+# Workflow rules call `python`, `papermill`...: run them with the venv first on PATH.
+RUN    := PATH="$(abspath $(BIN)):$$PATH"
 
-.PHONY: help venv demo test lint format lock clean-demo
+.PHONY: help venv demo test lint format lock
 
 help:
 	@echo "make demo   offline demo: both experiments on synthetic data (CPU, minutes)"
 	@echo "make test   the whole test suite (lint included)"
-	@echo "make lint   ruff only"
+	@echo "make lint   ruff, snakefmt, snakemake --lint"
 
 venv: $(STAMP)
 
@@ -24,30 +25,25 @@ $(STAMP): $(ENV_FILES)
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@touch $(STAMP)
 
-SMOKE := --config config/config.yaml --config config/smoke.yaml
-
-# Offline demo: both experiments on the synthetic dataset (config/smoke.yaml), CPU or GPU.
+# Offline demo: the whole workflow on the synthetic dataset (config/smoke.yaml) into results/demo/.
 demo: $(STAMP)
-	$(BIN)/python -m convnext_tinyimagenet prepare-data $(SMOKE) --out $(DEMO_OUT)/data.json
-	@for exp in baseline improved; do \
-		$(BIN)/python -m convnext_tinyimagenet train $(SMOKE) --experiment $$exp --out $(DEMO_OUT)/$$exp && \
-		$(BIN)/python -m convnext_tinyimagenet evaluate $(SMOKE) --experiment $$exp --out $(DEMO_OUT)/$$exp \
-		|| exit 1; \
-	done
-	@echo "demo results: $(DEMO_OUT)/{baseline,improved}/ (summary.json, predictions.csv, metrics.jsonl)"
+	$(RUN) $(BIN)/snakemake --cores all --configfile config/smoke.yaml
+	@echo "demo outputs: results/demo/ (notebooks, figures, tables), paper/build/paper.pdf"
 
-test: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
-	$(BIN)/python -m pytest
+test: $(STAMP) lint
+	$(RUN) $(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
+	$(BIN)/snakefmt --check Snakefile rules
+	$(RUN) $(BIN)/snakemake --lint
+	$(RUN) $(BIN)/snakemake --lint --configfile config/smoke.yaml
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests
 	$(BIN)/ruff check --fix src tests
+	$(BIN)/snakefmt Snakefile rules
 
 lock: $(STAMP)
 	( echo "# Full pin set of the environment built from requirements*.txt (pip freeze, Python 3.11, x86-64)."; \

@@ -122,7 +122,7 @@ def test_smoke_config_merges_onto_paper_config(paper: dict, smoke: dict) -> None
         1e-4,
         3e-4,
     ]
-    assert smoke["published"] == paper["published"]
+    assert smoke["published"] == paper["published"] | {"use_predictions": False}
 
 
 def test_smoke_config_holds_only_overrides(paper: dict) -> None:

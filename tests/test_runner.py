@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -105,13 +106,19 @@ def test_rerun_of_a_finished_run_changes_nothing(runs):
     assert before["metrics.jsonl"] == after["metrics.jsonl"]
 
 
-def test_a_different_config_refuses_the_folder_and_leaves_it_untouched(runs, smoke_cache):
+def test_a_changed_config_trains_afresh_and_keeps_the_earlier_checkpoints(
+    runs, smoke_cache, tmp_path
+):
     _, out = runs
-    before = _digest(out["baseline"])
-    other = smoke_config(smoke_cache, "experiments.baseline.trainable.0.lr=0.5")
-    with pytest.raises(RunError, match="different config"):
-        train_experiment(other, "baseline", out["baseline"], progress=False)
-    assert _digest(out["baseline"]) == before
+    run = tmp_path / "baseline"
+    shutil.copytree(out["baseline"], run)
+    (earlier,) = (run / "checkpoints").iterdir()
+    before = _digest(earlier)
+    changed = smoke_config(smoke_cache, "experiments.baseline.train.early_stopping.max_epochs=1")
+    history = train_experiment(changed, "baseline", run, progress=False)
+    assert len(history) == 1  # not resumed from the 3-epoch run
+    assert _digest(earlier) == before
+    assert len(list((run / "checkpoints").iterdir())) == 2
 
 
 def test_missing_dataset_stops_evaluation_and_leaves_results(runs, tmp_path):
@@ -161,10 +168,13 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, smoke_cache):
     _train_and_evaluate(reference, smoke_cache)
 
     process = subprocess.Popen(_cli(resumed, smoke_cache, "train"))
-    latest = resumed / "checkpoints" / "latest.json"
+    checkpoints = resumed / "checkpoints"
     deadline = time.monotonic() + 300
+    latest = None
     while time.monotonic() < deadline and process.poll() is None:
-        if latest.is_file() and json.loads(latest.read_text())["epoch"] >= 1:
+        found = list(checkpoints.glob("*/latest.json"))
+        if found and json.loads(found[0].read_text())["epoch"] >= 1:
+            latest = found[0]
             break
         time.sleep(0.02)
     assert process.poll() is None, "the run ended before it could be killed"

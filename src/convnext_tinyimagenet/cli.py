@@ -15,13 +15,26 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import paths
 from .checkpoint import CheckpointError
 from .config import DEFAULT_CONFIG, ConfigError, experiment_config, load_config
 from .data import DataError
+from .figures import ResultFileError
 from .models import ModelError
+from .paper import PaperError
+from .published import PublishedError
 from .runner import RunError
 
-USER_ERRORS = (ConfigError, DataError, ModelError, RunError, CheckpointError)
+USER_ERRORS = (
+    ConfigError,
+    DataError,
+    ModelError,
+    RunError,
+    CheckpointError,
+    PublishedError,
+    ResultFileError,
+    PaperError,
+)
 
 
 def _common(parser: argparse.ArgumentParser, *, experiment: bool) -> None:
@@ -79,6 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate --out/model.safetensors: predictions.csv and summary.json.",
     )
     _common(evaluate, experiment=True)
+    step = commands.add_parser(
+        "step",
+        help="one workflow step (what a Snakemake rule runs)",
+        description="Run one step of the workflow by its rule name; outputs go under the "
+        "config's output_dir. Steps: " + ", ".join(STEPS),
+    )
+    step.add_argument("name", choices=sorted(STEPS), metavar="NAME", help="the step's rule name")
+    _common(step, experiment=False)
+    step.add_argument("--experiment", help="experiment name, for per-experiment steps")
     return parser
 
 
@@ -121,7 +143,72 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"prepare-data": cmd_prepare_data, "train": cmd_train, "evaluate": cmd_evaluate}
+def _needs_store(function):
+    """Wrap a step that also takes the decoded data store (the image grids)."""
+
+    def step(cfg: dict, experiment: str) -> object:
+        from .data import load_store
+
+        return function(cfg, experiment, load_store(cfg["data"], progress=False))
+
+    return step
+
+
+def _steps() -> dict:
+    """Step name (the Snakemake rule's name) -> callable(cfg, experiment)."""
+    from . import figures, paper, published, tables
+
+    return {
+        "summarize_published": lambda cfg, _: published.summarize_published(
+            cfg, paths.published_summary(cfg)
+        ),
+        "plot_learning_curves": lambda cfg, _: figures.plot_learning_curves(cfg),
+        "plot_per_class_accuracy": lambda cfg, _: figures.plot_per_class_accuracy(cfg),
+        "plot_correct_wrong": _needs_store(figures.plot_correct_wrong),
+        "plot_class_grid": _needs_store(figures.plot_class_grid),
+        "make_results_table": lambda cfg, _: tables.make_results_table(cfg),
+        "make_class_table": tables.make_class_table,
+        "make_recipe_table": lambda cfg, _: tables.make_recipe_table(cfg),
+        "make_discrepancies_table": lambda cfg, _: tables.make_discrepancies_table(cfg),
+        "make_paper_inputs": lambda cfg, _: paper.make_paper_inputs(cfg),
+        "build_paper": lambda cfg, _: paper.build_paper(),
+    }
+
+
+PER_EXPERIMENT_STEPS = {"plot_correct_wrong", "plot_class_grid", "make_class_table"}
+STEPS = (
+    "summarize_published",
+    "plot_learning_curves",
+    "plot_per_class_accuracy",
+    "plot_correct_wrong",
+    "plot_class_grid",
+    "make_results_table",
+    "make_class_table",
+    "make_recipe_table",
+    "make_discrepancies_table",
+    "make_paper_inputs",
+    "build_paper",
+)
+
+
+def cmd_step(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    if args.name in PER_EXPERIMENT_STEPS:
+        if not args.experiment:
+            raise ConfigError(f"step {args.name} needs --experiment")
+        experiment_config(cfg, args.experiment)
+    result = _steps()[args.name](cfg, args.experiment)
+    for path in result if isinstance(result, list) else []:
+        print(f"wrote {path}")
+    return 0
+
+
+COMMANDS = {
+    "prepare-data": cmd_prepare_data,
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "step": cmd_step,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,9 +15,7 @@ import difflib
 import functools
 import hashlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,8 @@ from typing import Any
 import jsonschema
 import yaml
 from jsonschema.exceptions import ValidationError, best_match
+
+from . import atomic
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 DEFAULT_CONFIG = CONFIG_DIR / "config.yaml"
@@ -486,28 +486,31 @@ def config_digest(cfg: Mapping) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def dump_config(cfg: Mapping, path: Path) -> None:
-    """Write the configuration as YAML, atomically (a temporary file, then `os.replace`).
+def config_text(cfg: Mapping) -> str:
+    """The configuration as YAML text (key order kept)."""
+    return yaml.safe_dump(dict(cfg), sort_keys=False, allow_unicode=True, default_flow_style=False)
 
-    Args:
-        cfg: the configuration.
-        path: the destination; its directory is created when missing.
+
+def dump_config(cfg: Mapping, path: Path) -> None:
+    """Write the configuration as YAML, atomically (a temporary file, then `os.replace`)."""
+    atomic.write_text(path, config_text(cfg))
+
+
+def sync_resolved_config(cfg: Mapping, path: str | Path) -> bool:
+    """Write `cfg` to `path` unless the file already holds exactly that text.
+
+    Leaving an unchanged file alone keeps its modification time, so the workflow can write the
+    resolved config each time it loads without making it look new.
+
+    Returns:
+        True when the file was (re)written.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = yaml.safe_dump(dict(cfg), sort_keys=False, allow_unicode=True, default_flow_style=False)
-    descriptor, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(temporary).replace(path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    text = config_text(cfg)
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return False
+    atomic.write_text(path, text)
+    return True
 
 
 # --------------------------------------------------------------------------- formatting helpers

@@ -5,7 +5,9 @@
   provenance.json    seed, versions, device, git commit, data fingerprint, start/end per command
   metrics.jsonl      one JSON line per epoch
   model.safetensors  the best epoch's weights (restored at the end, as both notebooks did)
-  checkpoints/       the last complete epoch, for resuming (see checkpoint.py)
+  checkpoints/<run digest>/  the last complete epoch, for resuming (see checkpoint.py); one
+                     folder per config, so a changed config starts afresh and the earlier
+                     run's checkpoints stay
   predictions.csv    one row per validation image
   summary.json       accuracy (exact and batch-mean), top-5, Wilson 95 % interval, per class
 """
@@ -109,13 +111,10 @@ def train_experiment(cfg: dict, name: str, out: Path, *, progress: bool = True) 
     exp = experiment_config(cfg, name)
     train_cfg, stop_cfg = exp["train"], exp["train"]["early_stopping"]
     digest = run_digest(cfg, name)
-    ckdir = out / "checkpoints"
+    ckdir = out / "checkpoints" / digest[:16]
     latest = checkpoint.load_latest(ckdir)
     if latest is not None and latest.state["digest"] != digest:
-        raise RunError(
-            f"{out} holds a run of a different config (digest {latest.state['digest'][:12]}, "
-            f"now {digest[:12]}): choose another --out, or delete {ckdir} to start over"
-        )
+        raise RunError(f"{ckdir} holds a checkpoint of another config: delete it to start over")
     started = provenance.now()
     device = resolve_device(cfg["device"])
     configure_determinism(bool(cfg["deterministic"]))

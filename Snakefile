@@ -1,0 +1,34 @@
+# The artifact: `snakemake --cores all` reruns both experiments as papermill notebooks, renders
+# them to HTML, rebuilds every figure and table from result files, and builds the paper.
+# The offline demo is the same workflow on synthetic data:
+#   snakemake --cores all --configfile config/smoke.yaml
+# This file only wires; rules live in rules/*.smk, logic in src/convnext_tinyimagenet.
+# Rules call `python` and expect the project's environment on PATH (`make demo`, the container,
+# or an activated .venv).
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "config/schema.yaml")
+
+
+# The software of every rule: the project's image (Dockerfile; it installs envs/requirements.txt,
+# as `make` does). Used only with `--software-deployment-method apptainer`.
+container: "docker://convnext-tinyimagenet:0.1.0"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/experiments.smk"
+include: "rules/figures.smk"
+include: "rules/tables.smk"
+include: "rules/paper.smk"
+
+
+rule all:
+    input:
+        all_outputs(),

@@ -1,0 +1,77 @@
+# Helpers shared by the rules: paths, the package's command line, and the parameter sets
+# whose change reruns a rule (Snakemake reruns a job when its params change).
+import json
+import shutil
+
+from convnext_tinyimagenet.config import sync_resolved_config
+from convnext_tinyimagenet.paper import paper_sources
+
+OUT = config["output_dir"]
+EXPERIMENTS = list(config["experiments"])
+PUBLISHED_RUNS = list(config["published"]["runs"])
+# The resolved config every step reads, written when the workflow loads and only when it
+# changed. Rules take it as ancient() input, so a rewrite does not rerun them all; each rule's
+# `params` name the parts of the config it depends on, and a change there reruns it.
+RESOLVED = f"{OUT}/config.yaml"
+sync_resolved_config(config, RESOLVED)
+PAPER_PDF = "paper/build/paper.pdf"
+TEX_PACKAGES = "latexmk texlive-latex-recommended texlive-latex-extra"
+
+
+wildcard_constraints:
+    experiment="|".join(EXPERIMENTS),
+
+
+def run_params(wildcards):
+    """Everything that determines an experiment's numbers (not plotting or paper options)."""
+    data = {k: v for k, v in config["data"].items() if k != "cache_dir"}
+    subset = {
+        "seed": config["seed"],
+        "deterministic": config["deterministic"],
+        "data": data,
+        "normalize": config["normalize"],
+        "experiment": config["experiments"][wildcards.experiment],
+    }
+    return json.dumps(subset, sort_keys=True)
+
+
+def per_experiment(pattern):
+    """`pattern` with {experiment} expanded over every experiment in config."""
+    return expand(pattern, experiment=EXPERIMENTS)
+
+
+def published_summary():
+    """The published figures' summary when config reads the published CSVs, else nothing."""
+    return (
+        [f"{OUT}/published/summary.json"]
+        if config["published"]["use_predictions"]
+        else []
+    )
+
+
+def all_outputs():
+    """Every product of the workflow; the PDF only where latexmk can build it."""
+    outputs = [
+        *per_experiment(f"{OUT}/{{experiment}}/experiment.html"),
+        f"{OUT}/figures/learning_curves.png",
+        f"{OUT}/figures/per_class_accuracy.png",
+        *per_experiment(f"{OUT}/figures/{{experiment}}/correct_wrong.png"),
+        *per_experiment(f"{OUT}/figures/{{experiment}}/class_grid.png"),
+        f"{OUT}/tables/results.md",
+        f"{OUT}/tables/recipe.md",
+        f"{OUT}/tables/discrepancies.md",
+        *per_experiment(f"{OUT}/tables/classes_{{experiment}}.md"),
+        *published_summary(),
+    ]
+    if shutil.which("latexmk"):
+        outputs.append(PAPER_PDF)
+    return outputs
+
+
+onsuccess:
+    if not shutil.which("latexmk"):
+        print(
+            f"\nThe paper PDF was skipped: latexmk is not installed. Build it with\n"
+            f"  sudo apt-get install {TEX_PACKAGES}\n"
+            f"  snakemake --cores 1 build_paper\n"
+        )

@@ -1,0 +1,31 @@
+# The decoded dataset and the published predictions.
+
+
+rule prepare_data:
+    input:
+        config=ancient(RESOLVED),
+    output:
+        f"{OUT}/data/data.json",
+    log:
+        f"{OUT}/logs/prepare_data.log",
+    params:
+        data=json.dumps(config["data"], sort_keys=True),
+    shell:
+        "python -m convnext_tinyimagenet prepare-data --config {input.config} --no-progress --out {output} > {log} 2>&1"
+
+
+rule summarize_published:
+    input:
+        config=ancient(RESOLVED),
+    output:
+        report(
+            f"{OUT}/published/summary.json",
+            category="Published claims",
+            caption="report/published.rst",
+        ),
+    log:
+        f"{OUT}/logs/summarize_published.log",
+    params:
+        published=json.dumps(config["published"], sort_keys=True),
+    shell:
+        "python -m convnext_tinyimagenet step summarize_published --config {input.config} > {log} 2>&1"

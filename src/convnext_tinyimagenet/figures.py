@@ -1,0 +1,482 @@
+"""Figures rebuilt from result files, never from a notebook's memory.
+
+Inputs are the files a run writes (``metrics.jsonl``, ``predictions.csv``, ``summary.json``; see
+runner.py and evaluation.py), the published per-epoch values in the config and, for the image
+grids, the decoded data store. Two layers:
+
+- ``*_figure`` builders take plain frames/arrays and return a ``matplotlib.figure.Figure`` (no
+  pyplot state), so a notebook can display them;
+- ``plot_*`` functions take the config, read the files under ``paths.output_dir(cfg)``, save
+  ``<stem>.png`` and ``<stem>.pdf`` atomically and return the written paths.
+
+The published figures these rebuild are listed in ../shared/reference/published-recipe.md
+("Published figures").
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from . import atomic, paths
+
+if TYPE_CHECKING:
+    from .data import Store
+
+# How each result file is made, for the error message when it is missing.
+_TRAIN = "`snakemake run_experiment` (or python -m convnext_tinyimagenet train --experiment NAME)"
+_EVALUATE = (
+    "`snakemake run_experiment` (or python -m convnext_tinyimagenet evaluate --experiment NAME)"
+)
+MADE_BY = {
+    "metrics.jsonl": _TRAIN,
+    "predictions.csv": _EVALUATE,
+    "summary.json": _EVALUATE,
+}
+
+# Colours: train / validation curves, and the two best-epoch markers.
+TRAIN_COLOUR = "tab:blue"
+VAL_COLOUR = "tab:orange"
+BEST_RERUN_COLOUR = "tab:green"
+BEST_PUBLISHED_COLOUR = "tab:purple"
+CORRECT_COLOUR = "tab:green"
+WRONG_COLOUR = "tab:red"
+
+# Columns of one published `epochs` row in config.yaml.
+PUBLISHED_EPOCH_COLUMNS = ("train_loss", "val_loss", "train_acc", "val_acc")
+
+
+class ResultFileError(FileNotFoundError):
+    """A result file that a figure or table needs is missing or empty.
+
+    The message names the file and the workflow rule or command that makes it.
+    """
+
+
+def result_error(
+    path: Path, problem: str = "is missing", made_by: str | None = None
+) -> ResultFileError:
+    """A ResultFileError for `path` whose message says how the file is made.
+
+    Args:
+        path: the missing or unusable file.
+        problem: what is wrong with it ("is missing", "is empty").
+        made_by: the rule/command that makes it; default: looked up by file name in `MADE_BY`.
+    """
+    made_by = made_by or MADE_BY.get(Path(path).name, "the workflow")
+    return ResultFileError(f"{path} {problem}; it is made by {made_by}")
+
+
+def require(path: Path, made_by: str | None = None) -> Path:
+    """Return `path` if it is a file, else raise :class:`ResultFileError` saying how to make it."""
+    path = Path(path)
+    if not path.is_file():
+        raise result_error(path, made_by=made_by)
+    return path
+
+
+def read_metrics(path: Path) -> pd.DataFrame:
+    """Read metrics.jsonl: one row per epoch, in file order.
+
+    Raises:
+        ResultFileError: if the file is missing or holds no epoch.
+    """
+    path = require(path)
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not lines:
+        raise result_error(path, "is empty (no epoch finished)")
+    return pd.DataFrame([json.loads(line) for line in lines])
+
+
+def read_summary(path: Path) -> dict:
+    """Read a summary.json written by the evaluation (raises ResultFileError if missing)."""
+    return json.loads(require(path).read_text(encoding="utf-8"))
+
+
+def read_run_predictions(path: Path) -> pd.DataFrame:
+    """Read a predictions.csv (raises ResultFileError if missing)."""
+    # Imported here: evaluation imports torch (via training), which figures and tables need not
+    # load (3 s of import time) just to read a CSV.
+    from .evaluation import read_predictions
+
+    return read_predictions(require(path))
+
+
+def save_figure(fig: Figure, stem: Path, dpi: int) -> list[Path]:
+    """Write `fig` to `<stem>.png` (at `dpi`) and `<stem>.pdf`, each atomically.
+
+    Returns:
+        The two written paths, PNG first.
+    """
+    png, pdf = stem.with_suffix(".png"), stem.with_suffix(".pdf")
+    # The temporary file ends in .tmp, so the format is given explicitly; no creation date in
+    # the PDF, so rebuilding from the same files gives the same bytes.
+    atomic.write_with(png, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
+    atomic.write_with(
+        pdf, lambda tmp: fig.savefig(tmp, format="pdf", metadata={"CreationDate": None})
+    )
+    return [png, pdf]
+
+
+# --------------------------------------------------------------------------- learning curves
+
+
+def published_epochs(run: Mapping) -> pd.DataFrame:
+    """The published per-epoch values of one run as a frame with an `epoch` column (1-based)."""
+    frame = pd.DataFrame(list(run["epochs"]), columns=list(PUBLISHED_EPOCH_COLUMNS))
+    frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
+    return frame
+
+
+def best_epoch(metrics: pd.DataFrame) -> int | None:
+    """The rerun's best epoch: the last row flagged `best` (the checkpoint that was kept)."""
+    if "best" not in metrics:
+        return None
+    best = metrics.loc[metrics["best"].astype(bool), "epoch"]
+    return int(best.iloc[-1]) if len(best) else None
+
+
+def _curve_panel(
+    ax: Axes,
+    metrics: pd.DataFrame,
+    published: pd.DataFrame | None,
+    quantity: str,
+    ylabel: str,
+) -> None:
+    """Train vs validation `quantity` ("acc" or "loss"), rerun solid, published dashed."""
+    for split, colour, name in (
+        ("train", TRAIN_COLOUR, "train"),
+        ("val", VAL_COLOUR, "validation"),
+    ):
+        column = f"{split}_{quantity}"
+        ax.plot(metrics["epoch"], metrics[column], color=colour, label=f"{name} (rerun)")
+        if published is not None:
+            ax.plot(
+                published["epoch"],
+                published[column],
+                color=colour,
+                linestyle="--",
+                marker="o",
+                markersize=3,
+                label=f"{name} (published)",
+            )
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    # Epochs are whole numbers; a run of 3 epochs should not get ticks at 1.5 and 2.5.
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+
+
+def _best_epoch_lines(ax: Axes, rerun_best: int | None, published_best: int | None) -> None:
+    """Dashed vertical lines at the rerun's and the published best epoch, in two colours."""
+    if rerun_best is not None:
+        ax.axvline(
+            rerun_best,
+            color=BEST_RERUN_COLOUR,
+            linestyle="--",
+            linewidth=1,
+            label=f"best epoch (rerun): {rerun_best}",
+        )
+    if published_best is not None:
+        ax.axvline(
+            published_best,
+            color=BEST_PUBLISHED_COLOUR,
+            linestyle="--",
+            linewidth=1,
+            label=f"best epoch (published): {published_best}",
+        )
+
+
+def learning_curves_figure(
+    metrics: Mapping[str, pd.DataFrame],
+    published: Mapping[str, Mapping] | None = None,
+    titles: Mapping[str, str] | None = None,
+) -> Figure:
+    """Accuracy and loss per epoch, train vs validation, one row per experiment.
+
+    Args:
+        metrics: experiment name -> its metrics.jsonl as read by :func:`read_metrics` (columns
+            `epoch`, `train_acc`, `val_acc`, `train_loss`, `val_loss`, `best`).
+        published: experiment name -> its `published.runs` entry of the config (`epochs` rows of
+            [train loss, val loss, train acc %, val acc %], `best_epoch`); overlaid dashed with
+            markers where present.
+        titles: experiment name -> row title (default: the name).
+
+    Returns:
+        A figure with one subfigure per experiment, each with an accuracy and a loss panel.
+    """
+    published = published or {}
+    titles = titles or {}
+    fig = Figure(figsize=(11, 3.9 * len(metrics)), layout="constrained")
+    rows = np.atleast_1d(fig.subfigures(len(metrics), 1))
+    for row, (name, frame) in zip(rows, metrics.items(), strict=True):
+        run = published.get(name)
+        pub = published_epochs(run) if run is not None else None
+        acc_ax, loss_ax = row.subplots(1, 2)
+        _curve_panel(acc_ax, frame, pub, "acc", "accuracy (%)")
+        _curve_panel(loss_ax, frame, pub, "loss", "loss")
+        for ax in (acc_ax, loss_ax):
+            _best_epoch_lines(ax, best_epoch(frame), run.get("best_epoch") if run else None)
+        acc_ax.set_title("accuracy")
+        loss_ax.set_title("loss")
+        acc_ax.legend(fontsize="small")
+        row.suptitle(titles.get(name, name), fontweight="bold")
+    return fig
+
+
+def plot_learning_curves(cfg: dict) -> list[Path]:
+    """figures/learning_curves.{png,pdf}: every experiment in config order, published overlaid.
+
+    Returns:
+        The written PNG and PDF paths.
+    """
+    names = paths.experiments(cfg)
+    metrics = {n: read_metrics(paths.run_dir(cfg, n) / "metrics.jsonl") for n in names}
+    published = {n: r for n, r in cfg["published"]["runs"].items() if n in metrics}
+    titles = {n: cfg["experiments"][n].get("title", n) for n in names}
+    fig = learning_curves_figure(metrics, published, titles)
+    return save_figure(fig, paths.figures_dir(cfg) / "learning_curves", cfg["figures"]["dpi"])
+
+
+# --------------------------------------------------------------------------- image grids
+
+
+def pick_correct_wrong(
+    predictions: pd.DataFrame, n: int, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The notebooks' draw: ``sample(n, random_state=seed)`` on the correct and the wrong rows.
+
+    A subset with fewer than `n` rows is taken whole, in file order.
+    """
+    correct_mask = predictions["correct"].astype(bool)
+
+    def draw(subset: pd.DataFrame) -> pd.DataFrame:
+        return subset.sample(n, random_state=seed) if len(subset) >= n else subset
+
+    return draw(predictions[correct_mask]), draw(predictions[~correct_mask])
+
+
+def _image_axes(ax: Axes, image: np.ndarray, title: str, colour: str = "black") -> None:
+    """One image with a small title, no ticks (the spines are hidden too)."""
+    ax.imshow(image, interpolation="nearest")
+    ax.set_title(title, fontsize=7, color=colour)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def _true_pred_title(row: pd.Series, classes: Sequence[str]) -> str:
+    return f"true: {classes[int(row['label'])]}\npred: {classes[int(row['prediction'])]}"
+
+
+def correct_wrong_figure(
+    predictions: pd.DataFrame,
+    images: np.ndarray,
+    classes: Sequence[str],
+    n: int,
+    seed: int,
+) -> Figure:
+    """`n` correctly and `n` wrongly classified validation images, titled true / predicted class.
+
+    Args:
+        predictions: a predictions.csv frame; its `index` column is the row in `images`.
+        images: uint8 validation images (N, H, W, 3), in store order.
+        classes: class names; label i is `classes[i]`.
+        n: images per row.
+        seed: pandas `random_state` of both draws (the notebooks' 42).
+
+    Returns:
+        A 2 x n grid: the correct row on top, the wrong row below.
+    """
+    fig = Figure(figsize=(1.45 * n + 0.6, 4.2), layout="constrained")
+    axes = np.asarray(fig.subplots(2, n, squeeze=False))
+    for ax_row, subset, label in zip(
+        axes, pick_correct_wrong(predictions, n, seed), ("correct", "wrong"), strict=True
+    ):
+        for ax in ax_row:
+            ax.set_axis_off()
+        if subset.empty:
+            ax_row[0].text(0, 0.5, f"no {label} predictions", transform=ax_row[0].transAxes)
+            continue
+        for ax, (_, row) in zip(ax_row, subset.iterrows(), strict=False):
+            ax.set_axis_on()
+            _image_axes(ax, images[int(row["index"])], _true_pred_title(row, classes))
+        ax_row[0].set_ylabel(label, fontsize=10, fontweight="bold")
+    return fig
+
+
+def plot_correct_wrong(cfg: dict, experiment: str, store: Store) -> list[Path]:
+    """figures/<experiment>/correct_wrong.{png,pdf} from the run's predictions.csv.
+
+    Args:
+        cfg: the loaded config (`figures.samples`, `figures.sample_seed`, `figures.dpi`).
+        experiment: experiment name.
+        store: the decoded data store the predictions were made on (validation images).
+    """
+    predictions = read_run_predictions(paths.run_dir(cfg, experiment) / "predictions.csv")
+    fig_cfg = cfg["figures"]
+    fig = correct_wrong_figure(
+        predictions,
+        store.val.images,
+        store.classes,
+        int(fig_cfg["samples"]),
+        int(fig_cfg["sample_seed"]),
+    )
+    stem = paths.figures_dir(cfg) / experiment / "correct_wrong"
+    return save_figure(fig, stem, fig_cfg["dpi"])
+
+
+def pick_class_examples(predictions: pd.DataFrame, n_classes: int, seed: int) -> pd.DataFrame:
+    """One prediction row for each class 0..n_classes-1, drawn with ``default_rng(seed)``.
+
+    One generator serves all classes in label order, drawing an integer position among that
+    class's rows (file order). Classes without a row are left out.
+    """
+    rng = np.random.default_rng(seed)
+    picks = []
+    for label in range(n_classes):
+        rows = predictions[predictions["label"] == label]
+        if len(rows):
+            picks.append(rows.iloc[int(rng.integers(len(rows)))])
+    return pd.DataFrame(picks)
+
+
+def class_grid_figure(
+    predictions: pd.DataFrame,
+    images: np.ndarray,
+    classes: Sequence[str],
+    n_classes: int,
+    seed: int,
+) -> Figure:
+    """One validation image for each class 0..n_classes-1, titled true / predicted class.
+
+    A green title marks a correct prediction, a red one a wrong one. The notebooks drew the
+    images unseeded; here the draw is :func:`pick_class_examples` with `seed`.
+
+    Returns:
+        A grid of at most 8 columns.
+    """
+    picks = pick_class_examples(predictions, n_classes, seed)
+    ncols = max(1, min(8, n_classes))
+    nrows = max(1, -(-n_classes // ncols))
+    fig = Figure(figsize=(1.45 * ncols + 0.4, 1.9 * nrows + 0.2), layout="constrained")
+    axes = np.asarray(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    for ax in axes:
+        ax.set_axis_off()
+    for ax, (_, row) in zip(axes, picks.iterrows(), strict=False):
+        ax.set_axis_on()
+        colour = CORRECT_COLOUR if bool(row["correct"]) else WRONG_COLOUR
+        _image_axes(ax, images[int(row["index"])], _true_pred_title(row, classes), colour)
+    return fig
+
+
+def plot_class_grid(cfg: dict, experiment: str, store: Store) -> list[Path]:
+    """figures/<experiment>/class_grid.{png,pdf}: one image per class 0..grid_classes-1."""
+    predictions = read_run_predictions(paths.run_dir(cfg, experiment) / "predictions.csv")
+    fig_cfg = cfg["figures"]
+    n_classes = min(int(fig_cfg["grid_classes"]), len(store.classes))
+    fig = class_grid_figure(
+        predictions,
+        store.val.images,
+        store.classes,
+        n_classes,
+        int(fig_cfg["grid_seed"]),
+    )
+    stem = paths.figures_dir(cfg) / experiment / "class_grid"
+    return save_figure(fig, stem, fig_cfg["dpi"])
+
+
+# --------------------------------------------------------------------------- per-class accuracy
+
+
+def per_class_difference(first: Mapping[str, float], second: Mapping[str, float]) -> pd.DataFrame:
+    """Per-class accuracy of two runs over their common classes, with `difference` = second - first.
+
+    Sorted by difference, then class name.
+    """
+    common = sorted(set(first) & set(second))
+    frame = pd.DataFrame(
+        {
+            "class": common,
+            "first": [float(first[c]) for c in common],
+            "second": [float(second[c]) for c in common],
+        }
+    )
+    frame["difference"] = frame["second"] - frame["first"]
+    return frame.sort_values(["difference", "class"], kind="stable").reset_index(drop=True)
+
+
+def per_class_accuracy_figure(
+    per_class: Mapping[str, Mapping[str, float]], titles: Mapping[str, str] | None = None
+) -> Figure:
+    """Per-class validation accuracy of two runs: a scatter against the diagonal and the sorted
+    differences, annotated with how many classes improved, worsened or tied.
+
+    Args:
+        per_class: run name -> {class name: accuracy %} (summary.json `per_class`); the first two
+            runs are compared, the second against the first.
+        titles: run name -> axis label (default: the name).
+
+    Raises:
+        ValueError: with fewer than two runs, or none of their classes in common.
+    """
+    if len(per_class) < 2:
+        raise ValueError("the per-class comparison needs two runs")
+    titles = titles or {}
+    (first_name, first), (second_name, second) = list(per_class.items())[:2]
+    frame = per_class_difference(first, second)
+    if frame.empty:
+        raise ValueError(f"{first_name} and {second_name} have no class in common")
+    first_label, second_label = (
+        titles.get(first_name, first_name),
+        titles.get(second_name, second_name),
+    )
+    better = int((frame["difference"] > 0).sum())
+    worse = int((frame["difference"] < 0).sum())
+    tied = len(frame) - better - worse
+
+    fig = Figure(figsize=(11, 4.6), layout="constrained")
+    scatter_ax, diff_ax = fig.subplots(1, 2, width_ratios=[1, 1.4])
+    # Per-class accuracies take few values (50 images a class: steps of 2 %), so points overlap;
+    # transparency shows where they pile up.
+    scatter_ax.scatter(frame["first"], frame["second"], s=14, alpha=0.5, color=TRAIN_COLOUR)
+    scatter_ax.plot([0, 100], [0, 100], color="grey", linestyle="--", linewidth=1, label="y = x")
+    scatter_ax.set(xlim=(-2, 102), ylim=(-2, 102), aspect="equal")
+    scatter_ax.set_xlabel(f"{first_label}: accuracy (%)")
+    scatter_ax.set_ylabel(f"{second_label}: accuracy (%)")
+    scatter_ax.set_title(f"per-class accuracy, {len(frame)} classes")
+    scatter_ax.legend(loc="lower right", fontsize="small")
+    scatter_ax.grid(alpha=0.3)
+
+    colours = np.where(
+        frame["difference"] > 0,
+        CORRECT_COLOUR,
+        np.where(frame["difference"] < 0, WRONG_COLOUR, "grey"),
+    )
+    diff_ax.bar(np.arange(len(frame)), frame["difference"], width=1.0, color=colours)
+    diff_ax.axhline(0, color="black", linewidth=0.8)
+    diff_ax.set_xlabel("class (sorted by difference)")
+    diff_ax.set_ylabel(f"{second_label} − {first_label} (points)")
+    diff_ax.set_title(f"improved {better}, worsened {worse}, tied {tied}")
+    diff_ax.set_xlim(-0.5, len(frame) - 0.5)
+    diff_ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def plot_per_class_accuracy(cfg: dict) -> list[Path]:
+    """figures/per_class_accuracy.{png,pdf}: the second experiment against the first."""
+    names = paths.experiments(cfg)[:2]
+    per_class = {
+        n: read_summary(paths.run_dir(cfg, n) / "summary.json")["per_class"] for n in names
+    }
+    fig = per_class_accuracy_figure(per_class)
+    return save_figure(fig, paths.figures_dir(cfg) / "per_class_accuracy", cfg["figures"]["dpi"])

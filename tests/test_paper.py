@@ -1,0 +1,520 @@
+"""The paper's generated inputs (macros, copied tables and figures) and its LaTeX build.
+
+Results, tables and figures here are small stand-ins written by the tests themselves; the build
+runs latexmk in a temporary copy of paper/ (skipped only where latexmk is not installed; CI
+installs it).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+from convnext_tinyimagenet import paper, paths
+from convnext_tinyimagenet.config import load_config
+from convnext_tinyimagenet.evaluation import wilson_interval
+
+from .conftest import CONFIG, SMOKE
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+PAPER_DIR = Path(__file__).resolve().parents[1] / "paper"
+HAVE_LATEXMK = shutil.which("latexmk") is not None and shutil.which("pdflatex") is not None
+needs_latexmk = pytest.mark.skipif(not HAVE_LATEXMK, reason="latexmk/pdflatex not installed")
+
+# Hand-made summaries: 156/160 and 150/160 correct (the smoke demo's shape).
+BASELINE = {
+    "experiment": "baseline",
+    "title": "Baseline (frozen backbone, linear head)",
+    "n": 160,
+    "correct": 156,
+    "accuracy": 97.5,
+    "accuracy_batch_mean": 97.5,
+    "batch_size_for_mean": 32,
+    "top5": 98.75,
+    "wilson95": [93.74901071333326, 99.02360074537376],
+    "per_class": {"s000": 100.0, "s001": 93.75, "s002": 87.5, "s003": 100.0},
+    "epochs": 3,
+    "best_epoch": 2,
+}
+IMPROVED = {
+    "experiment": "improved",
+    "title": "Improved (last stage tuned, token attention head, RandAugment, RandomErasing)",
+    "n": 160,
+    "correct": 150,
+    "accuracy": 93.75,
+    "accuracy_batch_mean": 93.75,
+    "batch_size_for_mean": 32,
+    "top5": 99.375,
+    "wilson95": [88.87842459710525, 96.57003332538804],
+    "per_class": {"s000": 75.0, "s001": 100.0, "s002": 87.5, "s003": 100.0},
+    "epochs": 4,
+    "best_epoch": 4,
+}
+# The shape of paths.published_summary: exact counts recomputed from the published CSVs.
+PUBLISHED = {
+    "baseline": {
+        "accuracy": 82.61,
+        "accuracy_batch_mean": 82.61,
+        "n": 10000,
+        "correct": 8261,
+        "claim": 82.61,
+    },
+    "improved": {
+        "accuracy": 86.31,
+        "accuracy_batch_mean": 86.3019,
+        "n": 10000,
+        "correct": 8631,
+        "claim": 86.30,
+    },
+}
+DATA = {
+    "source": "synthetic",
+    "params": {"num_classes": 4, "train_per_class": 40, "val_per_class": 40},
+    "fingerprint": "80056ca76b4470329b55966cd1f69ca8cbb046ef68c5ff4a5a159e808ce51610",
+    "image_size": 64,
+    "num_classes": 4,
+    "num_train": 160,
+    "num_val": 160,
+}
+PROVENANCE = {
+    "train": {
+        "versions": {"python": "3.11.7", "torch": "2.4.1", "timm": "1.0.9"},
+        "device": {"device": "cpu", "name": "x86_64"},
+        "git": {"commit": "0123456789abcdef", "dirty": False},
+        "precision": "fp32",
+    }
+}
+
+
+def config(output_dir: Path, *overrides: str) -> dict:
+    return load_config(
+        [CONFIG, SMOKE], [f"output_dir={output_dir}", "published.use_predictions=true", *overrides]
+    )
+
+
+def write_json(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+
+def tiny_pdf(path: Path, width: float, height: float) -> None:
+    """A small stand-in figure."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(width, height))
+    ax.plot([1, 2, 3], [3, 1, 2])
+    ax.set_title(path.stem)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def tabular(header: list[str], rows: list[list[str]]) -> str:
+    """A booktabs tabular with plain `l` columns, as the tables step writes them."""
+    lines = [
+        rf"\begin{{tabular}}{{{'l' * len(header)}}}",
+        r"\toprule",
+        " & ".join(paper.tex_escape(cell) for cell in header) + r" \\",
+        r"\midrule",
+        *(" & ".join(paper.tex_escape(cell) for cell in row) + r" \\" for row in rows),
+        r"\bottomrule",
+        r"\end{tabular}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def stand_in_tables(cfg: dict) -> dict[str, str]:
+    """Tables shaped like the real ones (the recipe and discrepancies from the config)."""
+    names = paths.experiments(cfg)
+    recipe = [["model", *(cfg["experiments"][n]["model"]["tag"] for n in names)]]
+    recipe += [
+        [key, *(str(cfg["experiments"][n]["train"][key]) for n in names)]
+        for key in ("batch_size", "precision", "label_smoothing", "scheduler")
+    ]
+    discrepancies = [
+        [d["topic"], d["readme"], d["ran"], ", ".join(d["affects"])] for d in cfg["discrepancies"]
+    ]
+    results = [
+        [n, f"{s['accuracy']:.2f}", f"{PUBLISHED[n]['claim']:.2f}"]
+        for n, s in (("baseline", BASELINE), ("improved", IMPROVED))
+    ]
+    tables = {
+        "results": tabular(["run", "rerun %", "published %"], results),
+        "recipe": tabular(["setting", *names], recipe),
+        "discrepancies": tabular(
+            ["topic", "README says", "notebooks ran", "affects"], discrepancies
+        ),
+    }
+    for name, summary in (("baseline", BASELINE), ("improved", IMPROVED)):
+        rows = [["top", c, f"{a:.2f}"] for c, a in summary["per_class"].items()]
+        tables[f"classes_{name}"] = tabular(["", "class", "accuracy %"], rows)
+    return tables
+
+
+def write_results(cfg: dict, published: bool = True) -> None:
+    """Stand-ins for every file make_paper_inputs reads, under cfg's output_dir."""
+    for name, summary in (("baseline", BASELINE), ("improved", IMPROVED)):
+        run = paths.run_dir(cfg, name)
+        write_json(run / "summary.json", summary)
+        write_json(run / "provenance.json", PROVENANCE)
+        rows = [{"epoch": e, "seconds": 30.0} for e in range(1, summary["epochs"] + 1)]
+        (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_json(paths.data_summary(cfg), DATA)
+    if published:
+        write_json(paths.published_summary(cfg), PUBLISHED)
+    tables = paths.tables_dir(cfg)
+    tables.mkdir(parents=True, exist_ok=True)
+    for name, text in stand_in_tables(cfg).items():
+        (tables / f"{name}.tex").write_text(text, encoding="utf-8")
+    figures = paths.figures_dir(cfg)
+    tiny_pdf(figures / "learning_curves.pdf", 8, 3)
+    tiny_pdf(figures / "per_class_accuracy.pdf", 8, 2.5)
+    tiny_pdf(figures / "improved" / "correct_wrong.pdf", 8, 4)
+    tiny_pdf(figures / "improved" / "class_grid.pdf", 8, 4)
+
+
+@pytest.fixture
+def results(tmp_path) -> dict:
+    cfg = config(tmp_path / "results")
+    write_results(cfg)
+    return cfg
+
+
+def all_macros(cfg: dict, published=PUBLISHED) -> dict[str, str]:
+    return paper.macros(
+        cfg,
+        {"baseline": BASELINE, "improved": IMPROVED},
+        published,
+        DATA,
+        provenance={"baseline": PROVENANCE, "improved": PROVENANCE},
+        metrics={"baseline": [{"seconds": 60.0}] * 3, "improved": [{"seconds": 90.0}] * 4},
+    )
+
+
+# --------------------------------------------------------------------------- macros
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("BaselineRerunAcc", "97.50"),
+        ("BaselineRerunLow", "93.75"),
+        ("BaselineRerunHigh", "99.02"),
+        ("BaselineRerunTopFive", "98.75"),
+        ("BaselineRerunCorrect", "156"),
+        ("BaselineEpochs", "3"),
+        ("BaselineBestEpoch", "2"),
+        ("BaselinePublishedClaim", "82.61"),
+        ("BaselinePublishedExact", "82.61"),
+        ("ImprovedRerunAcc", "93.75"),
+        ("ImprovedRerunTopFive", "99.38"),
+        ("ImprovedPublishedClaim", "86.30"),  # YAML 86.30 is the float 86.3: two decimals kept
+        ("ImprovedPublishedExact", "86.31"),
+        ("ImprovedPublishedBatchMean", "86.30"),
+        ("ImprovedPublishedBatchMeanFine", "86.3019"),
+        ("ImprovedPublishedCorrect", "8,631"),
+        ("ImprovedPublishedN", "10,000"),
+        ("ImprovedPublishedBatches", "313"),  # 10,000 / 32 -> 313 batches
+        ("ImprovedPublishedLastBatch", "16"),  # 10,000 - 312 * 32
+        ("ImprovedPublishedEpochs", "12"),
+        ("ImprovedPublishedBestEpoch", "7"),
+        ("RerunDifference", "$-$3.75"),
+        ("PublishedDifference", "+3.69"),
+        ("PublishedExactDifference", "+3.70"),
+        ("BaselineRerunMinusClaim", "+14.89"),
+        ("PublishedAvailable", "true"),
+        ("BaselineTag", r"convnext\_tiny.in12k\_ft\_in1k"),
+        ("ImprovedTag", r"convnext\_tiny.fb\_in1k"),
+        ("BaselineMonitor", r"val\_loss\_batch\_mean"),
+        ("BaselineHeadLr", r"$10^{-3}$"),
+        ("BaselineHeadWeightDecay", "0.01"),
+        ("ImprovedStagesThreeLr", r"$5\times10^{-5}$"),
+        ("ImprovedAttentionWeightDecay", r"$5\times10^{-4}$"),
+        ("ImprovedLabelSmoothing", "0.05"),
+        ("ImprovedRandomErasingP", "0.15"),
+        ("ImprovedAttentionDropout", "0.2"),
+        ("ImprovedSchedulerTmax", "50"),
+        ("BaselineStepsPerEpoch", "5"),  # 160 train images / batch 32
+        ("TrainImages", "160"),
+        ("ValImages", "160"),
+        ("NumClasses", "4"),
+        ("InputSize", "32"),
+        ("ImageSize", "64"),
+        ("IsSynthetic", "true"),
+        ("ConfigName", "smoke"),
+        ("DataDescription", "synthetic images (smoke config), not TinyImageNet"),
+        ("DataFingerprint", "80056ca76b44"),
+        ("ClassesBetter", "1"),
+        ("ClassesWorse", "1"),
+        ("ClassesTied", "2"),
+        ("BaselineRerunMinutes", "3.00"),  # 3 epochs x 60 s
+        ("ImprovedRerunMinutesPerEpoch", "1.50"),
+        ("TorchVersion", "2.4.1"),
+        ("GitCommit", "0123456"),
+        ("GitState", "clean"),
+        ("BaselineDevice", "cpu (x86\\_64)"),
+        ("SampleSeed", "42"),
+        ("GridClasses", "10"),
+    ],
+)
+def test_macro_values(tmp_path, name, expected):
+    assert all_macros(config(tmp_path))[name] == expected
+
+
+def test_macros_without_published_summary_read_na(tmp_path):
+    values = all_macros(config(tmp_path), published=None)
+    for name in ("ImprovedPublishedExact", "BaselinePublishedCorrect", "PublishedExactDifference"):
+        assert values[name] == "n/a"
+    assert values["PublishedAvailable"] == "false"
+    # the README's claims live in the config, so they stay
+    assert values["BaselinePublishedClaim"] == "82.61"
+
+
+def test_macros_describe_real_data(tmp_path):
+    cfg = load_config([CONFIG], [f"output_dir={tmp_path}"])
+    info = {**DATA, "source": "hf", "num_train": 100_000, "num_val": 10_000, "num_classes": 200}
+    values = paper.macros(cfg, {"baseline": BASELINE, "improved": IMPROVED}, None, info)
+    assert values["DataDescription"] == "TinyImageNet (zh-plus/tiny-imagenet)"
+    assert values["ConfigName"] == "paper"
+    assert values["IsSynthetic"] == "false"
+    assert values["TrainImages"] == "100,000"
+    assert values["BaselineStepsPerEpoch"] == "3,125"  # 100,000 / 32
+    assert values["ImprovedMaxEpochs"] == "none"
+    assert values["BaselineDevice"] == "n/a"  # no provenance given
+
+
+def test_macro_names_are_letters_only_and_prefixed(tmp_path):
+    values = all_macros(config(tmp_path))
+    assert all(re.fullmatch(r"[A-Za-z]+", name) for name in values)
+    assert len(values) > 100
+    # every per-experiment macro exists for both experiments
+    baseline = {n.removeprefix("Baseline") for n in values if n.startswith("Baseline")}
+    improved = {n.removeprefix("Improved") for n in values if n.startswith("Improved")}
+    assert {"RerunAcc", "RerunLow", "RerunHigh", "Tag", "PublishedClaim"} <= baseline & improved
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("baseline", "Baseline"),
+        ("stages.3", "StagesThree"),
+        ("attention_dropout", "AttentionDropout"),
+        ("run-12", "RunOneTwo"),
+    ],
+)
+def test_camel(name, expected):
+    assert paper.camel(name) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("convnext_tiny.fb_in1k", r"convnext\_tiny.fb\_in1k"),
+        ("86.30 %", r"86.30 \%"),
+        ("a & b #1 $x$ {y}", r"a \& b \#1 \$x\$ \{y\}"),
+        ("~^\\", r"\textasciitilde{}\textasciicircum{}\textbackslash{}"),
+        ("12k -> 1k | x < y", r"12k -\textgreater{} 1k \textbar{} x \textless{} y"),
+    ],
+)
+def test_tex_escape(text, expected):
+    assert paper.tex_escape(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(1e-3, "$10^{-3}$"), (5e-5, r"$5\times10^{-5}$"), (0.01, "0.01"), (0, "0"), (None, "n/a")],
+)
+def test_number(value, expected):
+    assert paper.number(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(3.694, "+3.69"), (-0.42, "$-$0.42"), (0, "+0.00")]
+)
+def test_signed(value, expected):
+    assert paper.signed(value) == expected
+
+
+def test_newcombe_difference_matches_published_example():
+    """Newcombe (1998), Table II, example (a): 56/70 - 48/80, method 10: 0.0524 to 0.3339."""
+
+    def summary(correct, n):
+        low, high = wilson_interval(correct, n)
+        return {"accuracy": 100 * correct / n, "wilson95": [100 * low, 100 * high]}
+
+    low, high = paper.newcombe_difference(summary(56, 70), summary(48, 80))
+    assert low == pytest.approx(5.24, abs=0.01)
+    assert high == pytest.approx(33.39, abs=0.01)
+
+
+def test_write_macros(tmp_path):
+    path = paper.write_macros({"BaselineRerunAcc": "97.50", "Tag": r"a\_b"}, tmp_path / "n.tex")
+    lines = path.read_text().splitlines()
+    assert lines[1:] == [r"\newcommand{\BaselineRerunAcc}{97.50}", r"\newcommand{\Tag}{a\_b}"]
+    with pytest.raises(ValueError, match="Top5"):
+        paper.write_macros({"Top5": "1"}, tmp_path / "bad.tex")
+    assert not (tmp_path / "bad.tex").exists()
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def test_make_paper_inputs_writes_macros_and_copies(results, tmp_path):
+    out = tmp_path / "generated"
+    written = paper.make_paper_inputs(results, out)
+    assert written[0] == out / "numbers.tex"
+    numbers = (out / "numbers.tex").read_text()
+    assert r"\newcommand{\BaselineRerunAcc}{97.50}" in numbers
+    assert r"\newcommand{\ImprovedPublishedExact}{86.31}" in numbers
+    assert r"\newcommand{\BaselineRerunMinutes}{1.50}" in numbers  # 3 epochs x 30 s
+    expected = {
+        "numbers.tex",
+        "results.tex",
+        "recipe.tex",
+        "discrepancies.tex",
+        "classes_baseline.tex",
+        "classes_improved.tex",
+        "learning_curves.pdf",
+        "per_class_accuracy.pdf",
+        "correct_wrong_improved.pdf",
+        "class_grid_improved.pdf",
+    }
+    assert {p.name for p in written} == expected
+    assert {p.name for p in out.iterdir()} == expected  # no temporary files left
+    source = paths.figures_dir(results) / "improved" / "correct_wrong.pdf"
+    assert (out / "correct_wrong_improved.pdf").read_bytes() == source.read_bytes()
+    assert (out / "recipe.tex").read_text() == (
+        paths.tables_dir(results) / "recipe.tex"
+    ).read_text()
+    assert set(paper.paper_sources(results)) >= {source, paths.published_summary(results)}
+
+
+@pytest.mark.parametrize(
+    ("relative", "maker"),
+    [
+        ("improved/summary.json", "evaluate --experiment improved"),
+        ("data/data.json", "prepare-data"),
+        ("published/summary.json", "published.use_predictions"),
+        ("tables/recipe.tex", "tables"),
+        ("tables/classes_baseline.tex", "tables"),
+        ("figures/improved/correct_wrong.pdf", "figures"),
+    ],
+)
+def test_missing_input_names_file_and_maker(results, tmp_path, relative, maker):
+    missing = paths.output_dir(results) / relative
+    missing.unlink()
+    with pytest.raises(paper.MissingInputError) as error:
+        paper.make_paper_inputs(results, tmp_path / "generated")
+    assert str(missing) in str(error.value)
+    assert maker in str(error.value)
+    assert not (tmp_path / "generated" / "numbers.tex").exists()
+
+
+def test_published_summary_not_needed_when_unused(results, tmp_path):
+    paths.published_summary(results).unlink()
+    cfg = {**results, "published": {**results["published"], "use_predictions": False}}
+    paper.make_paper_inputs(cfg, tmp_path / "generated")
+    numbers = (tmp_path / "generated" / "numbers.tex").read_text()
+    assert r"\newcommand{\ImprovedPublishedExact}{n/a}" in numbers
+
+
+# --------------------------------------------------------------------------- the TeX source
+
+
+def test_paper_types_no_number():
+    """Numbers in the paper's text come from macros; digits only in names and layout."""
+    text = (PAPER_DIR / "paper.tex").read_text(encoding="utf-8")
+    body = text.split(r"\begin{document}", 1)[1]
+    body = re.sub(r"(?<!\\)%.*", "", body)  # comments
+    allowed = [
+        r"ImageNet-1(2)?k",  # dataset names
+        r"top-5",  # the metric's name
+        r"\{0\.\d+(,0\.\d+)*\}",  # figure heights and table column widths (fractions)
+        r"0\.\d+\\linewidth",  # layout widths
+    ]
+    for pattern in allowed:
+        body = re.sub(pattern, "", body)
+    assert re.findall(r".{0,30}\d.{0,30}", body) == []
+
+
+def test_paper_uses_only_defined_macros(tmp_path):
+    text = (PAPER_DIR / "paper.tex").read_text(encoding="utf-8")
+    used = set(re.findall(r"\\([A-Z][A-Za-z]+)", text)) - {"FloatBarrier"}  # from placeins
+    assert used <= set(all_macros(config(tmp_path)))
+
+
+# --------------------------------------------------------------------------- build
+
+
+def paper_copy(tmp_path: Path, cfg: dict) -> Path:
+    """paper.tex and latexmkrc in a temporary folder, with generated/ from cfg's results."""
+    folder = tmp_path / "paper"
+    folder.mkdir()
+    for name in ("paper.tex", "latexmkrc"):
+        shutil.copy(PAPER_DIR / name, folder / name)
+    paper.make_paper_inputs(cfg, folder / "generated")
+    return folder
+
+
+def pdf_text(pdf: Path) -> str:
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) not installed")
+    command = ["pdftotext", "-layout", str(pdf), "-"]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+
+@needs_latexmk
+def test_build_paper_pdf_holds_generated_numbers(results, tmp_path):
+    pdf = paper.build_paper(paper_copy(tmp_path, results))
+    assert pdf == tmp_path / "paper" / "build" / "paper.pdf"
+    text = pdf_text(pdf)
+    for number in ("97.50", "93.75", "82.61", "86.30", "86.31", "86.3019", "8,631", "+3.69"):
+        assert number in text
+    assert "synthetic images (smoke config)" in text
+    assert "n/a" not in text
+    assert "??" not in text  # no unresolved reference
+    fonts = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True).stdout
+    assert "[none]" not in fonts  # no unnamed bitmap (PK) font: every TeX font is Type 1
+
+
+@needs_latexmk
+def test_build_paper_without_published_predictions(results, tmp_path):
+    cfg = {**results, "published": {**results["published"], "use_predictions": False}}
+    text = pdf_text(paper.build_paper(paper_copy(tmp_path, cfg)))
+    for number in ("97.50", "82.61", "86.30"):
+        assert number in text
+    prose = " ".join(text.split())
+    assert "did not read the published predictions" in prose
+    assert "exact accuracies are not reported in this build" in prose
+
+
+@needs_latexmk
+def test_build_paper_quotes_latex_error(results, tmp_path):
+    folder = paper_copy(tmp_path, results)
+    source = folder / "paper.tex"
+    source.write_text(source.read_text().replace(r"\maketitle", r"\maketitle\NoSuchMacro"))
+    with pytest.raises(paper.LatexError) as error:
+        paper.build_paper(folder)
+    assert "! Undefined control sequence" in str(error.value)
+    assert str(folder / "build" / "paper.log") in str(error.value)
+
+
+def test_build_paper_without_latexmk(monkeypatch, tmp_path):
+    monkeypatch.setattr(paper.shutil, "which", lambda tool: None)
+    with pytest.raises(paper.PaperToolError) as error:
+        paper.build_paper(tmp_path)
+    message = str(error.value)
+    assert "skipped" in message
+    assert "apt-get install latexmk texlive-latex-recommended texlive-latex-extra" in message
+
+
+def test_first_tex_error():
+    log = "This is pdfTeX\n(./paper.tex\n! Undefined control sequence.\nl.12 \\foo\n\n!  again\n"
+    assert paper.first_tex_error(log) == "! Undefined control sequence.\nl.12 \\foo"
+    assert paper.first_tex_error("no errors here") is None

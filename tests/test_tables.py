@@ -1,0 +1,327 @@
+"""Tables: exact text of small cases, LaTeX escaping, Markdown shape, values read from config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from convnext_tinyimagenet import paths, tables
+from convnext_tinyimagenet.figures import ResultFileError
+
+from .conftest import smoke_config
+
+# 156 / 160 correct, as evaluation.summarize_predictions writes it (Wilson 95 % interval in %).
+BASELINE_SUMMARY = {
+    "experiment": "baseline",
+    "n": 160,
+    "correct": 156,
+    "accuracy": 97.5,
+    "accuracy_batch_mean": 97.5,
+    "wilson95": [93.74901071333326, 99.02360074537376],
+    "per_class": {"s000": 100.0, "s001": 93.75, "s002": 87.5},
+    "epochs": 3,
+    "best_epoch": 3,
+}
+IMPROVED_SUMMARY = BASELINE_SUMMARY | {
+    "experiment": "improved",
+    "correct": 150,
+    "accuracy": 93.75,
+    "wilson95": [88.87839668, 96.56830212],
+    "epochs": 12,
+    "best_epoch": 7,
+}
+PUBLISHED = {
+    "baseline": {"accuracy": 82.61, "accuracy_batch_mean": 82.61, "n": 10000, "claim": 82.61},
+    "improved": {"accuracy": 86.31, "accuracy_batch_mean": 86.3019, "n": 10000, "claim": 86.30},
+}
+
+
+def make_cfg(tmp_path: Path, *overrides: str) -> dict:
+    return smoke_config(tmp_path / "cache", f"output_dir={tmp_path / 'out'}", *overrides)
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> dict:
+    return make_cfg(tmp_path)
+
+
+def write_summaries(cfg: dict) -> None:
+    for name, summary in (("baseline", BASELINE_SUMMARY), ("improved", IMPROVED_SUMMARY)):
+        out = paths.run_dir(cfg, name)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "summary.json").write_text(json.dumps(summary))
+
+
+# --------------------------------------------------------------------------- writers
+
+
+@pytest.mark.parametrize(
+    ("text", "escaped"),
+    [
+        ("convnext_tiny.fb_in1k", r"convnext\_tiny.fb\_in1k"),
+        ("86.30 %", r"86.30 \%"),
+        ("R&D", r"R\&D"),
+        ("$5 #1 {x}", r"\$5 \#1 \{x\}"),
+        ("a~b^c", r"a\textasciitilde{}b\textasciicircum{}c"),
+        ("C:\\dir_1", r"C:\textbackslash{}dir\_1"),  # the backslash is not escaped twice
+        ("12k -> 1k", r"12k -\textgreater{} 1k"),
+        ("plain text, 0.5", "plain text, 0.5"),
+    ],
+)
+def test_latex_escape(text: str, escaped: str) -> None:
+    assert tables.latex_escape(text) == escaped
+
+
+def test_latex_table_is_a_bare_booktabs_tabular() -> None:
+    frame = pd.DataFrame({"Name_x": ["a_b", "[c]"], "Share (%)": ["50 %", "R&D"]})
+    assert tables.latex_table(frame) == (
+        "\\begin{tabular}{ll}\n"
+        "\\toprule\n"
+        "Name\\_x & Share (\\%) \\\\\n"
+        "\\midrule\n"
+        "a\\_b & 50 \\% \\\\\n"
+        "{}[c] & R\\&D \\\\\n"  # a leading [ is not the previous \\'s optional argument
+        "\\bottomrule\n"
+        "\\end{tabular}\n"
+    )
+
+
+def test_latex_paragraph_columns_are_ragged_right() -> None:
+    frame = pd.DataFrame({"Topic": ["AMP"], "Text": ["long text"], "Empty": [""]})
+    assert tables.latex_table(frame, align="lp{3cm}p{1cm}").splitlines()[2:5] == [
+        r"Topic & \raggedright Text & \raggedright Empty \tabularnewline",
+        r"\midrule",
+        r"AMP & \raggedright long text &  \tabularnewline",
+    ]
+
+
+def test_markdown_table_shape_and_alignment() -> None:
+    frame = pd.DataFrame({"Run": ["a|b", "c"], "Accuracy": [97.5, 93.75], "Note": [None, True]})
+    text = tables.markdown_table(frame)
+    lines = text.splitlines()
+    assert lines == [
+        "| Run | Accuracy | Note |",
+        "|:---|---:|:---|",
+        "| a\\|b | 97.5 |  |",
+        "| c | 93.75 | yes |",
+    ]
+    # Every line has as many unescaped pipes: one more than the number of columns.
+    assert {line.replace("\\|", "").count("|") for line in lines} == {4}
+
+
+def test_write_table_writes_both_files_with_given_align(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"Topic": ["x"], "Text": ["long"]})
+    written = tables.write_table(frame, tmp_path / "sub" / "t", align="lp{3cm}")
+    assert written == [tmp_path / "sub" / "t.md", tmp_path / "sub" / "t.tex"]
+    assert written[0].read_text().splitlines()[1] == "|:---|:---|"
+    assert written[1].read_text().startswith("\\begin{tabular}{lp{3cm}}\n")
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["t.md", "t.tex"]
+
+
+@pytest.mark.parametrize("align", ["l", "lrx", "l{r}"])
+def test_write_table_rejects_bad_align(tmp_path: Path, align: str) -> None:
+    frame = pd.DataFrame({"a": ["1"], "b": ["2"]})
+    with pytest.raises(ValueError):
+        tables.write_table(frame, tmp_path / "t", align=align)
+
+
+# --------------------------------------------------------------------------- results
+
+
+def test_results_frame_without_published_summary(cfg: dict) -> None:
+    frame = tables.results_frame(
+        cfg, {"baseline": BASELINE_SUMMARY, "improved": IMPROVED_SUMMARY}, None
+    )
+    assert frame.iloc[0].tolist() == [
+        cfg["experiments"]["baseline"]["title"],
+        "82.61",
+        "n/a",
+        "97.50 [93.75, 99.02]",
+        "160",
+        "3",
+        "3",
+    ]
+    assert frame.iloc[1].tolist()[1:] == ["86.30", "n/a", "93.75 [88.88, 96.57]", "160", "12", "7"]
+
+
+def test_results_frame_with_published_summary(cfg: dict) -> None:
+    frame = tables.results_frame(cfg, {"improved": IMPROVED_SUMMARY}, PUBLISHED)
+    assert frame["Published CSV (%): exact (batch mean)"].tolist() == ["86.31 (86.30)"]
+    # A run the published summary lacks reads n/a.
+    frame = tables.results_frame(cfg, {"improved": IMPROVED_SUMMARY}, {"baseline": {}})
+    assert frame["Published CSV (%): exact (batch mean)"].tolist() == ["n/a"]
+
+
+def test_make_results_table_no_published_summary(cfg: dict) -> None:
+    assert cfg["published"]["use_predictions"] is False  # the smoke config
+    write_summaries(cfg)
+    md, tex = tables.make_results_table(cfg)
+    assert md == paths.tables_dir(cfg) / "results.md"
+    assert tex == paths.tables_dir(cfg) / "results.tex"
+    row = md.read_text().splitlines()[2]
+    assert row == (
+        f"| {cfg['experiments']['baseline']['title']} | 82.61 | n/a | 97.50 [93.75, 99.02] "
+        "| 160 | 3 | 3 |"
+    )
+    assert "97.50 [93.75, 99.02]" in tex.read_text()
+    assert r"Rerun (\%) [Wilson 95 \%]" in tex.read_text()
+
+
+def test_make_results_table_reads_published_summary(tmp_path: Path) -> None:
+    cfg = make_cfg(tmp_path, "published.use_predictions=true")
+    write_summaries(cfg)
+    with pytest.raises(ResultFileError) as info:
+        tables.make_results_table(cfg)
+    assert str(paths.published_summary(cfg)) in str(info.value)
+    assert "snakemake summarize_published" in str(info.value)
+
+    paths.published_summary(cfg).parent.mkdir(parents=True)
+    paths.published_summary(cfg).write_text(json.dumps(PUBLISHED))
+    md, _ = tables.make_results_table(cfg)
+    lines = md.read_text().splitlines()
+    assert "| 82.61 | 82.61 (82.61) | 97.50 [93.75, 99.02] |" in lines[2]
+    assert "| 86.30 | 86.31 (86.30) | 93.75 [88.88, 96.57] |" in lines[3]
+
+
+def test_make_results_table_missing_summary_names_file(cfg: dict) -> None:
+    write_summaries(cfg)
+    missing = paths.run_dir(cfg, "improved") / "summary.json"
+    missing.unlink()
+    with pytest.raises(ResultFileError, match="run_experiment") as info:
+        tables.make_results_table(cfg)
+    assert str(missing) in str(info.value)
+
+
+# --------------------------------------------------------------------------- classes
+
+# Insertion order is not alphabetical, so only an explicit tie-break by name sorts the ties.
+TIED = {
+    "l": 90.0,
+    "j": 0.0,
+    "g": 100.0,
+    "e": 50.0,
+    "c": 100.0,
+    "a": 50.0,
+    "k": 80.0,
+    "i": 50.0,
+    "b": 100.0,
+    "h": 25.0,
+    "f": 75.0,
+    "d": 0.0,
+}
+
+
+def test_class_frame_orders_by_accuracy_then_name() -> None:
+    frame = tables.class_frame({"per_class": TIED}, k=3)
+    assert frame.values.tolist() == [
+        ["top", "1", "b", "100.00"],
+        ["top", "2", "c", "100.00"],
+        ["top", "3", "g", "100.00"],
+        ["bottom", "10", "h", "25.00"],
+        ["bottom", "11", "d", "0.00"],
+        ["bottom", "12", "j", "0.00"],
+    ]
+
+
+def test_class_frame_top_and_bottom_five_do_not_overlap() -> None:
+    per_class = {name: TIED[name] for name in "abcdef"}
+    frame = tables.class_frame({"per_class": per_class})
+    assert frame["Rank"].tolist() == ["1", "2", "3", "4", "5", "6"]
+    assert frame["Class"].tolist() == ["b", "c", "f", "a", "e", "d"]
+    assert frame["Group"].tolist() == ["top"] * 5 + ["bottom"]
+
+
+def test_make_class_table(cfg: dict) -> None:
+    write_summaries(cfg)
+    md, tex = tables.make_class_table(cfg, "baseline")
+    assert md == paths.tables_dir(cfg) / "classes_baseline.md"
+    assert md.read_text().splitlines()[2:] == [
+        "| top | 1 | s000 | 100.00 |",
+        "| top | 2 | s001 | 93.75 |",
+        "| top | 3 | s002 | 87.50 |",
+    ]
+    assert "top & 1 & s000 & 100.00 \\\\" in tex.read_text()
+
+
+# --------------------------------------------------------------------------- recipe
+
+
+def recipe(cfg: dict) -> dict[str, dict[str, str]]:
+    """Setting -> experiment -> cell."""
+    return tables.recipe_frame(cfg).set_index("Setting").to_dict(orient="index")
+
+
+def test_recipe_values_come_from_config(cfg: dict) -> None:
+    table = recipe(cfg)
+    assert tables.recipe_frame(cfg).columns.tolist() == ["Setting", "baseline", "improved"]
+    assert table["Pretrained weights (timm tag)"] == {
+        "baseline": "convnext_tiny.in12k_ft_in1k",
+        "improved": "convnext_tiny.fb_in1k",
+    }
+    assert table["AdamW lr / weight decay: stages.3"] == {
+        "baseline": "frozen",
+        "improved": "5e-05 / 0.0001 (backbone.stages.3)",
+    }
+    for name, exp in cfg["experiments"].items():
+        for group in exp["trainable"]:
+            cell = table[f"AdamW lr / weight decay: {group['name']}"][name]
+            assert cell.startswith(f"{group['lr']} / {group['weight_decay']} (")
+        train = exp["train"]
+        assert table["Label smoothing"][name] == str(train["label_smoothing"])
+        assert table["Precision"][name] == train["precision"]
+        assert table["Early stopping: monitor"][name] == train["early_stopping"]["monitor"]
+        assert table["Early stopping: patience"][name] == str(train["early_stopping"]["patience"])
+    assert table["Head"] == {"baseline": "linear", "improved": "token_attention"}
+    assert table["Attention dropout"] == {"baseline": "n/a", "improved": "0.2"}
+    assert table["LR scheduler (per epoch)"] == {
+        "baseline": "none",
+        "improved": "cosine (t_max=50, eta_min=0.0)",
+    }
+    assert table["RandAugment"]["improved"] == "num_ops=2, magnitude=9"
+    assert table["RandomErasing"] == {"baseline": "none", "improved": "p=0.15"}
+
+
+def test_recipe_follows_config_changes(tmp_path: Path) -> None:
+    cfg = make_cfg(
+        tmp_path,
+        "experiments.improved.train.label_smoothing=0.1",
+        "experiments.baseline.train.early_stopping.max_epochs=null",
+        "data.source=hf",
+    )
+    table = recipe(cfg)
+    assert table["Label smoothing"]["improved"] == "0.1"
+    assert table["Early stopping: max epochs"]["baseline"] == "none"
+    assert table["Data source"]["baseline"] == "hf: zh-plus/tiny-imagenet@main"
+
+
+def test_make_recipe_table_escapes_tags(cfg: dict) -> None:
+    md, tex = tables.make_recipe_table(cfg)
+    assert md == paths.tables_dir(cfg) / "recipe.md"
+    assert "| Pretrained weights (timm tag) | convnext_tiny.in12k_ft_in1k |" in md.read_text()
+    assert r"convnext\_tiny.in12k\_ft\_in1k & convnext\_tiny.fb\_in1k \\" in tex.read_text()
+    assert "\\begin{tabular}{lll}" in tex.read_text()
+
+
+# --------------------------------------------------------------------------- discrepancies
+
+
+def test_discrepancies_table(cfg: dict) -> None:
+    frame = tables.discrepancies_frame(cfg)
+    assert len(frame) == len(cfg["discrepancies"])
+    first = cfg["discrepancies"][0]
+    assert frame.iloc[0].tolist() == [
+        first["topic"],
+        first["readme"],
+        first["ran"],
+        ", ".join(first["affects"]),
+    ]
+    md, tex = tables.make_discrepancies_table(cfg)
+    assert md == paths.tables_dir(cfg) / "discrepancies.md"
+    assert len(md.read_text().splitlines()) == 2 + len(cfg["discrepancies"])
+    text = tex.read_text()
+    assert text.startswith("\\begin{tabular}{p{")
+    assert r"86.31 \% (8,631 / 10,000)" in text
+    assert "%" not in text.replace(r"\%", "")

@@ -1,0 +1,131 @@
+"""The whole workflow on the smoke config, end to end, in a copy of the repository's workflow."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT
+
+pytestmark = pytest.mark.slow
+WORKFLOW_FILES = ("Snakefile", "rules", "config", "notebooks", "paper")
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def _copy_workflow(target: Path, cache: Path) -> Path:
+    """A copy of the workflow whose config/test.yaml puts the data cache in `cache`."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in WORKFLOW_FILES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(
+                source, target / name, ignore=shutil.ignore_patterns("build", "generated")
+            )
+        else:
+            shutil.copy2(source, target / name)
+    (target / "config" / "test.yaml").write_text(f"data:\n  cache_dir: {cache}\n")
+    return target
+
+
+def snakemake(
+    workdir: Path, *args: str, configs: tuple[str, ...] = ("config/test.yaml",), check: bool = True
+) -> subprocess.CompletedProcess:
+    env_path = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
+    result = subprocess.run(
+        [*SNAKEMAKE, "--cores", "2", "--configfile", "config/smoke.yaml", *configs, *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": env_path},
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stderr[-6000:]}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def workflow(tmp_path_factory):
+    """The smoke workflow run once to completion."""
+    cache = tmp_path_factory.mktemp("cache")
+    workdir = _copy_workflow(tmp_path_factory.mktemp("workflow"), cache)
+    result = snakemake(workdir)
+    return workdir, result, cache
+
+
+def test_all_outputs_exist(workflow):
+    workdir, _, _ = workflow
+    out = workdir / "results" / "demo"
+    for experiment in ("baseline", "improved"):
+        for name in ("experiment.ipynb", "experiment.html", "predictions.csv", "summary.json"):
+            assert (out / experiment / name).stat().st_size > 0
+        for figure in ("correct_wrong", "class_grid"):
+            assert (out / "figures" / experiment / f"{figure}.png").stat().st_size > 0
+    for table in ("results", "recipe", "discrepancies", "classes_baseline", "classes_improved"):
+        assert (out / "tables" / f"{table}.md").is_file()
+        assert (out / "tables" / f"{table}.tex").is_file()
+    assert (out / "figures" / "learning_curves.pdf").is_file()
+
+
+def test_html_notebooks_embed_their_figures(workflow):
+    workdir, _, _ = workflow
+    for experiment in ("baseline", "improved"):
+        html = (workdir / "results" / "demo" / experiment / "experiment.html").read_text()
+        assert len(re.findall(r"data:image/png;base64,", html)) >= 3  # curves and two grids
+        assert "Top-5 and bottom-5 classes" in html
+
+
+def test_paper_pdf_holds_the_run_accuracies(workflow):
+    if shutil.which("latexmk") is None or shutil.which("pdftotext") is None:
+        pytest.skip("latexmk/pdftotext missing: .ci/run installs them (Debian texlive, poppler)")
+    workdir, _, _ = workflow
+    pdf = workdir / "paper" / "build" / "paper.pdf"
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout
+    for experiment in ("baseline", "improved"):
+        summary = json.loads((workdir / "results/demo" / experiment / "summary.json").read_text())
+        assert f"{summary['accuracy']:.2f}" in text
+
+
+def test_noop_rerun_does_nothing(workflow):
+    workdir, _, _ = workflow
+    result = snakemake(workdir, "--dry-run")
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_forcerun_of_a_figure_does_not_retrain(workflow):
+    workdir, _, _ = workflow
+    result = snakemake(workdir, "--dry-run", "--forcerun", "plot_learning_curves")
+    planned = result.stdout + result.stderr
+    assert "plot_learning_curves" in planned
+    assert "run_experiment" not in planned
+
+
+def test_changing_a_plot_option_reruns_only_figures(workflow):
+    workdir, _, _ = workflow
+    (workdir / "config" / "dpi.yaml").write_text("figures:\n  dpi: 99\n")
+    result = snakemake(workdir, "--dry-run", configs=("config/test.yaml", "config/dpi.yaml"))
+    planned = result.stdout + result.stderr
+    assert "plot_learning_curves" in planned
+    assert "run_experiment" not in planned and "prepare_data" not in planned
+
+
+def test_a_failing_notebook_cell_fails_the_rule_and_names_the_cell(workflow, tmp_path):
+    _, _, cache = workflow
+    broken = _copy_workflow(tmp_path / "broken", cache)
+    notebook = broken / "notebooks" / "experiment.ipynb"
+    nb = json.loads(notebook.read_text())
+    for cell in nb["cells"]:
+        if "nb.train(" in "".join(cell["source"]):
+            cell["source"] = ['raise RuntimeError("forced failure in the training cell")\n']
+    notebook.write_text(json.dumps(nb))
+    result = snakemake(broken, "--until", "run_experiment", check=False)
+    assert result.returncode != 0
+    logs = sorted((broken / "results/demo/logs/run_experiment").glob("*.log"))
+    text = "".join(log.read_text() for log in logs)
+    assert "forced failure in the training cell" in text
+    assert re.search(r'Exception encountered at "In \[\d+\]"', text)  # papermill names the cell
+    assert "run_experiment" in result.stderr + result.stdout
