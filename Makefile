@@ -13,7 +13,7 @@ RUN    := PATH="$(abspath $(BIN)):$$PATH"
 help:
 	@echo "make demo   offline demo: both experiments on synthetic data (CPU, minutes)"
 	@echo "make test   the whole test suite (lint included)"
-	@echo "make lint   ruff, snakefmt, snakemake --lint"
+	@echo "make lint   ruff, snakefmt, snakemake --lint, hadolint"
 
 venv: $(STAMP)
 
@@ -39,6 +39,7 @@ lint: $(STAMP)
 	$(BIN)/snakefmt --check Snakefile rules
 	$(RUN) $(BIN)/snakemake --lint
 	$(RUN) $(BIN)/snakemake --lint --configfile config/smoke.yaml
+	$(BIN)/hadolint Dockerfile
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests

@@ -27,6 +27,7 @@ include: "rules/experiments.smk"
 include: "rules/figures.smk"
 include: "rules/tables.smk"
 include: "rules/paper.smk"
+include: "rules/verify.smk"
 
 
 rule all:

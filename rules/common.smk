@@ -5,6 +5,8 @@ import shutil
 
 from convnext_tinyimagenet.config import sync_resolved_config
 from convnext_tinyimagenet.paper import paper_sources
+from convnext_tinyimagenet.paths import PAPER_DIR
+from convnext_tinyimagenet.verification import checksummed_files
 
 OUT = config["output_dir"]
 EXPERIMENTS = list(config["experiments"])
@@ -49,6 +51,29 @@ def published_summary():
     )
 
 
+def published_verification():
+    """The published claims' check when config reads the published CSVs, else nothing."""
+    return (
+        [f"{OUT}/published/verification.json"]
+        if config["published"]["use_predictions"]
+        else []
+    )
+
+
+def checksum_inputs():
+    """The files SHA256SUMS covers, as rules make them.
+
+    The paper's copied tables and figures are no rule's declared outputs: numbers.tex, written
+    with them, stands for them all.
+    """
+    generated = PAPER_DIR / "generated"
+    return [
+        str(path)
+        for path in checksummed_files(config)
+        if path.parent != generated or path.name == "numbers.tex"
+    ]
+
+
 def all_outputs():
     """Every product of the workflow; the PDF only where latexmk can build it."""
     outputs = [
@@ -62,9 +87,13 @@ def all_outputs():
         f"{OUT}/tables/discrepancies.md",
         *per_experiment(f"{OUT}/tables/classes_{{experiment}}.md"),
         *published_summary(),
+        f"{OUT}/tables/verification.md",
+        *published_verification(),
     ]
     if shutil.which("latexmk"):
         outputs.append(PAPER_PDF)
+    # last: the checksums of every file above that goes into the paper, then their check
+    outputs += [f"{OUT}/SHA256SUMS", f"{OUT}/verification.json"]
     return outputs
 
 

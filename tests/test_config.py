@@ -220,6 +220,11 @@ PUBLISHED_RECIPE = {
         "9944f12b6aeb0c6f660f954e7f2869f4cff95cddeab228c31a24bf9be31ec182"
     ),
     "published.runs.improved.claim": 86.30,
+    # how each notebook computed its claim, and the row order of its published CSV
+    "published.runs.baseline.claim_metric": "exact",
+    "published.runs.improved.claim_metric": "batch_mean",
+    "published.runs.baseline.source": "hf",
+    "published.runs.improved.source": "folder",
     "published.runs.improved.best_epoch": 7,
     "published.runs.improved.minutes": 52.17,
     "published.runs.improved.predictions.sha256": (
@@ -267,6 +272,25 @@ def test_published_runs_are_consistent(paper: dict, name: str) -> None:
     assert best + 1 == run["best_epoch"]
     # ... and the run stopped `patience` epochs later.
     assert len(epochs) == run["best_epoch"] + stopping["patience"]
+
+
+def test_verification_bands_hold_the_sampling_error(paper: dict, smoke: dict) -> None:
+    """Each band is wider than the binomial 95 % error it must absorb (z = 1.96)."""
+    assert paper["verification"]["claim_rounding_pp"] == 0.005  # claims have two decimals
+    for cfg, n in ((paper, 10_000), (smoke, 160)):
+        assert set(cfg["verification"]["reruns"]) == set(cfg["experiments"])
+        for name, band in cfg["verification"]["reruns"].items():
+            claim = cfg["published"]["runs"][name]["claim"]
+            p = (band["expected"] if band["expected"] is not None else claim) / 100
+            half = 100 * 1.96 * (p * (1 - p) / n) ** 0.5
+            # against a claim, the claim and the rerun each carry one half-width
+            sampling = half * 2**0.5 if band["expected"] is None else half
+            assert sampling < band["tolerance_pp"] < 3 * sampling, name
+    assert all(b["expected"] is None for b in paper["verification"]["reruns"].values())
+    # the demo (97.50 % and 93.75 % on 160 synthetic images) is inside its bands
+    bands = smoke["verification"]["reruns"]
+    for name, accuracy in (("baseline", 97.5), ("improved", 93.75)):
+        assert abs(accuracy - bands[name]["expected"]) <= bands[name]["tolerance_pp"]
 
 
 @pytest.mark.parametrize("name", ["baseline", "improved"])
@@ -397,6 +421,26 @@ BAD_CONFIGS = {
         [1.0, 1.0, 50.0],
         ["published.runs.improved.epochs.3 = [1.0, 1.0, 50.0]", "too few items"],
     ),
+    "negative tolerance": (
+        "verification.reruns.baseline.tolerance_pp",
+        -1.0,
+        ["verification.reruns.baseline.tolerance_pp = -1.0", "minimum 0"],
+    ),
+    "expected over 100": (
+        "verification.reruns.improved.expected",
+        101,
+        ["verification.reruns.improved.expected = 101", "maximum 100"],
+    ),
+    "bad claim metric": (
+        "published.runs.improved.claim_metric",
+        "mean",
+        ["published.runs.improved.claim_metric = 'mean'", "exact, batch_mean"],
+    ),
+    "bad published source": (
+        "published.runs.baseline.source",
+        "synthetic",
+        ["published.runs.baseline.source = 'synthetic'", "hf, folder"],
+    ),
     "accuracy over 100": (
         "published.runs.improved.epochs.3.3",
         101,
@@ -472,7 +516,8 @@ def test_unknown_key_lists_the_allowed_keys(paper: dict) -> None:
         validate_config(_set(paper, "experiments.baseline.train.lrr", 1.0))
     assert str(caught.value) == (
         "config: unknown key 'experiments.baseline.train.lrr' (allowed here: batch_size, "
-        "eval_batch_size, num_workers, precision, label_smoothing, scheduler, early_stopping)"
+        "eval_batch_size, num_workers, precision, label_smoothing, scheduler, early_stopping, "
+        "feature_cache)"
     )
 
 

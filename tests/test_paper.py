@@ -144,8 +144,13 @@ def stand_in_tables(cfg: dict) -> dict[str, str]:
         [n, f"{s['accuracy']:.2f}", f"{PUBLISHED[n]['claim']:.2f}"]
         for n, s in (("baseline", BASELINE), ("improved", IMPROVED))
     ]
+    verification = [
+        [f"{n}: claim", f"{PUBLISHED[n]['claim']:.2f}", f"{PUBLISHED[n]['accuracy']:.2f}", "pass"]
+        for n in ("baseline", "improved")
+    ]
     tables = {
         "results": tabular(["run", "rerun %", "published %"], results),
+        "verification": tabular(["claim", "published", "recomputed", "verdict"], verification),
         "recipe": tabular(["setting", *names], recipe),
         "discrepancies": tabular(
             ["topic", "README says", "notebooks ran", "affects"], discrepancies
@@ -378,6 +383,7 @@ def test_make_paper_inputs_writes_macros_and_copies(results, tmp_path):
         "results.tex",
         "recipe.tex",
         "discrepancies.tex",
+        "verification.tex",
         "classes_baseline.tex",
         "classes_improved.tex",
         "learning_curves.pdf",
@@ -434,6 +440,7 @@ def test_paper_types_no_number():
     body = re.sub(r"(?<!\\)%.*", "", body)  # comments
     allowed = [
         r"ImageNet-1(2)?k",  # dataset names
+        r"SHA-?256(SUMS)?",  # the checksum's name and its file
         r"top-5",  # the metric's name
         r"\{0\.\d+(,0\.\d+)*\}",  # figure heights and table column widths (fractions)
         r"0\.\d+\\linewidth",  # layout widths

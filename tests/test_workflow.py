@@ -129,3 +129,35 @@ def test_a_failing_notebook_cell_fails_the_rule_and_names_the_cell(workflow, tmp
     assert "forced failure in the training cell" in text
     assert re.search(r'Exception encountered at "In \[\d+\]"', text)  # papermill names the cell
     assert "run_experiment" in result.stderr + result.stdout
+
+
+def test_verify_passes_and_a_tampered_result_fails_the_check(workflow):
+    workdir, _, _ = workflow
+    out = workdir / "results" / "demo"
+    result = json.loads((out / "verification.json").read_text())
+    assert result["verdict"] == "pass"
+    assert result["published"]["status"] == "not checked"  # the smoke config reads no CSVs
+    assert result["checksums"]["problems"] == []
+    sums = (out / "SHA256SUMS").read_text()
+    for covered in ("baseline/predictions.csv", "tables/verification.tex", "experiment.html"):
+        assert covered in sums
+    rerun = snakemake(workdir, "--forcerun=verify", "verify")  # the check alone, nothing else
+    assert "verification passed" in rerun.stdout + rerun.stderr
+    assert "run_experiment" not in rerun.stdout + rerun.stderr
+
+    tampered = out / "tables" / "results.md"
+    original, stat = tampered.read_bytes(), tampered.stat()
+    tampered.write_bytes(original + b"\n")
+    command = [sys.executable, "-m", "convnext_tinyimagenet", "verify", "--check", "--config"]
+    try:
+        check = subprocess.run(
+            [*command, "results/demo/config.yaml"],
+            cwd=workdir,
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        tampered.write_bytes(original)
+        os.utime(tampered, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert check.returncode == 1
+    assert "results/demo/tables/results.md: changed" in check.stdout

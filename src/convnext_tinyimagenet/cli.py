@@ -24,6 +24,7 @@ from .models import ModelError
 from .paper import PaperError
 from .published import PublishedError
 from .runner import RunError
+from .verification import VerificationError
 
 USER_ERRORS = (
     ConfigError,
@@ -34,6 +35,7 @@ USER_ERRORS = (
     PublishedError,
     ResultFileError,
     PaperError,
+    VerificationError,
 )
 
 
@@ -101,7 +103,62 @@ def build_parser() -> argparse.ArgumentParser:
     step.add_argument("name", choices=sorted(STEPS), metavar="NAME", help="the step's rule name")
     _common(step, experiment=False)
     step.add_argument("--experiment", help="experiment name, for per-experiment steps")
+    _add_verify(commands)
+    bench = commands.add_parser(
+        "bench",
+        help="benchmark the published notebooks' pipeline against this project's",
+        description="Measure data loading and training steps of the reference pipeline (PIL "
+        "transforms, 2 loader workers, batch 32) and of this project's, on synthetic data, in "
+        "one process; print a table and write JSON.",
+    )
+    _common(bench, experiment=False)
+    bench.add_argument(
+        "--size",
+        choices=("small", "gpu"),
+        default="small",
+        help="small: CPU-sized (about a minute); gpu: 224x224 input, 200 classes (minutes)",
+    )
+    bench.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    bench.add_argument(
+        "--out", type=Path, help="JSON path (default: benchmarks/results/bench-<device>.json)"
+    )
     return parser
+
+
+def _add_verify(commands: argparse._SubParsersAction) -> None:
+    verify = commands.add_parser(
+        "verify",
+        help="check the published claims, the reruns against them, and the checksums",
+        description="Recompute the published claims from the published prediction CSVs "
+        "(sha256-verified), compare each rerun with its band (config verification.reruns), "
+        "print one table and write <output_dir>/verification.json. Exit status 1 when a claim "
+        "fails or (with --check) a checksummed file changed; 2 when something is missing.",
+    )
+    _common(verify, experiment=False)
+    mode = verify.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--published-only",
+        action="store_true",
+        help="check the published files alone (no rerun needed; writes "
+        "<output_dir>/published/verification.json)",
+    )
+    mode.add_argument(
+        "--write-table",
+        action="store_true",
+        help="write tables/verification.{md,tex} for the paper (published and reruns, no "
+        "checksums) and exit 0 whatever the verdicts, which the table records",
+    )
+    mode.add_argument(
+        "--write-checksums",
+        action="store_true",
+        help="write <output_dir>/SHA256SUMS over every file that goes into the paper",
+    )
+    verify.add_argument(
+        "--check",
+        action="store_true",
+        help="also recompute <output_dir>/SHA256SUMS; fail naming each changed or missing file",
+    )
+    verify.add_argument("--out", type=Path, help="where to write the verification JSON")
 
 
 def _load(args: argparse.Namespace) -> dict:
@@ -203,11 +260,49 @@ def cmd_step(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from . import verification
+
+    cfg = _load(args)
+    writes = args.write_table or args.write_checksums
+    if writes and (args.check or args.out):
+        raise VerificationError("--check and --out go with a check, not with --write-*")
+    if args.write_table:
+        written = verification.make_verification_table(cfg)
+    elif args.write_checksums:
+        files = verification.checksummed_files(cfg)
+        written = [verification.write_checksums(cfg, files)]
+    else:
+        return verification.run_verify(
+            cfg, published_only=args.published_only, check=args.check, out=args.out
+        )
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import SIZES, format_table, run_bench, write_result
+    from .runner import resolve_device
+
+    cfg = _load(args)
+    device = resolve_device(args.device)
+    result = run_bench(cfg, SIZES[args.size], device)
+    print(format_table(result))
+    name = result["machine"]["name"].replace(" ", "-").lower()
+    out = args.out or Path("benchmarks") / "results" / f"bench-{device.type}-{name}.json"
+    write_result(result, out)
+    print(f"wrote {out}")
+    return 0
+
+
 COMMANDS = {
+    "bench": cmd_bench,
     "prepare-data": cmd_prepare_data,
     "train": cmd_train,
     "evaluate": cmd_evaluate,
     "step": cmd_step,
+    "verify": cmd_verify,
 }
 
 

@@ -22,30 +22,17 @@ from pathlib import Path
 from typing import Any
 
 from . import atomic, paths
+from .stats import newcombe_difference
+from .tables import latex_escape
 
 NA = "n/a"
 GENERATED = "generated"
 FIGURE_EXPERIMENT = "improved"  # the run whose sample grids the paper shows
-TABLES = ("results", "recipe", "discrepancies")
+# verification: published claims and reruns checked, written before the checksums (verification.py)
+TABLES = ("results", "recipe", "discrepancies", "verification")
 LATEXMK_COMMAND = ("latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-outdir=build")
 TEX_PACKAGES = "latexmk texlive-latex-recommended texlive-latex-extra"
 DIGIT_WORDS = ("Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine")
-_TEX_SPECIALS = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    # the default OT1 fonts print < > | as other glyphs
-    "<": r"\textless{}",
-    ">": r"\textgreater{}",
-    "|": r"\textbar{}",
-}
 _MACRO_NAME = re.compile(r"^[A-Za-z]+$")
 
 
@@ -70,7 +57,7 @@ class LatexError(PaperError):
 
 def tex_escape(text: Any) -> str:
     """`text` as LaTeX source that prints it literally (`_` → `\\_`, `%` → `\\%`, ...)."""
-    return "".join(_TEX_SPECIALS.get(char, char) for char in str(text))
+    return latex_escape(str(text))
 
 
 def camel(name: str) -> str:
@@ -336,21 +323,6 @@ def _class_changes(before: Mapping[str, float], after: Mapping[str, float]) -> d
         "ClassesWorse": count(sum(after[c] < before[c] for c in shared)),
         "ClassesTied": count(sum(after[c] == before[c] for c in shared)),
     }
-
-
-def newcombe_difference(a: dict, b: dict) -> tuple[float, float]:
-    """95 % interval of accuracy(a) − accuracy(b), in points, from the two Wilson intervals.
-
-    Newcombe's hybrid score method for independent proportions. Both runs score the same
-    images, so the pairing (which it ignores) only narrows the true interval: it is conservative.
-    """
-    pa, pb = a["accuracy"], b["accuracy"]
-    (la, ua), (lb, ub) = a["wilson95"], b["wilson95"]
-    diff = pa - pb
-    return (
-        diff - math.sqrt((pa - la) ** 2 + (ub - pb) ** 2),
-        diff + math.sqrt((ua - pa) ** 2 + (pb - lb) ** 2),
-    )
 
 
 def _figure_macros(cfg: dict) -> dict[str, str]:

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import atomic, checkpoint, provenance
+from . import atomic, checkpoint, features, provenance
 from .config import config_digest, dump_config, experiment_config
 from .data import Store, load_store
 from .evaluation import predictions_frame, summarize_predictions, write_predictions
@@ -146,11 +146,25 @@ def train_experiment(cfg: dict, name: str, out: Path, *, progress: bool = True) 
 
     pipeline = Pipeline.from_config(cfg, exp)
     batch_size = int(train_cfg["batch_size"])
+    train_split, val_split, forward = store.train, store.val, None
+    if train_cfg["feature_cache"]:
+        if not features.cacheable(exp):
+            raise RunError(
+                f"config: experiments.{name}.train.feature_cache = true, but its backbone trains "
+                f"or its data are augmented, so features change every epoch (set it to false)"
+            )
+        cached = features.cached_features(
+            model, store, pipeline, device, precision, int(train_cfg["eval_batch_size"]),
+            Path(cfg["data"]["cache_dir"]) / "features",
+        )  # fmt: skip
+        train_split = features.feature_split(cached["train"], store.train)
+        val_split = features.feature_split(cached["val"], store.val)
+        pipeline, forward = features.FeaturePipeline(), model.forward_head
     criterion = nn.CrossEntropyLoss(label_smoothing=float(train_cfg["label_smoothing"]))
     per_image_loss = nn.CrossEntropyLoss(
         label_smoothing=float(train_cfg["label_smoothing"]), reduction="none"
     )
-    val_loader = make_loader(store.val, int(train_cfg["eval_batch_size"]), shuffle=False)
+    val_loader = make_loader(val_split, int(train_cfg["eval_batch_size"]), shuffle=False)
     max_epochs = stop_cfg["max_epochs"]
     steps = -(-len(store.train.labels) // batch_size)
     log.info(
@@ -162,7 +176,7 @@ def train_experiment(cfg: dict, name: str, out: Path, *, progress: bool = True) 
     while not finished:
         generator = seed_everything(epoch_seed(cfg["seed"], epoch))
         train_loader = make_loader(
-            store.train,
+            train_split,
             batch_size,
             shuffle=True,
             per_image=pipeline.per_image(train=True),
@@ -174,12 +188,12 @@ def train_experiment(cfg: dict, name: str, out: Path, *, progress: bool = True) 
         record: dict = {"epoch": epoch}
         record |= train_one_epoch(
             model, train_loader, optimizer, criterion, pipeline, device, precision, scaler,
-            progress=progress, desc=f"{name} epoch {epoch} train",
+            forward=forward, progress=progress, desc=f"{name} epoch {epoch} train",
         )  # fmt: skip
         val_start = time.perf_counter()
         per_image = predict(
             model, val_loader, per_image_loss, pipeline, device, precision,
-            progress=progress, desc=f"{name} epoch {epoch} val",
+            forward=forward, progress=progress, desc=f"{name} epoch {epoch} val",
         )  # fmt: skip
         record |= summarize(per_image, batch_size)
         record["val_seconds"] = time.perf_counter() - val_start

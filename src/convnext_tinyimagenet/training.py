@@ -124,6 +124,8 @@ def seed_everything(seed: int) -> torch.Generator:
 class SplitDataset(Dataset):
     """Items of a decoded split: (uint8 CHW image, label, row index), optionally transformed.
 
+    A split of cached feature vectors (features.py) yields (feature, label, row index).
+
     A memory-mapped split is re-opened by path in each loader worker instead of being pickled.
     """
 
@@ -135,7 +137,9 @@ class SplitDataset(Dataset):
         return len(self.split.labels)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
-        image = torch.from_numpy(np.array(self.split.images[index])).permute(2, 0, 1)
+        image = torch.from_numpy(np.array(self.split.images[index]))
+        if image.ndim == 3:  # HWC image -> CHW
+            image = image.permute(2, 0, 1)
         if self.per_image is not None:
             image = self.per_image(image)
         return image, int(self.split.labels[index]), index
@@ -193,11 +197,17 @@ def train_one_epoch(
     precision: str,
     scaler: torch.amp.GradScaler | None = None,
     *,
+    forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
     progress: bool = False,
     desc: str = "train",
 ) -> dict:
-    """Train one epoch; return exact and batch-mean loss and accuracy (%), images and seconds."""
+    """Train one epoch; return exact and batch-mean loss and accuracy (%), images and seconds.
+
+    `forward` maps the pipeline's output to logits: the model itself by default, its
+    `forward_head` when the loader yields cached features.
+    """
     model.train()
+    forward = forward or model
     loss_sum, correct, seen = 0.0, 0, 0
     batch_losses: list[float] = []
     batch_accs: list[float] = []
@@ -206,7 +216,7 @@ def train_one_epoch(
         labels = labels.to(device, non_blocking=True)
         x = pipeline.batch(images.to(device, non_blocking=True), train=True)
         with autocast(precision, device):
-            logits = model(x)
+            logits = forward(x)
             loss = criterion(logits, labels)
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
@@ -244,14 +254,17 @@ def predict(
     device: torch.device,
     precision: str,
     *,
+    forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
     progress: bool = False,
     desc: str = "eval",
 ) -> dict[str, np.ndarray]:
     """Per-image results in loader order: label, prediction, top-5 hit, confidence, loss.
 
-    `criterion` must have reduction='none' (per-image losses, label smoothing as in training).
+    `criterion` must have reduction='none' (per-image losses, label smoothing as in training);
+    `forward` as in :func:`train_one_epoch`.
     """
     model.eval()
+    forward = forward or model
     parts: dict[str, list[np.ndarray]] = {
         k: [] for k in ("index", "label", "prediction", "top5", "confidence", "loss")
     }
@@ -259,7 +272,7 @@ def predict(
         labels = labels.to(device, non_blocking=True)
         x = pipeline.batch(images.to(device, non_blocking=True), train=False)
         with autocast(precision, device):
-            logits = model(x)
+            logits = forward(x)
             losses = criterion(logits, labels)
         probs = logits.float().softmax(1)
         confidence, prediction = probs.max(1)

@@ -1,0 +1,123 @@
+"""Cached frozen-backbone features: the baseline's fast path with the same semantics.
+
+The baseline trains only a linear head on a frozen ConvNeXt. ConvNeXt has no batch norm and the
+published run used no stochastic depth, dropout or augmentation, so the pooled feature of an image
+is a pure function of its pixels: computing it once per image and training the head on the cache
+runs the same computation as the notebook's full forward pass every epoch (up to floating-point
+rounding of batched kernels; `tests/test_features.py` bounds the difference). Epoch 1 pays one
+forward pass over train + validation; every later epoch costs only the head.
+
+Under fp16 autocast the backbone ends in LayerNorm (`head.norm`), which autocast runs in fp32,
+so caching float32 features and running the head under the same autocast reproduces the
+full path's numerics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from . import atomic
+from .data import Split, Store
+from .training import autocast, make_loader
+from .transforms import Pipeline
+
+log = logging.getLogger(__name__)
+
+
+class FeaturePipeline:
+    """The input step of the cached path: features are already the model's head input."""
+
+    def per_image(self, train: bool) -> None:
+        return None
+
+    def batch(self, features: torch.Tensor, train: bool) -> torch.Tensor:
+        return features.float()
+
+
+def cacheable(experiment: dict) -> bool:
+    """True when an experiment's backbone is frozen and its training data are not augmented.
+
+    Only then is every epoch's backbone output the same, so that features can be cached.
+    """
+    frozen = not any(
+        module == "backbone" or module.startswith("backbone.")
+        for group in experiment["trainable"]
+        for module in group["modules"]
+    )
+    augment = experiment["augment"]
+    return frozen and not augment["randaugment"] and not augment["random_erasing"]
+
+
+def backbone_digest(model: nn.Module) -> str:
+    """sha256 of the backbone's weights: the cache key must change with them."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.backbone.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().to("cpu").contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+@torch.no_grad()
+def extract(
+    model: nn.Module,
+    split: Split,
+    pipeline: Pipeline,
+    device: torch.device,
+    precision: str,
+    batch_size: int,
+) -> torch.Tensor:
+    """Pooled features (N, D) float32 of every image of `split`, in split order."""
+    model.eval()
+    parts = []
+    for images, _, _ in make_loader(split, batch_size, shuffle=False):
+        x = pipeline.batch(images.to(device, non_blocking=True), train=False)
+        with autocast(precision, device):
+            parts.append(model.features(x).float().cpu())
+    return torch.cat(parts)
+
+
+def cached_features(
+    model: nn.Module,
+    store: Store,
+    pipeline: Pipeline,
+    device: torch.device,
+    precision: str,
+    batch_size: int,
+    cache_dir: Path,
+) -> dict[str, torch.Tensor]:
+    """Train and validation features, from `cache_dir` when the same ones were made before."""
+    key = hashlib.sha256(
+        repr(
+            (
+                store.fingerprint,
+                backbone_digest(model),
+                pipeline.input_size,
+                pipeline.mean,
+                pipeline.std,
+                precision,
+            )
+        ).encode()
+    ).hexdigest()[:24]
+    path = Path(cache_dir) / f"features-{key}.safetensors"
+    if path.is_file():
+        log.info("features: reusing %s", path)
+        return load_file(str(path))
+    log.info("features: one forward pass over train and validation -> %s", path)
+    tensors = {
+        name: extract(model, split, pipeline, device, precision, batch_size)
+        for name, split in (("train", store.train), ("val", store.val))
+    }
+    atomic.write_with(path, lambda tmp: save_file(tensors, str(tmp)))
+    return tensors
+
+
+def feature_split(features: torch.Tensor, split: Split) -> Split:
+    """A split whose 'images' are feature vectors, so the same loaders and order apply."""
+    return Split(features.numpy(), np.asarray(split.labels), np.asarray(split.image_ids))

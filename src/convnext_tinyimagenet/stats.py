@@ -1,0 +1,115 @@
+"""Intervals and tests for accuracies: one run, two independent runs, two paired runs.
+
+All accuracies and interval bounds are in percentage points (pp). The one-proportion interval is
+Wilson's score interval (:func:`evaluation.wilson_interval`); differences combine two Wilson
+intervals by Newcombe's square-and-add ("hybrid score") method, for independent samples
+(Newcombe 1998a, method 10) or for paired ones (Newcombe 1998b, method 10), whose only change
+is a correction for the correlation between the two runs' outcomes on the same images.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+
+def accuracy_interval(correct: int, n: int) -> dict:
+    """Accuracy (%) of `correct` out of `n` with its Wilson 95 % interval (the summary.json shape).
+
+    Returns:
+        ``{"n", "correct", "accuracy", "wilson95": [low, high]}``.
+    """
+    # Imported here: evaluation imports torch (through training), and the paper module, which
+    # the workflow's Snakefile loads, imports this one for newcombe_difference alone.
+    from .evaluation import wilson_interval
+
+    low, high = wilson_interval(correct, n)
+    return {
+        "n": n,
+        "correct": correct,
+        "accuracy": 100.0 * correct / n,
+        "wilson95": [100.0 * low, 100.0 * high],
+    }
+
+
+def newcombe_difference(a: Mapping, b: Mapping) -> tuple[float, float]:
+    """95 % interval of accuracy(a) − accuracy(b), in points, from the two Wilson intervals.
+
+    Newcombe's hybrid score method for independent proportions. Where both runs score the same
+    images, the pairing (which it ignores) only narrows the true interval: it is conservative.
+
+    Args:
+        a, b: mappings with `accuracy` and `wilson95` in % (a summary.json, or
+            :func:`accuracy_interval`).
+    """
+    pa, pb = a["accuracy"], b["accuracy"]
+    (la, ua), (lb, ub) = a["wilson95"], b["wilson95"]
+    diff = pa - pb
+    return (
+        diff - math.sqrt((pa - la) ** 2 + (ub - pb) ** 2),
+        diff + math.sqrt((ua - pa) ** 2 + (pb - lb) ** 2),
+    )
+
+
+def paired_counts(first: np.ndarray, second: np.ndarray) -> dict[str, int]:
+    """The paired 2x2 table of two runs' per-image correctness (same images, same order).
+
+    Returns:
+        ``both`` (both correct), ``first_only``, ``second_only`` (the discordant pairs) and
+        ``neither``, and ``n``.
+    """
+    first = np.asarray(first, dtype=bool)
+    second = np.asarray(second, dtype=bool)
+    if first.shape != second.shape:
+        raise ValueError(f"paired runs differ in length: {first.shape} vs {second.shape}")
+    return {
+        "n": int(first.size),
+        "both": int((first & second).sum()),
+        "first_only": int((first & ~second).sum()),
+        "second_only": int((~first & second).sum()),
+        "neither": int((~first & ~second).sum()),
+    }
+
+
+def newcombe_paired_difference(counts: Mapping[str, int]) -> tuple[float, float]:
+    """95 % interval of accuracy(first) − accuracy(second), in points, for paired outcomes.
+
+    Newcombe (1998b), method 10: the independent square-and-add interval with the cross term
+    ``-2 phi (p1 - l1)(u2 - p2)``, where phi is the correlation of the two runs' outcomes
+    (the phi coefficient of the 2x2 table; 0 when a margin is empty). With phi = 0 it is
+    :func:`newcombe_difference`.
+
+    Args:
+        counts: a :func:`paired_counts` table.
+    """
+    n = counts["n"]
+    a, b, c, d = (counts[k] for k in ("both", "first_only", "second_only", "neither"))
+    first, second = accuracy_interval(a + b, n), accuracy_interval(a + c, n)
+    p1, (l1, u1) = first["accuracy"], first["wilson95"]
+    p2, (l2, u2) = second["accuracy"], second["wilson95"]
+    margins = (a + b) * (c + d) * (a + c) * (b + d)
+    phi = (a * d - b * c) / math.sqrt(margins) if margins else 0.0
+    diff = p1 - p2
+    low = diff - math.sqrt(
+        max(0.0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2)
+    )
+    high = diff + math.sqrt(
+        max(0.0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2)
+    )
+    return low, high
+
+
+def mcnemar_exact_p(first_only: int, second_only: int) -> float:
+    """Two-sided exact McNemar p-value: is one run right where the other is wrong more often?
+
+    Under the null each of the ``k = first_only + second_only`` discordant images is equally
+    likely to favour either run, so the smaller count is Binomial(k, 1/2); the p-value doubles
+    its lower tail (capped at 1). 1.0 when there is no discordant image.
+    """
+    k = first_only + second_only
+    if k == 0:
+        return 1.0
+    tail = sum(math.comb(k, i) for i in range(min(first_only, second_only) + 1))
+    return min(1.0, 2 * tail / 2**k)  # exact integers until the one division

@@ -1,0 +1,98 @@
+"""Snakemake profiles: the SLURM one plans the workflow (a dry run needs no cluster), and the
+default one lets a bare `snakemake TARGET` run without `--cores`."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import ROOT
+from .test_workflow import WORKFLOW_FILES
+
+SLURM = ROOT / "profiles" / "slurm" / "config.yaml"
+DEFAULT = ROOT / "profiles" / "default" / "config.yaml"
+
+
+@pytest.fixture(scope="module")
+def slurm_profile() -> dict:
+    return yaml.safe_load(SLURM.read_text())
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """A copy of the workflow and its profiles, its data cache in a temporary folder."""
+    target = tmp_path_factory.mktemp("workflow")
+    for name in (*WORKFLOW_FILES, "profiles"):
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(
+                source, target / name, ignore=shutil.ignore_patterns("build", "generated")
+            )
+        else:
+            shutil.copy2(source, target / name)
+    cache = tmp_path_factory.mktemp("cache")
+    (target / "config" / "test.yaml").write_text(f"data:\n  cache_dir: {cache}\n")
+    return target
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    env_path = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": env_path},
+    )
+
+
+def test_slurm_profile_uses_the_pinned_slurm_executor(slurm_profile):
+    assert slurm_profile["executor"] == "slurm"
+    requirements = (ROOT / "envs" / "requirements.txt").read_text()
+    assert re.search(r"^snakemake-executor-plugin-slurm==[\d.]+$", requirements, re.MULTILINE)
+
+
+def test_slurm_profile_maps_the_gpu_of_training_jobs(slurm_profile):
+    training = slurm_profile["set-resources"]["run_experiment"]
+    # the plugin turns `gpu: N` into `sbatch --gpus=N`, a GPU gres into `--gres`; never both
+    gres = str(training.get("gres", ""))
+    assert (int(training.get("gpu", 0)) >= 1) != ("gpu" in gres)
+    for key in ("runtime", "mem_mb", "cpus_per_task", "slurm_partition"):
+        assert key in training, key
+    assert "slurm_partition" in slurm_profile["default-resources"]
+
+
+def test_slurm_dry_run_plans_the_training_jobs_on_gpus(workdir):
+    result = snakemake(
+        workdir,
+        "--profile",
+        "profiles/slurm",
+        "--dry-run",
+        "--configfile",
+        "config/smoke.yaml",
+        "config/test.yaml",
+    )
+    text = result.stdout + result.stderr
+    assert result.returncode == 0, text[-6000:]
+    jobs = re.findall(r"^rule (\w+):$(.*?)(?=^rule |\Z)", text, re.MULTILINE | re.DOTALL)
+    training = [body for name, body in jobs if name == "run_experiment"]
+    assert len(training) == 2  # baseline and improved
+    for body in training:
+        resources = re.search(r"resources: (.*)", body)[1]
+        assert "gpu=1" in resources.split(", ")
+        assert "slurm_partition=" in resources
+
+
+def test_default_profile_runs_a_target_without_cores(workdir):
+    assert yaml.safe_load(DEFAULT.read_text())["cores"] == "all"
+    # no --cores: the workflow profile (profiles/default) supplies it
+    result = snakemake(
+        workdir, "make_recipe_table", "--configfile", "config/smoke.yaml", "config/test.yaml"
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    assert (workdir / "results" / "demo" / "tables" / "recipe.md").is_file()
