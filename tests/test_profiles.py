@@ -3,7 +3,6 @@ default one lets a bare `snakemake TARGET` run without `--cores`."""
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 import yaml
 
 from .conftest import ROOT
-from .test_workflow import WORKFLOW_FILES
+from .test_workflow import copy_workflow
 
 SLURM = ROOT / "profiles" / "slurm" / "config.yaml"
 DEFAULT = ROOT / "profiles" / "default" / "config.yaml"
@@ -26,18 +25,8 @@ def slurm_profile() -> dict:
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
     """A copy of the workflow and its profiles, its data cache in a temporary folder."""
-    target = tmp_path_factory.mktemp("workflow")
-    for name in (*WORKFLOW_FILES, "profiles"):
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(
-                source, target / name, ignore=shutil.ignore_patterns("build", "generated")
-            )
-        else:
-            shutil.copy2(source, target / name)
     cache = tmp_path_factory.mktemp("cache")
-    (target / "config" / "test.yaml").write_text(f"data:\n  cache_dir: {cache}\n")
-    return target
+    return copy_workflow(tmp_path_factory.mktemp("workflow"), cache, extra=("profiles",))
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:

@@ -17,10 +17,10 @@ WORKFLOW_FILES = ("Snakefile", "rules", "config", "notebooks", "paper")
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
-def _copy_workflow(target: Path, cache: Path) -> Path:
+def copy_workflow(target: Path, cache: Path, extra: tuple[str, ...] = ()) -> Path:
     """A copy of the workflow whose config/test.yaml puts the data cache in `cache`."""
     target.mkdir(parents=True, exist_ok=True)
-    for name in WORKFLOW_FILES:
+    for name in (*WORKFLOW_FILES, *extra):
         source = ROOT / name
         if source.is_dir():
             shutil.copytree(
@@ -52,7 +52,7 @@ def snakemake(
 def workflow(tmp_path_factory):
     """The smoke workflow run once to completion."""
     cache = tmp_path_factory.mktemp("cache")
-    workdir = _copy_workflow(tmp_path_factory.mktemp("workflow"), cache)
+    workdir = copy_workflow(tmp_path_factory.mktemp("workflow"), cache)
     result = snakemake(workdir)
     return workdir, result, cache
 
@@ -115,7 +115,7 @@ def test_changing_a_plot_option_reruns_only_figures(workflow):
 
 def test_a_failing_notebook_cell_fails_the_rule_and_names_the_cell(workflow, tmp_path):
     _, _, cache = workflow
-    broken = _copy_workflow(tmp_path / "broken", cache)
+    broken = copy_workflow(tmp_path / "broken", cache)
     notebook = broken / "notebooks" / "experiment.ipynb"
     nb = json.loads(notebook.read_text())
     for cell in nb["cells"]:

@@ -119,35 +119,34 @@ def _store(sizes: BenchSizes) -> Store:
     return Store(train, val, classes, "bench", {"source": "synthetic"})
 
 
-def bench_loading(cfg, name, store, sizes, device) -> dict:
-    """Data loading alone, reference vs ours, for one experiment's training transforms."""
+def _loaders(cfg, name, store, sizes) -> tuple[DataLoader, DataLoader, Pipeline]:
+    """The reference and our training loaders of one experiment, and our batch pipeline."""
     exp = cfg["experiments"][name]
-    ref = DataLoader(
+    reference = DataLoader(
         PILDataset(store.train, reference_transform(cfg, exp, sizes.input_size)),
         batch_size=sizes.batch_size,
         shuffle=True,
         num_workers=sizes.workers,
     )
-
-    def consume_ref(batch):
-        images = batch[0].to(device)
-        return len(images)
-
     pipeline = Pipeline.from_config(cfg, exp)
+    per_image = pipeline.per_image(train=True)
     ours = make_loader(
         store.train,
         sizes.batch_size,
         shuffle=True,
-        per_image=pipeline.per_image(train=True),
-        num_workers=sizes.workers if pipeline.per_image(train=True) else 0,
+        per_image=per_image,
+        num_workers=sizes.workers if per_image else 0,  # workers only pay for per-image work
     )
+    return reference, ours, pipeline
 
-    def consume_ours(batch):
-        images = pipeline.batch(batch[0].to(device), train=True)
-        return len(images)
 
-    ref_rate, n_ref = _rate(ref, sizes.loader_batches, consume_ref)
-    our_rate, n_ours = _rate(ours, sizes.loader_batches, consume_ours)
+def bench_loading(cfg, name, store, sizes, device) -> dict:
+    """Data loading alone, reference vs ours, for one experiment's training transforms."""
+    reference, ours, pipeline = _loaders(cfg, name, store, sizes)
+    ref_rate, n_ref = _rate(reference, sizes.loader_batches, lambda b: len(b[0].to(device)))
+    our_rate, n_ours = _rate(
+        ours, sizes.loader_batches, lambda b: len(pipeline.batch(b[0].to(device), train=True))
+    )
     return {"what": f"{name}: data loading", "reference": ref_rate, "ours": our_rate,
             "n": min(n_ref, n_ours)}  # fmt: skip
 
@@ -166,18 +165,7 @@ def bench_improved_steps(cfg, store, sizes, device) -> dict:
     precision = effective_precision(exp["train"]["precision"], device)
     criterion = nn.CrossEntropyLoss(label_smoothing=exp["train"]["label_smoothing"])
     model, optimizer = _model(cfg, name, len(store.classes), device)
-    ref = DataLoader(
-        PILDataset(store.train, reference_transform(cfg, exp, sizes.input_size)),
-        batch_size=sizes.batch_size, shuffle=True, num_workers=sizes.workers,
-    )  # fmt: skip
-    pipeline = Pipeline.from_config(cfg, exp)
-    ours = make_loader(
-        store.train,
-        sizes.batch_size,
-        shuffle=True,
-        per_image=pipeline.per_image(train=True),
-        num_workers=sizes.workers,
-    )
+    ref, ours, pipeline = _loaders(cfg, name, store, sizes)
 
     def step(x, y):
         with autocast(precision, device):
