@@ -135,3 +135,28 @@ def test_precision_falls_back_to_fp32_on_cpu():
 def test_epoch_seeds_differ_per_epoch_and_seed():
     seeds = {epoch_seed(s, e) for s in range(3) for e in range(1, 50)}
     assert len(seeds) == 3 * 49
+
+
+def test_batch_loader_yields_what_the_per_item_dataloader_yields():
+    from torch.utils.data import DataLoader
+
+    from convnext_tinyimagenet.data import Split
+    from convnext_tinyimagenet.training import BatchLoader, SplitDataset, make_loader
+
+    rng = np.random.default_rng(0)
+    split = Split(
+        rng.integers(0, 256, (70, 8, 8, 3), dtype=np.uint8),
+        rng.integers(0, 5, 70),
+        np.array([f"id{i}" for i in range(70)]),
+    )
+    loader = make_loader(split, 32, shuffle=False)
+    assert isinstance(loader, BatchLoader) and len(loader) == 3
+    reference = DataLoader(SplitDataset(split), batch_size=32, shuffle=False)
+    for ours, theirs in zip(loader, reference, strict=True):
+        for a, b in zip(ours, theirs, strict=True):
+            assert torch.equal(a, b)
+    generator = torch.Generator().manual_seed(1)
+    seen = torch.cat(
+        [index for _, _, index in make_loader(split, 32, shuffle=True, generator=generator)]
+    )
+    assert sorted(seen.tolist()) == list(range(70)) and seen.tolist() != list(range(70))

@@ -162,6 +162,36 @@ class SplitDataset(Dataset):
         self.__dict__.update(state)
 
 
+class BatchLoader:
+    """Batches of a split read one batch at a time: one fancy index into the store per batch.
+
+    Used where no per-image work is needed (every split but the improved run's training data):
+    it yields what a DataLoader over :class:`SplitDataset` yields, (uint8 NCHW images or feature
+    rows, labels, row indices), without a Python call and a collate per image.
+    """
+
+    def __init__(
+        self, split: Split, batch_size: int, shuffle: bool, generator: torch.Generator | None
+    ) -> None:
+        self.split, self.batch_size = split, batch_size
+        self.shuffle, self.generator = shuffle, generator
+
+    def __len__(self) -> int:
+        return -(-len(self.split) // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        n = len(self.split)
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        for start in range(0, n, self.batch_size):
+            index = order[start : start + self.batch_size]
+            rows = index.numpy()
+            images = torch.from_numpy(np.ascontiguousarray(self.split.images[rows]))
+            if images.ndim == 4:  # NHWC images -> NCHW
+                images = images.permute(0, 3, 1, 2)
+            labels = torch.from_numpy(np.asarray(self.split.labels[rows], dtype=np.int64))
+            yield images, labels, index
+
+
 def make_loader(
     split: Split,
     batch_size: int,
@@ -170,8 +200,14 @@ def make_loader(
     per_image: Callable | None = None,
     num_workers: int = 0,
     generator: torch.Generator | None = None,
-) -> DataLoader:
-    """A DataLoader over a decoded split (train: shuffled with `generator`; val: store order)."""
+) -> DataLoader | BatchLoader:
+    """Batches of a decoded split (train: shuffled with `generator`; val: store order).
+
+    Without per-image work the batches are read whole (:class:`BatchLoader`); with it, a
+    DataLoader runs it in `num_workers` processes.
+    """
+    if per_image is None:
+        return BatchLoader(split, batch_size, shuffle, generator)
     return DataLoader(
         SplitDataset(split, per_image),
         batch_size=batch_size,
