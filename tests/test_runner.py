@@ -192,3 +192,16 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, smoke_cache):
     assert (resumed / "predictions.csv").read_bytes() == (
         reference / "predictions.csv"
     ).read_bytes()
+
+
+def test_evaluation_batch_size_changes_no_metric(runs, smoke_cache, tmp_path):
+    """Batch-mean figures come from per-image results at the training batch size."""
+    _, out = runs
+    run = tmp_path / "improved"
+    shutil.copytree(out["improved"], run)
+    other = smoke_config(smoke_cache, "experiments.improved.train.eval_batch_size=7")
+    summary = evaluate_experiment(other, "improved", run, progress=False)
+    reference = json.loads((out["improved"] / "summary.json").read_text())
+    for key in ("accuracy", "accuracy_batch_mean", "top5", "correct"):
+        assert summary[key] == reference[key], key
+    assert summary["loss"] == pytest.approx(reference["loss"], rel=1e-5)
