@@ -177,22 +177,18 @@ def _curve_panel(
 
 def _best_epoch_lines(ax: Axes, rerun_best: int | None, published_best: int | None) -> None:
     """Dashed vertical lines at the rerun's and the published best epoch, in two colours."""
-    if rerun_best is not None:
-        ax.axvline(
-            rerun_best,
-            color=BEST_RERUN_COLOUR,
-            linestyle="--",
-            linewidth=1,
-            label=f"best epoch (rerun): {rerun_best}",
-        )
-    if published_best is not None:
-        ax.axvline(
-            published_best,
-            color=BEST_PUBLISHED_COLOUR,
-            linestyle="--",
-            linewidth=1,
-            label=f"best epoch (published): {published_best}",
-        )
+    for epoch, colour, who in (
+        (rerun_best, BEST_RERUN_COLOUR, "rerun"),
+        (published_best, BEST_PUBLISHED_COLOUR, "published"),
+    ):
+        if epoch is not None:
+            ax.axvline(
+                epoch,
+                color=colour,
+                linestyle="--",
+                linewidth=1,
+                label=f"best epoch ({who}): {epoch}",
+            )
 
 
 def learning_curves_figure(

@@ -244,9 +244,11 @@ def train_one_epoch(
     """
     model.train()
     forward = forward or model
-    loss_sum, correct, seen = 0.0, 0, 0
-    batch_losses: list[float] = []
-    batch_accs: list[float] = []
+    # Per-batch figures stay on the device until the epoch ends: reading them every step
+    # (float(loss)) would make each GPU step wait for the previous one to finish.
+    losses: list[torch.Tensor] = []
+    corrects: list[torch.Tensor] = []
+    sizes: list[int] = []
     start = time.perf_counter()
     for images, labels, _ in _batches(loader, desc, progress):
         labels = labels.to(device, non_blocking=True)
@@ -262,14 +264,15 @@ def train_one_epoch(
         else:
             loss.backward()
             optimizer.step()
-        n = labels.numel()
-        batch_loss = float(loss.detach())
-        batch_correct = int((logits.detach().argmax(1) == labels).sum())
-        loss_sum += batch_loss * n
-        correct += batch_correct
-        seen += n
-        batch_losses.append(batch_loss)
-        batch_accs.append(100.0 * batch_correct / n)
+        losses.append(loss.detach())
+        corrects.append((logits.detach().argmax(1) == labels).sum())
+        sizes.append(labels.numel())
+    batch_losses = torch.stack(losses).float().cpu().numpy().astype(np.float64)
+    batch_correct = torch.stack(corrects).cpu().numpy()
+    n = np.asarray(sizes)
+    loss_sum = float((batch_losses * n).sum())
+    correct, seen = int(batch_correct.sum()), int(n.sum())
+    batch_accs = 100.0 * batch_correct / n
     seconds = time.perf_counter() - start
     return {
         "train_loss": loss_sum / seen,
