@@ -289,3 +289,46 @@ def test_group_without_parameters(linear_model):
     groups = [{"name": "attention", "modules": ["attention"], "lr": 1e-4, "weight_decay": 0.0}]
     with pytest.raises(ModelError, match="'attention' has no parameters"):
         configure_trainable(linear_model, groups)
+
+
+# --- frozen leading stages run without autograd; the function is the backbone's own ---------
+
+
+@pytest.mark.parametrize(("groups", "frozen"), [(IMPROVED_GROUPS, 3), (BASELINE_GROUPS, 4)])
+def test_frozen_prefix_runs_without_grad_and_computes_the_same(groups, frozen):
+    model = create_model(ATTENTION if groups is IMPROVED_GROUPS else LINEAR, num_classes=10)
+    configure_trainable(model, groups)
+    assert model.frozen_stages() == frozen
+    model.train()
+    x = torch.randn(4, 3, 32, 32, requires_grad=True)  # an input that needs grad, even so
+    seen = []
+    hook = model.backbone.stages[frozen - 1].register_forward_hook(
+        lambda module, args, out: seen.append(out.requires_grad)
+    )
+    features = model.features(x)
+    hook.remove()
+    assert seen == [False]  # nothing of the frozen stages is kept for backward
+    torch.testing.assert_close(features, model.backbone(x), rtol=0, atol=0)
+    with torch.no_grad():
+        torch.testing.assert_close(model.features(x), features.detach(), rtol=0, atol=0)
+
+
+def test_frozen_prefix_leaves_the_trained_stage_gradients_alone():
+    model = create_model(ATTENTION, num_classes=10)
+    configure_trainable(model, IMPROVED_GROUPS)
+    model.eval()  # no dropout: both passes compute the same function
+    x = torch.randn(4, 3, 32, 32)
+    grads = []
+    for forward in (model.features, model.backbone):
+        model.zero_grad()
+        forward(x).square().sum().backward()
+        grads.append([p.grad.clone() for p in model.backbone.stages[3].parameters()])
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b)
+    assert model.frozen_stages() == 3
+
+
+def test_unfrozen_stem_means_no_frozen_prefix(attention_model):
+    configure_trainable(attention_model, [{"name": "all", "modules": ["backbone"], "lr": 1e-4,
+                                           "weight_decay": 0.0}])  # fmt: skip
+    assert attention_model.frozen_stages() == 0

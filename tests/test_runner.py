@@ -75,6 +75,7 @@ def test_run_leaves_metrics_predictions_and_provenance(runs, name):
         assert record["started"] <= record["finished"]
         assert "commit" in record["git"]
     assert prov["train"]["precision"] == "fp32"  # fp16 falls back on the CPU
+    assert prov["train"]["performance"] == cfg["performance"] | {"data_on": "host"}
     assert (run / "config.yaml").is_file() and (run / "model.safetensors").is_file()
 
 

@@ -137,26 +137,61 @@ def test_epoch_seeds_differ_per_epoch_and_seed():
     assert len(seeds) == 3 * 49
 
 
-def test_batch_loader_yields_what_the_per_item_dataloader_yields():
-    from torch.utils.data import DataLoader
-
+def _split(n=70, size=8):
     from convnext_tinyimagenet.data import Split
-    from convnext_tinyimagenet.training import BatchLoader, SplitDataset, make_loader
 
     rng = np.random.default_rng(0)
-    split = Split(
-        rng.integers(0, 256, (70, 8, 8, 3), dtype=np.uint8),
-        rng.integers(0, 5, 70),
-        np.array([f"id{i}" for i in range(70)]),
+    return Split(
+        rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8),
+        rng.integers(0, 5, n),
+        np.array([f"id{i}" for i in range(n)]),
     )
-    loader = make_loader(split, 32, shuffle=False)
-    assert isinstance(loader, BatchLoader) and len(loader) == 3
-    reference = DataLoader(SplitDataset(split), batch_size=32, shuffle=False)
-    for ours, theirs in zip(loader, reference, strict=True):
-        for a, b in zip(ours, theirs, strict=True):
-            assert torch.equal(a, b)
+
+
+def test_batch_loader_yields_the_store_rows_in_batches():
+    from convnext_tinyimagenet.training import BatchLoader
+
+    split = _split()
+    loader = BatchLoader(split, 32, shuffle=False)
+    assert len(loader) == 3
+    batches = list(loader)
+    assert [len(x) for x, _, _ in batches] == [32, 32, 6]
+    for x, y, index in batches:
+        expected = torch.from_numpy(split.images[index.numpy()]).permute(0, 3, 1, 2)
+        assert torch.equal(x, expected) and x.is_contiguous()
+        assert torch.equal(y, torch.from_numpy(split.labels[index.numpy()]).long())
     generator = torch.Generator().manual_seed(1)
-    seen = torch.cat(
-        [index for _, _, index in make_loader(split, 32, shuffle=True, generator=generator)]
-    )
+    seen = torch.cat([index for _, _, index in BatchLoader(split, 32, shuffle=True,
+                                                           generator=generator)])  # fmt: skip
     assert sorted(seen.tolist()) == list(range(70)) and seen.tolist() != list(range(70))
+
+
+@pytest.mark.parametrize("chunk_batches", [2, 3, 10])
+def test_chunked_augmented_batches_equal_batch_by_batch(chunk_batches):
+    from convnext_tinyimagenet.training import BatchLoader
+    from convnext_tinyimagenet.transforms import Pipeline
+
+    split = _split(size=16)
+    pipeline = Pipeline(16, (0.5,) * 3, (0.25,) * 3, {"num_ops": 2, "magnitude": 9}, {"p": 0.5})
+
+    def batches(chunk):
+        generator = torch.Generator().manual_seed(7)
+        transform = pipeline.train_transform(len(split), generator)
+        return list(BatchLoader(split, 8, shuffle=True, generator=generator, transform=transform,
+                                chunk_batches=chunk))  # fmt: skip
+
+    for ours, reference in zip(batches(chunk_batches), batches(1), strict=True):
+        for a, b in zip(ours, reference, strict=True):
+            assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("mode", ["auto", True, False])
+def test_resident_split_gives_the_same_batches(mode):
+    from convnext_tinyimagenet.training import BatchLoader, resident
+
+    split = _split()
+    held = resident(split, torch.device("cpu"), mode)
+    assert isinstance(held.images, torch.Tensor) is (mode is True)  # auto: only on a GPU
+    for a, b in zip(BatchLoader(held, 16, shuffle=False), BatchLoader(split, 16, shuffle=False),
+                    strict=True):  # fmt: skip
+        assert all(torch.equal(u, v) for u, v in zip(a, b, strict=True))

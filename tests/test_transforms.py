@@ -6,6 +6,7 @@ import torch
 from PIL import Image
 from torchvision import transforms as T  # noqa: N812
 
+from convnext_tinyimagenet import augment
 from convnext_tinyimagenet.transforms import Pipeline, normalize, resize_uint8
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -41,41 +42,56 @@ def test_normalize_matches_totensor_normalize():
     torch.testing.assert_close(ours, reference, atol=1e-6, rtol=1e-6)
 
 
+def _batch(n, size=64):
+    return torch.from_numpy(_images(n, size=size)).permute(0, 3, 1, 2).contiguous()
+
+
 def test_eval_pipeline_is_resize_then_normalize():
     pipeline = Pipeline(224, MEAN, STD, {"num_ops": 2, "magnitude": 9}, {"p": 1.0})
-    assert pipeline.per_image(train=False) is None
-    x = torch.from_numpy(_images(2)).permute(0, 3, 1, 2)
-    out = pipeline.batch(x, train=False)
+    x = _batch(2)
+    out = pipeline.eval_transform()(x, torch.arange(2))
     assert out.shape == (2, 3, 224, 224) and out.dtype == torch.float32
-    torch.testing.assert_close(out, normalize(resize_uint8(x, 224), MEAN, STD))
+    torch.testing.assert_close(out, normalize(resize_uint8(x, 224), MEAN, STD), rtol=0, atol=0)
 
 
 def test_baseline_has_no_training_augmentation():
     pipeline = Pipeline(32, MEAN, STD)
-    x = torch.from_numpy(_images(2)).permute(0, 3, 1, 2)
-    assert pipeline.per_image(train=True) is None
-    torch.testing.assert_close(pipeline.batch(x, train=True), pipeline.batch(x, train=False))
+    x = _batch(2, size=32)
+    assert not pipeline.augments
+    train = pipeline.train_transform(2, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(train(x, torch.arange(2)), pipeline.batch(x), rtol=0, atol=0)
 
 
-def test_randaugment_runs_per_image_after_the_resize():
-    pipeline = Pipeline(224, MEAN, STD, {"num_ops": 2, "magnitude": 9}, None)
-    transform = pipeline.per_image(train=True)
-    image = torch.from_numpy(_images(1)[0]).permute(2, 0, 1)
-    torch.manual_seed(0)
-    outs = [transform(image) for _ in range(8)]
-    assert all(o.shape == (3, 224, 224) and o.dtype == torch.uint8 for o in outs)
-    assert len({o.numpy().tobytes() for o in outs}) > 1  # random ops per call
-    # same seed, same ops: the order resize -> RandAugment(2, 9) with torchvision's own RNG use
-    torch.manual_seed(0)
-    expected = T.RandAugment(2, 9)(resize_uint8(image, 224))
-    torch.testing.assert_close(outs[0], expected)
+@pytest.mark.parametrize("at", ["input", "source"])
+def test_training_pipeline_keeps_the_published_order(at):
+    pipeline = Pipeline(96, MEAN, STD, {"num_ops": 2, "magnitude": 9}, {"p": 0.5}, augment_at=at)
+    x = _batch(16)
+    draws = pipeline.draw(16, torch.Generator().manual_seed(0))
+    out = pipeline.batch(x, draws)
+    if at == "input":  # Resize -> RandAugment -> ToTensor/Normalize -> RandomErasing
+        expected = augment.randaugment(resize_uint8(x, 96), draws.ops, draws.negated, 9)
+    else:  # the option: RandAugment on the 64x64 source, then Resize
+        expected = resize_uint8(augment.randaugment(x, draws.ops, draws.negated, 9), 96)
+    expected = augment.random_erasing(normalize(expected, MEAN, STD), draws.erasing, 0.5)
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    assert not torch.equal(out, pipeline.batch(x))
+
+
+def test_augmentation_does_not_depend_on_how_an_epoch_is_cut():
+    pipeline = Pipeline(64, MEAN, STD, {"num_ops": 2, "magnitude": 9}, {"p": 0.5})
+    x = _batch(40)
+    whole = pipeline.train_transform(40, torch.Generator().manual_seed(5))
+    halves = pipeline.train_transform(40, torch.Generator().manual_seed(5))
+    positions = torch.arange(40)
+    expected = whole(x, positions)
+    pieces = [halves(x[a:b], positions[a:b]) for a, b in ((0, 8), (8, 32), (32, 40))]
+    torch.testing.assert_close(torch.cat(pieces), expected, rtol=0, atol=0)
 
 
 def test_random_erasing_is_drawn_per_image_after_normalize():
     pipeline = Pipeline(32, MEAN, STD, None, {"p": 1.0})
     x = torch.from_numpy(np.full((16, 32, 32, 3), 255, np.uint8)).permute(0, 3, 1, 2)
-    torch.manual_seed(0)
-    out = pipeline.batch(x, train=True)
+    out = pipeline.train_transform(16, torch.Generator().manual_seed(0))(x, torch.arange(16))
     erased = out == 0.0  # erased pixels are 0 after normalisation; white is never 0
     assert all(mask.any() for mask in erased)
     assert len({mask.numpy().tobytes() for mask in erased}) > 1  # different rectangles
@@ -84,7 +100,6 @@ def test_random_erasing_is_drawn_per_image_after_normalize():
 def test_random_erasing_probability():
     pipeline = Pipeline(32, MEAN, STD, None, {"p": 0.15})
     x = torch.from_numpy(np.full((2000, 32, 32, 3), 255, np.uint8)).permute(0, 3, 1, 2)
-    torch.manual_seed(0)
-    out = pipeline.batch(x, train=True)
+    out = pipeline.train_transform(2000, torch.Generator().manual_seed(0))(x, torch.arange(2000))
     rate = (out == 0.0).flatten(1).any(1).float().mean().item()
     assert rate == pytest.approx(0.15, abs=0.03)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +26,8 @@ from torch import nn
 
 from . import atomic
 from .data import Split, Store
-from .training import autocast, make_loader
-from .transforms import Pipeline
+from .training import BatchLoader, autocast
+from .transforms import Pipeline, Transform
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +35,13 @@ log = logging.getLogger(__name__)
 class FeaturePipeline:
     """The input step of the cached path: features are already the model's head input."""
 
-    def per_image(self, train: bool) -> None:
-        return None
+    augments = False
 
-    def batch(self, features: torch.Tensor, train: bool) -> torch.Tensor:
-        return features.float()
+    def train_transform(self, n: int, generator: torch.Generator | None) -> Transform:
+        return self.eval_transform()
+
+    def eval_transform(self) -> Transform:
+        return lambda features, positions: features.float()
 
 
 def cacheable(experiment: dict) -> bool:
@@ -72,15 +75,22 @@ def extract(
     device: torch.device,
     precision: str,
     batch_size: int,
+    forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Pooled features (N, D) float32 of every image of `split`, in split order."""
+    """Pooled features (N, D) float32 of every image of `split`, in split order.
+
+    `forward` computes them (default ``model.features``; the runner passes it compiled or
+    channels-last as configured).
+    """
     model.eval()
+    forward = forward or model.features
     parts = []
-    for images, _, _ in make_loader(split, batch_size, shuffle=False):
-        x = pipeline.batch(images.to(device, non_blocking=True), train=False)
+    loader = BatchLoader(split, batch_size, shuffle=False, transform=pipeline.eval_transform(),
+                         device=device)  # fmt: skip
+    for x, _, _ in loader:
         with autocast(precision, device):
-            parts.append(model.features(x).float().cpu())
-    return torch.cat(parts)
+            parts.append(forward(x).float())  # kept on the device: no wait per batch
+    return torch.cat(parts).cpu()
 
 
 def cached_features(
@@ -91,6 +101,7 @@ def cached_features(
     precision: str,
     batch_size: int,
     cache_dir: Path,
+    forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Train and validation features, from `cache_dir` when the same ones were made before."""
     key = hashlib.sha256(
@@ -111,7 +122,7 @@ def cached_features(
         return load_file(str(path))
     log.info("features: one forward pass over train and validation -> %s", path)
     tensors = {
-        name: extract(model, split, pipeline, device, precision, batch_size)
+        name: extract(model, split, pipeline, device, precision, batch_size, forward)
         for name, split in (("train", store.train), ("val", store.val))
     }
     atomic.write_with(path, lambda tmp: save_file(tensors, str(tmp)))

@@ -97,8 +97,38 @@ class Classifier(nn.Module):
         return self.head.in_features
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled backbone features ``(B, num_features)`` of images ``(B, 3, H, W)``."""
-        return self.backbone(x)
+        """Pooled backbone features ``(B, num_features)`` of images ``(B, 3, H, W)``.
+
+        While training, the frozen stem and leading stages (the improved run: stages 0-2) run
+        under ``torch.no_grad()``, so that nothing of theirs is kept for the backward pass
+        whatever the input needs; the computation is the backbone's own forward.
+        """
+        frozen = self.frozen_stages() if torch.is_grad_enabled() else 0
+        if frozen == 0:
+            return self.backbone(x)
+        backbone = self.backbone
+        with torch.no_grad():
+            x = backbone.stem(x)
+            for stage in backbone.stages[:frozen]:
+                x = stage(x)
+        for stage in backbone.stages[frozen:]:
+            x = stage(x)
+        return backbone.forward_head(backbone.norm_pre(x))
+
+    def frozen_stages(self) -> int:
+        """How many leading stages of a ConvNeXt-like backbone (stem frozen too) have no
+        trainable parameter; 0 for other backbones."""
+        backbone = self.backbone
+        if not all(hasattr(backbone, a) for a in ("stem", "stages", "norm_pre", "forward_head")):
+            return 0
+        if any(p.requires_grad for p in backbone.stem.parameters()):
+            return 0
+        count = 0
+        for stage in backbone.stages:
+            if any(p.requires_grad for p in stage.parameters()):
+                break
+            count += 1
+        return count
 
     def forward_head(self, feats: torch.Tensor) -> torch.Tensor:
         """Logits from pooled features (what trains on cached frozen-backbone features)."""

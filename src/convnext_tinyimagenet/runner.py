@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -30,13 +31,14 @@ from .data import Store, load_store
 from .evaluation import predictions_frame, summarize_predictions, write_predictions
 from .models import configure_trainable, create_model
 from .training import (
+    BatchLoader,
     EarlyStopping,
     effective_precision,
     epoch_seed,
-    make_loader,
     make_scaler,
     make_scheduler,
     predict,
+    resident,
     seed_everything,
     summarize,
     train_one_epoch,
@@ -69,8 +71,26 @@ def configure_determinism(enabled: bool) -> None:
     torch.backends.cudnn.benchmark = not enabled
 
 
+def configure_performance(perf: dict) -> None:
+    """Process-wide speed settings of the `performance` section (TF32 matmuls or not)."""
+    torch.set_float32_matmul_precision(str(perf["float32_matmul_precision"]))
+
+
+def make_forward(
+    fn: Callable[[torch.Tensor], torch.Tensor], perf: dict
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """`fn` (the model or its head), compiled and fed channels-last images as configured."""
+    if perf["compile"]:
+        fn = torch.compile(fn)
+    if not perf["channels_last"]:
+        return fn
+    compiled = fn
+    return lambda x: compiled(x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x)
+
+
 def run_digest(cfg: dict, name: str) -> str:
-    """Digest of everything that determines a run's numbers (not where caches live)."""
+    """Digest of everything that determines a run's numbers (not where caches live, nor the
+    speed settings that keep the computation; TF32 matmuls change it, so they count)."""
     data = {k: v for k, v in cfg["data"].items() if k != "cache_dir"}
     relevant = {
         "seed": cfg["seed"],
@@ -78,7 +98,14 @@ def run_digest(cfg: dict, name: str) -> str:
         "normalize": cfg["normalize"],
         "experiment": experiment_config(cfg, name),
     }
+    if cfg["performance"]["float32_matmul_precision"] != "highest":
+        relevant["float32_matmul_precision"] = cfg["performance"]["float32_matmul_precision"]
     return config_digest(relevant)
+
+
+def _data_device(split) -> str:
+    """Where a run's data live: the device (resident) or host memory."""
+    return str(split.images.device) if isinstance(split.images, torch.Tensor) else "host"
 
 
 def update_provenance(out: Path, section: str, record: dict) -> None:
@@ -98,7 +125,10 @@ def _build(cfg: dict, name: str, store: Store, device: torch.device, pretrained:
     model_cfg = dict(experiment_config(cfg, name)["model"])
     if not pretrained:  # weights come from our own file: no download
         model_cfg |= {"pretrained": False, "pretrained_file": None}
-    return create_model(model_cfg, num_classes=len(store.classes)).to(device)
+    model = create_model(model_cfg, num_classes=len(store.classes)).to(device)
+    if cfg["performance"]["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
+    return model
 
 
 def train_experiment(cfg: dict, name: str, out: Path, *, progress: bool = True) -> list[dict]:
@@ -118,6 +148,8 @@ def train_experiment(cfg: dict, name: str, out: Path, *, progress: bool = True) 
     started = provenance.now()
     device = resolve_device(cfg["device"])
     configure_determinism(bool(cfg["deterministic"]))
+    perf = cfg["performance"]
+    configure_performance(perf)
     store = load_store(cfg["data"], progress=progress)
     seed_everything(cfg["seed"])  # the new head's initialisation
     model = _build(cfg, name, store, device, pretrained=latest is None)
@@ -146,7 +178,7 @@ def train_experiment(cfg: dict, name: str, out: Path, *, progress: bool = True) 
 
     pipeline = Pipeline.from_config(cfg, exp)
     batch_size = int(train_cfg["batch_size"])
-    train_split, val_split, forward = store.train, store.val, None
+    train_split, val_split, forward = store.train, store.val, make_forward(model, perf)
     if train_cfg["feature_cache"]:
         if not features.cacheable(exp):
             raise RunError(
@@ -155,16 +187,21 @@ def train_experiment(cfg: dict, name: str, out: Path, *, progress: bool = True) 
             )
         cached = features.cached_features(
             model, store, pipeline, device, precision, int(train_cfg["eval_batch_size"]),
-            Path(cfg["data"]["cache_dir"]) / "features",
+            Path(cfg["data"]["cache_dir"]) / "features", forward=make_forward(model.features, perf),
         )  # fmt: skip
         train_split = features.feature_split(cached["train"], store.train)
         val_split = features.feature_split(cached["val"], store.val)
-        pipeline, forward = features.FeaturePipeline(), model.forward_head
+        pipeline, forward = features.FeaturePipeline(), make_forward(model.forward_head, perf)
+    train_split = resident(train_split, device, perf["resident_data"])
+    val_split = resident(val_split, device, perf["resident_data"])
     criterion = nn.CrossEntropyLoss(label_smoothing=float(train_cfg["label_smoothing"]))
     per_image_loss = nn.CrossEntropyLoss(
         label_smoothing=float(train_cfg["label_smoothing"]), reduction="none"
     )
-    val_loader = make_loader(val_split, int(train_cfg["eval_batch_size"]), shuffle=False)
+    val_loader = BatchLoader(
+        val_split, int(train_cfg["eval_batch_size"]), shuffle=False,
+        transform=pipeline.eval_transform(), device=device,
+    )  # fmt: skip
     max_epochs = stop_cfg["max_epochs"]
     steps = -(-len(store.train.labels) // batch_size)
     log.info(
@@ -174,25 +211,27 @@ def train_experiment(cfg: dict, name: str, out: Path, *, progress: bool = True) 
     finished = bool(latest and latest.state["finished"])
     epoch = len(history) + 1
     while not finished:
+        # one generator per epoch: first every augmentation draw, then the order
         generator = seed_everything(epoch_seed(cfg["seed"], epoch))
-        train_loader = make_loader(
+        train_loader = BatchLoader(
             train_split,
             batch_size,
             shuffle=True,
-            per_image=pipeline.per_image(train=True),
-            num_workers=int(train_cfg["num_workers"]),
             generator=generator,
+            transform=pipeline.train_transform(len(train_split), generator),
+            device=device,
+            chunk_batches=int(perf["chunk_batches"]),
         )
         lrs = {g["name"]: g["lr"] for g in optimizer.param_groups}
         start = time.perf_counter()
         record: dict = {"epoch": epoch}
         record |= train_one_epoch(
-            model, train_loader, optimizer, criterion, pipeline, device, precision, scaler,
+            model, train_loader, optimizer, criterion, device, precision, scaler,
             forward=forward, progress=progress, desc=f"{name} epoch {epoch} train",
         )  # fmt: skip
         val_start = time.perf_counter()
         per_image = predict(
-            model, val_loader, per_image_loss, pipeline, device, precision,
+            model, val_loader, per_image_loss, device, precision,
             forward=forward, progress=progress, desc=f"{name} epoch {epoch} val",
         )  # fmt: skip
         record |= summarize(per_image, batch_size)
@@ -238,6 +277,7 @@ def train_experiment(cfg: dict, name: str, out: Path, *, progress: bool = True) 
             "configured_precision": train_cfg["precision"],
             "epochs": len(history),
             "best_epoch": stopper.best_epoch,
+            "performance": perf | {"data_on": _data_device(train_split)},
             "resumed_after_epoch": latest.epoch if latest is not None else None,
             "started": started,
             "finished": provenance.now(),
@@ -259,18 +299,27 @@ def evaluate_experiment(cfg: dict, name: str, out: Path, *, progress: bool = Tru
     exp = experiment_config(cfg, name)
     started = provenance.now()
     device = resolve_device(cfg["device"])
+    perf = cfg["performance"]
+    configure_performance(perf)
     store = load_store(cfg["data"], progress=progress)
     model = _build(cfg, name, store, device, pretrained=False)
     checkpoint.load_weights(model, weights)
     train_cfg = exp["train"]
     precision = effective_precision(train_cfg["precision"], device)
+    loader = BatchLoader(
+        resident(store.val, device, perf["resident_data"]),
+        int(train_cfg["eval_batch_size"]),
+        shuffle=False,
+        transform=Pipeline.from_config(cfg, exp).eval_transform(),
+        device=device,
+    )
     per_image = predict(
         model,
-        make_loader(store.val, int(train_cfg["eval_batch_size"]), shuffle=False),
+        loader,
         nn.CrossEntropyLoss(label_smoothing=float(train_cfg["label_smoothing"]), reduction="none"),
-        Pipeline.from_config(cfg, exp),
         device,
         precision,
+        forward=make_forward(model, perf),
         progress=progress,
         desc=f"{name} evaluate",
     )

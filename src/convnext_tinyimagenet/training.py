@@ -8,6 +8,7 @@ figure can be compared with either. Accuracies are in percent throughout, like t
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import random
 import time
@@ -17,11 +18,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .data import Split
-from .transforms import Pipeline
+
+log = logging.getLogger(__name__)
 
 MONITORS = ("val_loss", "val_acc", "val_loss_batch_mean", "val_acc_batch_mean")
 AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -121,60 +122,77 @@ def seed_everything(seed: int) -> torch.Generator:
     return generator
 
 
-class SplitDataset(Dataset):
-    """Items of a decoded split: (uint8 CHW image, label, row index), optionally transformed.
+def resident(split: Split, device: torch.device, mode: str | bool = "auto") -> Split:
+    """The split with its images (or features) in a tensor on `device`, when asked or useful.
 
-    A split of cached feature vectors (features.py) yields (feature, label, row index).
-
-    A memory-mapped split is re-opened by path in each loader worker instead of being pickled.
+    ``auto`` moves them to a CUDA device when they take at most half of its free memory
+    (TinyImageNet's 100,000 x 3 x 64 x 64 uint8 images are 1.2 GB); ``true`` always moves them
+    (on a CPU: into a tensor in RAM); ``false`` keeps the memory-mapped store, read per chunk.
+    Images are stored NCHW, as the network reads them.
     """
+    images = split.images
+    if mode is False or mode == "false" or isinstance(images, torch.Tensor):
+        return split
+    if mode == "auto":
+        if device.type != "cuda":
+            return split
+        free, _ = torch.cuda.mem_get_info(device)
+        if images.nbytes > free // 2:
+            log.info("data: %.1f GB do not fit in half of the GPU's free %.1f GB; reading from "
+                     "host memory", images.nbytes / 1e9, free / 1e9)  # fmt: skip
+            return split
+    parts = []
+    for start in range(0, len(images), 8192):  # bounded host memory for the layout change
+        part = torch.from_numpy(np.ascontiguousarray(images[start : start + 8192])).to(device)
+        parts.append(part.permute(0, 3, 1, 2).contiguous() if part.ndim == 4 else part)
+    log.info("data: %d rows held on %s (%.2f GB)", len(images), device, images.nbytes / 1e9)
+    return Split(torch.cat(parts), split.labels, split.image_ids)
 
-    def __init__(self, split: Split, per_image: Callable | None = None) -> None:
-        self.split = split
-        self.per_image = per_image
 
-    def __len__(self) -> int:
-        return len(self.split.labels)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
-        image = torch.from_numpy(np.array(self.split.images[index]))
-        if image.ndim == 3:  # HWC image -> CHW
-            image = image.permute(2, 0, 1)
-        if self.per_image is not None:
-            image = self.per_image(image)
-        return image, int(self.split.labels[index]), index
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        images = self.split.images
-        if isinstance(images, np.memmap) and images.filename:
-            state["_images_path"] = images.filename
-            state["split"] = None
-            state["_labels"] = np.asarray(self.split.labels)
-            state["_ids"] = np.asarray(self.split.image_ids)
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        path = state.pop("_images_path", None)
-        if path is not None:
-            images = np.load(path, mmap_mode="r")
-            state["split"] = Split(images, state.pop("_labels"), state.pop("_ids"))
-        self.__dict__.update(state)
+def _rows(images, index: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Rows `index` of a store (memory map: NHWC -> NCHW; device tensor: already NCHW)."""
+    if isinstance(images, torch.Tensor):
+        rows = images.index_select(0, index.to(images.device, non_blocking=True))
+        return rows.to(device, non_blocking=True)
+    batch = torch.from_numpy(np.ascontiguousarray(images[index.numpy()]))
+    if batch.ndim == 4:  # NHWC images -> NCHW
+        batch = batch.permute(0, 3, 1, 2).contiguous()
+    return batch.to(device, non_blocking=True)
 
 
 class BatchLoader:
-    """Batches of a split read one batch at a time: one fancy index into the store per batch.
+    """Network-ready batches of a split: (inputs, labels, row indices), on `device`.
 
-    Used where no per-image work is needed (every split but the improved run's training data):
-    it yields what a DataLoader over :class:`SplitDataset` yields, (uint8 NCHW images or feature
-    rows, labels, row indices), without a Python call and a collate per image.
+    Rows are read (and transformed) `chunk_batches` batches at a time: one index into the store
+    and one call of `transform` per chunk. The batches are the same whatever the chunk size:
+    a chunk is a whole number of batches, and the training transform's random numbers belong
+    to positions in the epoch (transforms.Pipeline.train_transform).
+
+    Args:
+        split: decoded images (uint8 NHWC memory map or NCHW tensor from :func:`resident`) or
+            feature rows, with labels.
+        batch_size: rows per batch (the last one may be short).
+        shuffle: a new order from `generator` for each pass; else store order.
+        transform: ``(uint8 rows on device, positions in the pass) -> inputs``; None = as read.
+        device: where batches are made.
+        chunk_batches: batches read and transformed together.
     """
 
     def __init__(
-        self, split: Split, batch_size: int, shuffle: bool, generator: torch.Generator | None
+        self,
+        split: Split,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        generator: torch.Generator | None = None,
+        transform: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        device: torch.device | str = "cpu",
+        chunk_batches: int = 1,
     ) -> None:
-        self.split, self.batch_size = split, batch_size
-        self.shuffle, self.generator = shuffle, generator
+        self.split, self.batch_size = split, int(batch_size)
+        self.shuffle, self.generator, self.transform = shuffle, generator, transform
+        self.device = torch.device(device)
+        self.chunk = self.batch_size * max(1, int(chunk_batches))
 
     def __len__(self) -> int:
         return -(-len(self.split) // self.batch_size)
@@ -182,53 +200,27 @@ class BatchLoader:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         n = len(self.split)
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
-        for start in range(0, n, self.batch_size):
-            index = order[start : start + self.batch_size]
-            rows = index.numpy()
-            images = torch.from_numpy(np.ascontiguousarray(self.split.images[rows]))
-            if images.ndim == 4:  # NHWC images -> NCHW
-                images = images.permute(0, 3, 1, 2)
-            labels = torch.from_numpy(np.asarray(self.split.labels[rows], dtype=np.int64))
-            yield images, labels, index
+        labels = torch.from_numpy(np.array(self.split.labels, dtype=np.int64))  # a copy
+        for start in range(0, n, self.chunk):
+            index = order[start : start + self.chunk]
+            x = _rows(self.split.images, index, self.device)
+            if self.transform is not None:
+                x = self.transform(x, torch.arange(start, start + len(index)))
+            y = labels[index].to(self.device, non_blocking=True)
+            for b in range(0, len(index), self.batch_size):
+                end = b + self.batch_size
+                yield x[b:end], y[b:end], index[b:end]
 
 
-def make_loader(
-    split: Split,
-    batch_size: int,
-    *,
-    shuffle: bool,
-    per_image: Callable | None = None,
-    num_workers: int = 0,
-    generator: torch.Generator | None = None,
-) -> DataLoader | BatchLoader:
-    """Batches of a decoded split (train: shuffled with `generator`; val: store order).
-
-    Without per-image work the batches are read whole (:class:`BatchLoader`); with it, a
-    DataLoader runs it in `num_workers` processes.
-    """
-    if per_image is None:
-        return BatchLoader(split, batch_size, shuffle, generator)
-    return DataLoader(
-        SplitDataset(split, per_image),
-        batch_size=batch_size,
-        shuffle=shuffle,
-        num_workers=num_workers,
-        generator=generator,
-        pin_memory=torch.cuda.is_available(),
-        persistent_workers=False,
-    )
-
-
-def _batches(loader: DataLoader, desc: str, progress: bool) -> Iterator:
+def _batches(loader: BatchLoader, desc: str, progress: bool) -> Iterator:
     return iter(tqdm(loader, desc=desc, leave=False, disable=not progress, unit="batch"))
 
 
 def train_one_epoch(
     model: nn.Module,
-    loader: DataLoader,
+    loader: BatchLoader,
     optimizer: torch.optim.Optimizer,
     criterion: nn.Module,
-    pipeline: Pipeline,
     device: torch.device,
     precision: str,
     scaler: torch.amp.GradScaler | None = None,
@@ -239,8 +231,8 @@ def train_one_epoch(
 ) -> dict:
     """Train one epoch; return exact and batch-mean loss and accuracy (%), images and seconds.
 
-    `forward` maps the pipeline's output to logits: the model itself by default, its
-    `forward_head` when the loader yields cached features.
+    `loader` yields network-ready batches on `device` (:class:`BatchLoader`); `forward` maps
+    them to logits: the model itself by default, its `forward_head` for cached features.
     """
     model.train()
     forward = forward or model
@@ -250,9 +242,7 @@ def train_one_epoch(
     corrects: list[torch.Tensor] = []
     sizes: list[int] = []
     start = time.perf_counter()
-    for images, labels, _ in _batches(loader, desc, progress):
-        labels = labels.to(device, non_blocking=True)
-        x = pipeline.batch(images.to(device, non_blocking=True), train=True)
+    for x, labels, _ in _batches(loader, desc, progress):
         with autocast(precision, device):
             logits = forward(x)
             loss = criterion(logits, labels)
@@ -287,9 +277,8 @@ def train_one_epoch(
 @torch.no_grad()
 def predict(
     model: nn.Module,
-    loader: DataLoader,
+    loader: BatchLoader,
     criterion: nn.Module,
-    pipeline: Pipeline,
     device: torch.device,
     precision: str,
     *,
@@ -307,9 +296,7 @@ def predict(
     parts: dict[str, list[np.ndarray]] = {
         k: [] for k in ("index", "label", "prediction", "top5", "confidence", "loss")
     }
-    for images, labels, index in _batches(loader, desc, progress):
-        labels = labels.to(device, non_blocking=True)
-        x = pipeline.batch(images.to(device, non_blocking=True), train=False)
+    for x, labels, index in _batches(loader, desc, progress):
         with autocast(precision, device):
             logits = forward(x)
             losses = criterion(logits, labels)

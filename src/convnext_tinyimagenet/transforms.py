@@ -5,18 +5,22 @@ Published order (torchvision on PIL images, see published-recipe.md):
   improved train: Resize((224, 224)) -> RandAugment(2, 9) -> ToTensor -> Normalize
                   -> RandomErasing(p=0.15)
 
-Here the same steps run on tensors so that they can run batched and on the GPU:
+Here the same steps run on whole batches of uint8 tensors, on the training device:
 
 * Resize is bilinear interpolation of the uint8 image, rounded back to uint8 because PIL's
   Resize returns a uint8 image. Upsampling 64 -> 224 this way differs from PIL's fixed-point
   bilinear by at most 1 grey level per pixel and about 0.22 grey levels on average (measured on
   uniform-noise images, the worst case; `tests/test_transforms.py` holds the bound: mean <= 0.5,
   max <= 1).
-* RandAugment is torchvision's, applied per image to the resized uint8 tensor (torchvision's
-  tensor kernels instead of its PIL kernels; the ops, their order and magnitudes are the same).
+* RandAugment and RandomErasing are drawn per image, exactly as torchvision's tensor kernels
+  compute them, but run per batch (augment.py). Every random number of an epoch is drawn up
+  front, per position in the epoch's order, so the augmentation does not depend on how the
+  epoch is cut into batches or chunks.
 * ToTensor + Normalize divide by 255, subtract the mean and divide by the std, per channel.
-* RandomErasing is torchvision's, applied per image after normalisation (a batched call would
-  erase the same rectangle in every image of the batch).
+
+`augment.at: source` (an option, off by default) runs RandAugment on the 64x64 image before the
+resize: about 12x fewer pixels to augment, but not what the notebook computed (interpolation
+then smooths the augmented image, and translations move by whole 64-px pixels).
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F  # noqa: N812
-from torchvision import transforms as T  # noqa: N812
+
+from . import augment
 
 
 def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -41,6 +46,28 @@ def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
+class Draws:
+    """Every random number that augments a set of images (rows = positions in an epoch).
+
+    Attributes:
+        ops, negated: RandAugment's op indices and signs, (N, num_ops), or None.
+        erasing: RandomErasing's uniforms, (N, 3 + 2 * attempts), or None.
+    """
+
+    ops: torch.Tensor | None = None
+    negated: torch.Tensor | None = None
+    erasing: torch.Tensor | None = None
+
+    def rows(self, index: torch.Tensor) -> Draws:
+        """The draws of some positions."""
+        return Draws(*(None if t is None else t[index] for t in (self.ops, self.negated,
+                                                                  self.erasing)))  # fmt: skip
+
+
+Transform = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
 class Pipeline:
     """The transforms of one experiment.
 
@@ -50,6 +77,7 @@ class Pipeline:
         std: per-channel normalisation standard deviation.
         randaugment: ``{"num_ops", "magnitude"}`` for training, or None.
         random_erasing: ``{"p"}`` for training, or None.
+        augment_at: ``input`` (after the resize, as published) or ``source`` (before it).
     """
 
     input_size: int
@@ -57,6 +85,7 @@ class Pipeline:
     std: tuple[float, float, float]
     randaugment: dict | None = None
     random_erasing: dict | None = None
+    augment_at: str = "input"
 
     @classmethod
     def from_config(cls, cfg: dict, experiment: dict) -> Pipeline:
@@ -68,44 +97,52 @@ class Pipeline:
             std=tuple(cfg["normalize"]["std"]),
             randaugment=augment.get("randaugment"),
             random_erasing=augment.get("random_erasing"),
+            augment_at=augment.get("at", "input"),
         )
 
-    def per_image(self, train: bool) -> Callable[[torch.Tensor], torch.Tensor] | None:
-        """The per-image uint8 step (resize + RandAugment) for training, or None.
+    @property
+    def augments(self) -> bool:
+        """True when training images are augmented (randomly, per image)."""
+        return bool(self.randaugment or self.random_erasing)
 
-        Only RandAugment needs per-image work; everything else runs on whole batches in
-        :meth:`batch`, on whatever device the batch is on.
+    def draw(self, n: int, generator: torch.Generator | None) -> Draws:
+        """All random numbers for augmenting n training images (one epoch), on the CPU."""
+        ops = negated = erasing = None
+        if self.randaugment:
+            ops, negated = augment.draw_randaugment(n, int(self.randaugment["num_ops"]), generator)
+        if self.random_erasing:
+            erasing = augment.draw_erasing(n, generator)
+        return Draws(ops, negated, erasing)
+
+    def train_transform(self, n: int, generator: torch.Generator | None) -> Transform:
+        """``(uint8 images, their positions in the epoch) -> network input`` for one epoch."""
+        draws = self.draw(n, generator)
+        return lambda images, positions: self.batch(images, draws.rows(positions))
+
+    def eval_transform(self) -> Transform:
+        """``(uint8 images, positions) -> network input`` without augmentation."""
+        return lambda images, positions: self.batch(images)
+
+    def batch(self, images: torch.Tensor, draws: Draws | None = None) -> torch.Tensor:
+        """uint8 (N,3,H,W) -> normalised float (N,3,input_size,input_size).
+
+        With `draws` (training), RandAugment before normalising and RandomErasing after it.
         """
-        if not (train and self.randaugment):
-            return None
-        augment = T.RandAugment(
-            num_ops=int(self.randaugment["num_ops"]),
-            magnitude=int(self.randaugment["magnitude"]),
-        )
-        size = self.input_size
-
-        def transform(image: torch.Tensor) -> torch.Tensor:
-            return augment(resize_uint8(image, size))
-
-        return transform
-
-    def batch(self, images: torch.Tensor, train: bool) -> torch.Tensor:
-        """uint8 (N,3,H,W) -> normalised float (N,3,input_size,input_size), erased if training."""
-        x = resize_uint8(images, self.input_size)
+        x = images
+        randaugment = draws is not None and draws.ops is not None
+        if randaugment and self.augment_at == "source":
+            x = augment.randaugment(x, draws.ops, draws.negated, int(self.randaugment["magnitude"]))
+        x = resize_uint8(x, self.input_size)
+        if randaugment and self.augment_at == "input":
+            x = augment.randaugment(x, draws.ops, draws.negated, int(self.randaugment["magnitude"]))
         x = normalize(x, self.mean, self.std)
-        if train and self.random_erasing:
-            x = erase_each(x, float(self.random_erasing["p"]))
+        if draws is not None and draws.erasing is not None:
+            x = augment.random_erasing(x, draws.erasing, float(self.random_erasing["p"]))
         return x
 
 
 def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """ToTensor (divide by 255) then Normalize(mean, std), as the notebooks did."""
+    """ToTensor (divide by 255) then Normalize(mean, std), as torchvision computes them."""
     m = torch.tensor(mean, device=images.device, dtype=torch.float32).view(1, -1, 1, 1)
     s = torch.tensor(std, device=images.device, dtype=torch.float32).view(1, -1, 1, 1)
-    return (images.float() / 255.0 - m) / s
-
-
-def erase_each(images: torch.Tensor, p: float) -> torch.Tensor:
-    """torchvision RandomErasing(p) (default scale, ratio, value 0) on each image separately."""
-    eraser = T.RandomErasing(p=p)
-    return torch.stack([eraser(image) for image in images])
+    return images.to(torch.float32, copy=True).div_(255.0).sub_(m).div_(s)

@@ -1,0 +1,314 @@
+"""RandAugment and RandomErasing drawn per image but computed per batch, on any device.
+
+The improved notebook ran torchvision's ``RandAugment(2, 9)`` and ``RandomErasing(p=0.15)`` on
+one PIL image at a time in two DataLoader workers, which capped it at about 650 images/s. Here
+every image still draws its own operations and magnitudes from the same distributions
+(torchvision's op list, order and magnitude table), but the images of a batch are sorted by the
+operation they drew and each operation runs once on its contiguous slice:
+
+* geometric ops (shear, translate, rotate) sample the nearest pixel, so where each output pixel
+  comes from depends only on the op, its sign and the image size. That source map is made once
+  per device by running torchvision's own tensor ``affine``/``rotate`` on an image of pixel
+  numbers; each batch then needs a single gather, pixel for pixel what torchvision computes;
+* brightness, colour, contrast and sharpness are torchvision's blend
+  ``ratio * image + (1 - ratio) * degenerate`` with a per-image ratio; sharpness's blurred
+  degenerate is computed in integers (``(2 * S + 13) // 26`` for the 3x3 kernel sum S with centre
+  weight 5), which equals torchvision's rounded float convolution because S / 13 is never within
+  1/26 of a rounding boundary;
+* posterize, solarize and autocontrast are torchvision's kernels on the slice; ``equalize`` (a
+  Python loop over images and channels in torchvision) is one ``bincount`` for all of them.
+
+``tests/test_augment.py`` checks every operation, for both signs, pixel for pixel against
+torchvision applied to each image alone. The random draws come from a ``torch.Generator`` on the
+CPU (a few numbers per image, so a GPU never waits on the host), seeded per epoch: the
+augmentation of epoch e is the same whether or not the run resumed before it. What cannot be
+reproduced is the notebook's stream of random numbers (unseeded, split over two workers).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+from torchvision.transforms import InterpolationMode, RandAugment
+from torchvision.transforms import functional as TF  # noqa: N812
+
+# torchvision's RandAugment op list, in its order (RandAugment._augmentation_space)
+OPS = (
+    "Identity", "ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Brightness", "Color",
+    "Contrast", "Sharpness", "Posterize", "Solarize", "AutoContrast", "Equalize",
+)  # fmt: skip
+GEOMETRIC = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
+BLENDS = ("Brightness", "Color", "Contrast", "Sharpness")
+
+
+@functools.cache
+def op_table(num_ops: int, magnitude: int, num_bins: int, height: int, width: int) -> dict:
+    """``{op: (magnitude, signed)}`` for one image size, from torchvision's own table."""
+    space = RandAugment(num_ops, magnitude, num_bins)._augmentation_space(num_bins, (height, width))
+    if tuple(space) != OPS:
+        raise RuntimeError(f"torchvision's RandAugment ops changed: {list(space)}")
+    return {
+        name: (float(values[magnitude].item()) if values.ndim > 0 else 0.0, bool(signed))
+        for name, (values, signed) in space.items()
+    }
+
+
+def geometric_op(image: torch.Tensor, op: str, value: float) -> torch.Tensor:
+    """One geometric op exactly as torchvision's RandAugment calls it (nearest, zero fill)."""
+    nearest = InterpolationMode.NEAREST
+    if op == "Rotate":
+        return TF.rotate(image, value, interpolation=nearest)
+    shear = {"ShearX": [math.degrees(math.atan(value)), 0.0],
+             "ShearY": [0.0, math.degrees(math.atan(value))]}.get(op, [0.0, 0.0])  # fmt: skip
+    translate = {"TranslateX": [int(value), 0], "TranslateY": [0, int(value)]}.get(op, [0, 0])
+    center = [0, 0] if op in ("ShearX", "ShearY") else None  # shears about the top-left corner
+    return TF.affine(image, angle=0.0, translate=translate, scale=1.0, shear=shear,
+                     interpolation=nearest, center=center)  # fmt: skip
+
+
+@functools.cache
+def source_maps(table_items: tuple, height: int, width: int, device: str) -> torch.Tensor:
+    """Where each output pixel of each geometric variant comes from: (2 * len(OPS), H * W).
+
+    Row ``2 * op + negated`` holds, per output pixel, the flat index of its source pixel, or
+    ``H * W`` (a zero pixel appended by :func:`gather_pixels`) where torchvision fills with 0.
+    Made by torchvision itself: its tensor kernel on a float image whose pixels are their own
+    index + 1 (nearest sampling copies values, and leaves 0 outside the image).
+    """
+    size = height * width
+    numbers = torch.arange(1, size + 1, dtype=torch.float32, device=device).view(1, height, width)
+    maps = torch.arange(size, device=device).repeat(2 * len(OPS), 1)  # identity elsewhere
+    for k, (op, (value, signed)) in enumerate(table_items):
+        if op in GEOMETRIC:
+            for negated in (False, True) if signed else (False,):
+                moved = geometric_op(numbers, op, -value if negated else value).reshape(-1)
+                maps[2 * k + negated] = torch.where(moved > 0, moved.long() - 1, size)
+    return maps
+
+
+def gather_pixels(images: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+    """out[i, c, p] = images[i, c, maps[i, p]], with index H*W meaning 0."""
+    n, c, h, w = images.shape
+    flat = torch.cat([images.reshape(n, c, h * w), images.new_zeros(n, c, 1)], dim=2)
+    return flat.gather(2, maps[:, None, :].expand(n, c, h * w)).view(n, c, h, w)
+
+
+def blurred(images: torch.Tensor) -> torch.Tensor:
+    """torchvision's sharpness degenerate: 3x3 kernel (1s, centre 5) / 13, rounded, edges kept.
+
+    Integer form of its float convolution: the kernel sum S (at most 13 * 255, an int16) over
+    13, rounded. S / 13 is never closer than 1/26 to a half, far beyond float32's error here, so
+    rounding it equals torchvision's rounding of its float convolution.
+    """
+    x = images.to(torch.int16)
+    rows = x[..., :-2, :] + x[..., 1:-1, :] + x[..., 2:, :]
+    total = rows[..., :-2] + rows[..., 1:-1] + rows[..., 2:] + 4 * x[..., 1:-1, 1:-1]
+    out = images.clone()
+    out[..., 1:-1, 1:-1] = (total.to(torch.float32) * (1 / 13)).round_().to(torch.uint8)
+    return out
+
+
+def blend(
+    images: torch.Tensor, degenerate: torch.Tensor | None, ratio: torch.Tensor
+) -> torch.Tensor:
+    """torchvision's ``_blend``: ``ratio * images + (1 - ratio) * degenerate``, clamped, truncated.
+
+    ``ratio`` holds one value per image (float64, so ``1 - ratio`` is computed as torchvision's
+    Python float arithmetic does before both become float32); None = a zero degenerate
+    (brightness; adding ``(1 - ratio) * 0`` changes no float).
+    """
+    shape = (-1, 1, 1, 1)
+    out = images.to(torch.float32).mul_(ratio.to(images.device, torch.float32).view(shape))
+    if degenerate is not None:
+        rest = (1.0 - ratio).to(images.device, torch.float32).view(shape)
+        out.add_(degenerate.to(torch.float32).mul_(rest))
+    return out.clamp_(0, 255).to(torch.uint8)
+
+
+def degenerate(images: torch.Tensor, op: str) -> torch.Tensor | None:
+    """What each blend op mixes the image with (torchvision's choices for RGB uint8)."""
+    if op == "Brightness":
+        return None
+    if op == "Color":
+        return TF.rgb_to_grayscale(images)
+    if op == "Contrast":
+        gray = TF.rgb_to_grayscale(images).to(torch.float32)
+        return torch.mean(gray, dim=(-3, -2, -1), keepdim=True)
+    return blurred(images)
+
+
+def equalize(images: torch.Tensor) -> torch.Tensor:
+    """torchvision's tensor ``equalize`` of uint8 images (N,C,H,W), all images at once.
+
+    Per image and channel: histogram, ``step = (pixels - count of the highest level present)
+    // 255``, lookup table ``(cumsum + step // 2) // step`` shifted up one level and clamped to
+    255; a channel with ``step == 0`` stays as it is.
+    """
+    n, c, h, w = images.shape
+    flat = images.reshape(n * c, h * w)
+    offsets = torch.arange(n * c, device=images.device, dtype=torch.int32)[:, None] * 256
+    hist = torch.bincount((flat.to(torch.int32) + offsets).reshape(-1), minlength=n * c * 256)
+    hist = hist.view(n * c, 256)
+    levels = torch.arange(256, device=images.device)
+    highest = torch.where(hist > 0, levels, -1).amax(1, keepdim=True)
+    step = (h * w - hist.gather(1, highest)) // 255
+    lut = (hist.cumsum(1) + step // 2) // step.clamp(min=1)
+    lut = torch.cat([lut.new_zeros(n * c, 1), lut[:, :-1]], dim=1).clamp_(max=255)
+    lut = torch.where(step == 0, levels, lut).to(torch.uint8)  # step 0: leave the channel
+    return lut.gather(1, flat.long()).view(n, c, h, w)
+
+
+def _pixel_op(images: torch.Tensor, op: str, value: float) -> torch.Tensor:
+    """One value-only op with one magnitude on a stack of images."""
+    if op == "Posterize":
+        return TF.posterize(images, int(value))
+    if op == "Solarize":  # torchvision: where(image >= threshold, 255 - image, image)
+        # on uint8: 255 - v = v ^ 255, and -True = 255 (an xor is far cheaper than a where)
+        flip = -(images >= math.ceil(value)).view(torch.uint8)
+        return images ^ flip
+    if op == "AutoContrast":
+        return TF.autocontrast(images)
+    if op == "Equalize":
+        return equalize(images)
+    raise ValueError(f"unknown RandAugment op {op!r}")
+
+
+def draw_randaugment(
+    n: int, num_ops: int, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The random choices of RandAugment for n images: op indices and signs, each (n, num_ops).
+
+    torchvision draws, per op, ``randint(len(ops))`` and for signed ops ``randint(2)`` (1 =
+    negate the magnitude): the same uniform choices, here for all images at once.
+    """
+    ops = torch.randint(len(OPS), (n, num_ops), generator=generator)
+    negated = torch.randint(2, (n, num_ops), generator=generator).bool()
+    return ops, negated
+
+
+def randaugment(
+    images: torch.Tensor,
+    ops: torch.Tensor,
+    negated: torch.Tensor,
+    magnitude: int,
+    num_bins: int = 31,
+) -> torch.Tensor:
+    """torchvision ``RandAugment(num_ops, magnitude)`` with each image's own drawn ops.
+
+    Args:
+        images: uint8 (N, 3, H, W), on any device.
+        ops, negated: from :func:`draw_randaugment`, (N, num_ops) on the CPU.
+        magnitude: index into torchvision's magnitude table (0..num_bins-1).
+        num_bins: torchvision's ``num_magnitude_bins``.
+
+    Returns:
+        The augmented uint8 images, same shape and device.
+    """
+    n, _, h, w = images.shape
+    table = op_table(ops.shape[1], magnitude, num_bins, h, w)
+    # Images stay sorted by the op they drew, so that each op works on a contiguous slice;
+    # `rows` remembers where each image came from.
+    rows = torch.arange(n)
+    for k in range(ops.shape[1]):
+        order, images = apply_ops(images, ops[rows, k], negated[rows, k], table)
+        rows = rows[order]
+    back = torch.empty_like(rows)
+    back[rows] = torch.arange(n)  # the inverse permutation: a gather is cheaper than a scatter
+    return images.index_select(0, back.to(images.device, non_blocking=True))
+
+
+def apply_ops(
+    images: torch.Tensor, ops: torch.Tensor, negated: torch.Tensor, table: dict
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Apply ``OPS[ops[i]]`` to image i, its magnitude negated where ``negated[i]`` and the op is
+    signed, all images at once.
+
+    Returns:
+        ``(order, out)``: ``out[k]`` is image ``order[k]`` transformed (sorted by op and sign).
+    """
+    _, _, h, w = images.shape
+    signed = torch.tensor([table[op][1] for op in OPS])
+    variant = 2 * ops + (negated & signed[ops]).long()  # 2 * op + negated; unsigned: never
+    order = torch.argsort(variant, stable=True)
+    variant = variant[order]
+    counts = torch.bincount(variant, minlength=2 * len(OPS)).tolist()
+    starts = [sum(counts[:v]) for v in range(len(counts) + 1)]
+
+    def span(first_op: str, last_op: str) -> slice:
+        return slice(starts[2 * OPS.index(first_op)], starts[2 * OPS.index(last_op) + 2])
+
+    x = images.index_select(0, order.to(images.device, non_blocking=True))
+    out = torch.empty_like(x)
+    keep = span("Identity", "Identity")
+    out[keep] = x[keep]
+    device = images.device
+    geo = span(GEOMETRIC[0], GEOMETRIC[-1])  # ops 1-5: one gather for all of them
+    if geo.stop > geo.start:
+        maps = source_maps(tuple(table.items()), h, w, str(device))
+        out[geo] = gather_pixels(x[geo], maps[variant[geo].to(device, non_blocking=True)])
+    for op in BLENDS:
+        part = span(op, op)
+        if part.stop > part.start:
+            sign = 1.0 - 2.0 * (variant[part] % 2).to(torch.float64)  # +1, or -1 when negated
+            ratio = 1.0 + sign * table[op][0]
+            out[part] = blend(x[part], degenerate(x[part], op), ratio)
+    for op in OPS[OPS.index("Posterize") :]:
+        part = span(op, op)
+        if part.stop > part.start:
+            out[part] = _pixel_op(x[part], op, table[op][0])
+    return order, out
+
+
+ERASING_ATTEMPTS = 10  # torchvision's RandomErasing.get_params tries at most 10 rectangles
+
+
+def draw_erasing(n: int, generator: torch.Generator | None) -> torch.Tensor:
+    """The uniform numbers RandomErasing uses for n images: (n, 3 + 2 * attempts) float64.
+
+    Columns: erase or not, top, left, then the area and the aspect draw of each attempt.
+    """
+    return torch.rand(n, 3 + 2 * ERASING_ATTEMPTS, generator=generator, dtype=torch.float64)
+
+
+def random_erasing(
+    images: torch.Tensor,
+    uniforms: torch.Tensor,
+    p: float,
+    scale: tuple[float, float] = (0.02, 0.33),
+    ratio: tuple[float, float] = (0.3, 3.3),
+) -> torch.Tensor:
+    """torchvision ``RandomErasing(p, scale, ratio, value=0)`` with each image's own draws,
+    in place.
+
+    Each image is erased with probability p; its rectangle follows torchvision's ``get_params``:
+    up to ten tries of area ~ U(scale)·H·W and log aspect ~ U(log ratio), the first that fits
+    wins (none fits: the image stays), then a uniform top-left corner.
+
+    Args:
+        images: normalised float images (N, C, H, W), on any device.
+        uniforms: from :func:`draw_erasing`, (N, 3 + 2 * attempts) on the CPU.
+        p, scale, ratio: torchvision's arguments (the notebook set p = 0.15).
+
+    Returns:
+        `images`, erased in place.
+    """
+    _, _, h, w = images.shape
+    attempts = (uniforms.shape[1] - 3) // 2
+    area = h * w * (scale[0] + (scale[1] - scale[0]) * uniforms[:, 3 : 3 + attempts])
+    low, high = math.log(ratio[0]), math.log(ratio[1])
+    aspect = torch.exp(low + (high - low) * uniforms[:, 3 + attempts :])
+    tall = torch.round(torch.sqrt(area * aspect)).long()
+    wide = torch.round(torch.sqrt(area / aspect)).long()
+    fits = (tall < h) & (wide < w)
+    first = fits.int().argmax(1, keepdim=True)  # the first try that fits (0 if none: unused)
+    tall, wide = tall.gather(1, first).squeeze(1), wide.gather(1, first).squeeze(1)
+    top = (uniforms[:, 1] * (h - tall + 1)).long()
+    left = (uniforms[:, 2] * (w - wide + 1)).long()
+    erased = ((uniforms[:, 0] < p) & fits.any(1)).nonzero().squeeze(1).tolist()
+    boxes = torch.stack([top, tall, left, wide], 1).tolist()
+    for i in erased:  # about p * N small rectangles, known on the host: no GPU sync
+        y, dy, x, dx = boxes[i]
+        images[i, :, y : y + dy, x : x + dx] = 0.0
+    return images

@@ -1,0 +1,78 @@
+"""Speed settings keep the computation: channels-last, compile, the run's identity."""
+
+import pytest
+import torch
+
+from convnext_tinyimagenet import runner
+from convnext_tinyimagenet.models import create_model
+from convnext_tinyimagenet.runner import make_forward, run_digest
+
+from .conftest import smoke_config
+
+PLAIN = {"channels_last": False, "compile": False}
+
+
+def test_channels_last_forward_computes_the_same_logits():
+    torch.manual_seed(0)
+    model_cfg = {"tag": "convnext_tiny", "pretrained": False, "pretrained_file": None,
+                 "head": "linear"}  # fmt: skip
+    model = create_model(model_cfg, num_classes=10).eval()
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        expected = make_forward(model, PLAIN)(x)
+        fast = make_forward(model.to(memory_format=torch.channels_last),
+                            PLAIN | {"channels_last": True})  # fmt: skip
+        seen = []
+        hook = model.backbone.stem.register_forward_pre_hook(
+            lambda module, args: seen.append(
+                args[0].is_contiguous(memory_format=torch.channels_last)
+            )
+        )
+        logits = fast(x)
+        hook.remove()
+    assert seen == [True]
+    torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-5)  # kernel rounding only
+    head = make_forward(model.forward_head, PLAIN | {"channels_last": True})
+    head_input = torch.randn(4, 768)  # 2-D inputs (cached features) pass through untouched
+    assert torch.equal(head(head_input), model.forward_head(head_input))
+
+
+def test_compile_flag_compiles_the_forward(monkeypatch):
+    compiled = []
+
+    def fake_compile(fn):
+        compiled.append(fn)
+        return lambda x: fn(x) + 0
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    layer = torch.nn.Linear(3, 2)
+    forward = make_forward(layer, {"channels_last": False, "compile": True})
+    assert compiled == [layer]
+    x = torch.randn(5, 3)
+    torch.testing.assert_close(forward(x), layer(x))
+    make_forward(layer, PLAIN)
+    assert compiled == [layer]  # off by default: nothing compiled
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "same"),
+    [
+        ("performance.channels_last", False, True),
+        ("performance.compile", True, True),
+        ("performance.resident_data", True, True),
+        ("performance.chunk_batches", 1, True),
+        ("performance.float32_matmul_precision", "high", False),  # TF32 changes numerics
+        ("experiments.improved.augment.at", "source", False),
+    ],
+)
+def test_speed_settings_do_not_change_a_runs_identity(smoke_cache, key, value, same):
+    base = smoke_config(smoke_cache)
+    changed = smoke_config(smoke_cache, f"{key}={str(value).lower()}")
+    assert (run_digest(changed, "improved") == run_digest(base, "improved")) is same
+
+
+def test_matmul_precision_is_applied(monkeypatch):
+    calls = []
+    monkeypatch.setattr(torch, "set_float32_matmul_precision", calls.append)
+    runner.configure_performance({"float32_matmul_precision": "high"})
+    assert calls == ["high"]
