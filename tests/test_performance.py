@@ -76,3 +76,21 @@ def test_matmul_precision_is_applied(monkeypatch):
     monkeypatch.setattr(torch, "set_float32_matmul_precision", calls.append)
     runner.configure_performance({"float32_matmul_precision": "high"})
     assert calls == ["high"]
+
+
+@pytest.mark.slow
+def test_resident_data_and_chunking_change_no_number(tmp_path, smoke_cache):
+    """The same run with the images in a tensor and batch-by-batch augmentation: same epochs."""
+    timing = {"seconds", "train_seconds", "val_seconds", "images_per_second"}
+    results = []
+    for overrides in ((), ("performance.resident_data=true", "performance.chunk_batches=1")):
+        cfg = smoke_config(smoke_cache, "experiments.improved.train.early_stopping.max_epochs=2",
+                           *overrides)  # fmt: skip
+        out = tmp_path / str(len(overrides))
+        history = runner.train_experiment(cfg, "improved", out, progress=False)
+        runner.evaluate_experiment(cfg, "improved", out, progress=False)
+        results.append(([{k: v for k, v in r.items() if k not in timing} for r in history],
+                        (out / "predictions.csv").read_bytes()))  # fmt: skip
+    assert results[0] == results[1]
+    prov = (tmp_path / "2" / "provenance.json").read_text()
+    assert '"data_on": "cpu"' in prov  # the second run really held its data in a tensor

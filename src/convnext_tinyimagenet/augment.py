@@ -12,17 +12,17 @@ operation they drew and each operation runs once on its contiguous slice:
   numbers; each batch then needs a single gather, pixel for pixel what torchvision computes;
 * brightness, colour, contrast and sharpness are torchvision's blend
   ``ratio * image + (1 - ratio) * degenerate`` with a per-image ratio; sharpness's blurred
-  degenerate is computed in integers (``(2 * S + 13) // 26`` for the 3x3 kernel sum S with centre
-  weight 5), which equals torchvision's rounded float convolution because S / 13 is never within
-  1/26 of a rounding boundary;
-* posterize, solarize and autocontrast are torchvision's kernels on the slice; ``equalize`` (a
-  Python loop over images and channels in torchvision) is one ``bincount`` for all of them.
+  degenerate sums the 3x3 kernel (centre weight 5) in integers and rounds S / 13, which equals
+  torchvision's rounded float convolution because S / 13 is never within 1/26 of a half;
+* posterize and autocontrast are torchvision's kernels on the slice, solarize its test on
+  integers (an xor instead of a ``where``), and ``equalize`` (a Python loop over images and
+  channels in torchvision) one ``bincount`` for all of them.
 
 ``tests/test_augment.py`` checks every operation, for both signs, pixel for pixel against
-torchvision applied to each image alone. The random draws come from a ``torch.Generator`` on the
-CPU (a few numbers per image, so a GPU never waits on the host), seeded per epoch: the
-augmentation of epoch e is the same whether or not the run resumed before it. What cannot be
-reproduced is the notebook's stream of random numbers (unseeded, split over two workers).
+torchvision applied to each image alone. The random choices (:func:`draw_randaugment`,
+:func:`draw_erasing`) are drawn on the CPU, a few numbers per image, so a GPU never waits on the
+host; transforms.Pipeline draws them for a whole epoch at its start. What cannot be reproduced
+is the notebook's stream of random numbers (unseeded, split over two workers).
 """
 
 from __future__ import annotations

@@ -143,7 +143,7 @@ def resident(split: Split, device: torch.device, mode: str | bool = "auto") -> S
             return split
     parts = []
     for start in range(0, len(images), 8192):  # bounded host memory for the layout change
-        part = torch.from_numpy(np.ascontiguousarray(images[start : start + 8192])).to(device)
+        part = torch.from_numpy(np.array(images[start : start + 8192])).to(device)  # a copy
         parts.append(part.permute(0, 3, 1, 2).contiguous() if part.ndim == 4 else part)
     log.info("data: %d rows held on %s (%.2f GB)", len(images), device, images.nbytes / 1e9)
     return Split(torch.cat(parts), split.labels, split.image_ids)
@@ -212,6 +212,20 @@ class BatchLoader:
                 yield x[b:end], y[b:end], index[b:end]
 
 
+def backward_step(
+    loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None
+) -> None:
+    """Backward pass and optimizer step, through the GradScaler when there is one (fp16)."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+
+
 def _batches(loader: BatchLoader, desc: str, progress: bool) -> Iterator:
     return iter(tqdm(loader, desc=desc, leave=False, disable=not progress, unit="batch"))
 
@@ -246,14 +260,7 @@ def train_one_epoch(
         with autocast(precision, device):
             logits = forward(x)
             loss = criterion(logits, labels)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
+        backward_step(loss, optimizer, scaler)
         losses.append(loss.detach())
         corrects.append((logits.detach().argmax(1) == labels).sum())
         sizes.append(labels.numel())
