@@ -460,6 +460,26 @@ BAD_CONFIGS = {
         {},
         ["'experiments.Improved2'", "^[a-z][a-z0-9_]*$"],
     ),
+    "resident data not a choice": (
+        "performance.resident_data",
+        "gpu",
+        ["performance.resident_data = 'gpu'", "auto, True, False"],
+    ),
+    "zero chunk": (
+        "performance.chunk_batches",
+        0,
+        ["performance.chunk_batches = 0", "minimum 1"],
+    ),
+    "TF32 spelt wrong": (
+        "performance.float32_matmul_precision",
+        "tf32",
+        ["performance.float32_matmul_precision = 'tf32'", "highest, high, medium"],
+    ),
+    "augment where": (
+        "experiments.improved.augment.at",
+        "output",
+        ["experiments.improved.augment.at = 'output'", "input, source"],
+    ),
     "missing key": ("data.hf.id", _DELETE, ["missing key 'data.hf.id'"]),
     "missing section": ("experiments.improved.train", _DELETE, ["'experiments.improved.train'"]),
     "missing attention dropout": (
