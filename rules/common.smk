@@ -34,6 +34,10 @@ def run_params(wildcards):
         "normalize": config["normalize"],
         "experiment": config["experiments"][wildcards.experiment],
     }
+    # the one speed setting that changes numerics (TF32 matmuls); see runner.run_digest
+    matmul = config["performance"]["float32_matmul_precision"]
+    if matmul != "highest":
+        subset["float32_matmul_precision"] = matmul
     return json.dumps(subset, sort_keys=True)
 
 

@@ -113,6 +113,20 @@ def test_changing_a_plot_option_reruns_only_figures(workflow):
     assert "run_experiment" not in planned and "prepare_data" not in planned
 
 
+@pytest.mark.parametrize(
+    ("setting", "retrains"),
+    [
+        ("performance:\n  channels_last: false\n  chunk_batches: 2\n", False),
+        ("performance:\n  float32_matmul_precision: high\n", True),  # TF32: other numerics
+    ],
+)
+def test_only_speed_settings_that_change_numerics_retrain(workflow, setting, retrains):
+    workdir, _, _ = workflow
+    (workdir / "config" / "speed.yaml").write_text(setting)
+    result = snakemake(workdir, "--dry-run", configs=("config/test.yaml", "config/speed.yaml"))
+    assert ("run_experiment" in result.stdout + result.stderr) is retrains
+
+
 def test_a_failing_notebook_cell_fails_the_rule_and_names_the_cell(workflow, tmp_path):
     _, _, cache = workflow
     broken = copy_workflow(tmp_path / "broken", cache)
