@@ -14,9 +14,10 @@ operation they drew and each operation runs once on its contiguous slice:
   ``ratio * image + (1 - ratio) * degenerate`` with a per-image ratio; sharpness's blurred
   degenerate sums the 3x3 kernel (centre weight 5) in integers and rounds S / 13, which equals
   torchvision's rounded float convolution because S / 13 is never within 1/26 of a half;
-* posterize and autocontrast are torchvision's kernels on the slice, solarize its test on
-  integers (an xor instead of a ``where``), and ``equalize`` (a Python loop over images and
-  channels in torchvision) one ``bincount`` for all of them.
+* posterize is torchvision's kernel on the slice; autocontrast its arithmetic without the
+  boolean indexing that makes a GPU wait; solarize its test on integers (an xor instead of a
+  ``where``); ``equalize`` (a Python loop over images and channels in torchvision) one
+  ``bincount`` for all of them.
 
 ``tests/test_augment.py`` checks every operation, for both signs, pixel for pixel against
 torchvision applied to each image alone. The random choices (:func:`draw_randaugment`,
@@ -119,11 +120,13 @@ def blend(
     Python float arithmetic does before both become float32); None = a zero degenerate
     (brightness; adding ``(1 - ratio) * 0`` changes no float).
     """
-    shape = (-1, 1, 1, 1)
-    out = images.to(torch.float32).mul_(ratio.to(images.device, torch.float32).view(shape))
+
+    def on_device(values: torch.Tensor) -> torch.Tensor:  # an asynchronous copy: no GPU wait
+        return values.to(torch.float32).view(-1, 1, 1, 1).to(images.device, non_blocking=True)
+
+    out = images.to(torch.float32).mul_(on_device(ratio))
     if degenerate is not None:
-        rest = (1.0 - ratio).to(images.device, torch.float32).view(shape)
-        out.add_(degenerate.to(torch.float32).mul_(rest))
+        out.add_(degenerate.to(torch.float32).mul_(on_device(1.0 - ratio)))
     return out.clamp_(0, 255).to(torch.uint8)
 
 
@@ -160,6 +163,20 @@ def equalize(images: torch.Tensor) -> torch.Tensor:
     return lut.gather(1, flat.long()).view(n, c, h, w)
 
 
+def autocontrast(images: torch.Tensor) -> torch.Tensor:
+    """torchvision's tensor ``autocontrast``: each channel stretched from [min, max] to [0, 255].
+
+    The same arithmetic; a constant channel (max == min) keeps its values. torchvision marks those
+    with a boolean index, which on a GPU waits for the device; ``where`` does not.
+    """
+    low = images.amin(dim=(-2, -1), keepdim=True).to(torch.float32)
+    high = images.amax(dim=(-2, -1), keepdim=True).to(torch.float32)
+    constant = high == low
+    scale = torch.where(constant, 1.0, 255.0 / (high - low))
+    low = torch.where(constant, 0.0, low)
+    return ((images - low) * scale).clamp_(0, 255).to(torch.uint8)
+
+
 def _pixel_op(images: torch.Tensor, op: str, value: float) -> torch.Tensor:
     """One value-only op with one magnitude on a stack of images."""
     if op == "Posterize":
@@ -169,7 +186,7 @@ def _pixel_op(images: torch.Tensor, op: str, value: float) -> torch.Tensor:
         flip = -(images >= math.ceil(value)).view(torch.uint8)
         return images ^ flip
     if op == "AutoContrast":
-        return TF.autocontrast(images)
+        return autocontrast(images)
     if op == "Equalize":
         return equalize(images)
     raise ValueError(f"unknown RandAugment op {op!r}")

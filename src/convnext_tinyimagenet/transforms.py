@@ -143,6 +143,16 @@ class Pipeline:
 
 def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """ToTensor (divide by 255) then Normalize(mean, std), as torchvision computes them."""
-    m = torch.tensor(mean, device=images.device, dtype=torch.float32).view(1, -1, 1, 1)
-    s = torch.tensor(std, device=images.device, dtype=torch.float32).view(1, -1, 1, 1)
+    # made on the host and copied without waiting (torch.tensor(..., device=cuda) would wait
+    # for the GPU to finish its queued work)
+    m = (
+        torch.tensor(mean, dtype=torch.float32)
+        .view(1, -1, 1, 1)
+        .to(images.device, non_blocking=True)
+    )
+    s = (
+        torch.tensor(std, dtype=torch.float32)
+        .view(1, -1, 1, 1)
+        .to(images.device, non_blocking=True)
+    )
     return images.to(torch.float32, copy=True).div_(255.0).sub_(m).div_(s)
