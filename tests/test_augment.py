@@ -135,3 +135,12 @@ def test_geometric_source_maps_come_from_torchvision_on_the_device():
     k = 2 * OPS.index("Rotate")
     assert torch.equal(torch.where(maps[k] < 256, maps[k] + 1, 0).float(), rotated)
     assert (maps[k] == 256).any()  # corners fall outside: filled with 0
+
+
+def test_both_histogram_paths_count_the_same():
+    rows = _images(37).reshape(-1, 37 * 37)
+    by_counting = augment.cumulative_histograms(rows, by_sorting=False)
+    by_sorting = augment.cumulative_histograms(rows, by_sorting=True)
+    assert torch.equal(by_counting, by_sorting)
+    expected = torch.stack([torch.bincount(r.long(), minlength=256).cumsum(0) for r in rows])
+    assert torch.equal(by_counting, expected)

@@ -17,7 +17,7 @@ operation they drew and each operation runs once on its contiguous slice:
 * posterize is torchvision's kernel on the slice; autocontrast its arithmetic without the
   boolean indexing that makes a GPU wait; solarize its test on integers (an xor instead of a
   ``where``); ``equalize`` (a Python loop over images and channels in torchvision) one
-  ``bincount`` for all of them.
+  ``bincount`` for all of them (on a GPU, a sort: no wait for the device).
 
 ``tests/test_augment.py`` checks every operation, for both signs, pixel for pixel against
 torchvision applied to each image alone. The random choices (:func:`draw_randaugment`,
@@ -142,6 +142,24 @@ def degenerate(images: torch.Tensor, op: str) -> torch.Tensor | None:
     return blurred(images)
 
 
+def cumulative_histograms(rows: torch.Tensor, by_sorting: bool | None = None) -> torch.Tensor:
+    """(R, 256) counts of values <= each level, for uint8 rows (R, P).
+
+    On the CPU one ``bincount`` over all rows; on a GPU a sort and a ``searchsorted`` instead,
+    because CUDA's ``bincount`` reads its input's maximum back to the host (the device would
+    wait) and its histograms are not deterministic. Both give the same integers.
+    """
+    if by_sorting is None:
+        by_sorting = rows.is_cuda
+    n, device = rows.shape[0], rows.device
+    if by_sorting:
+        levels = torch.arange(256, device=device, dtype=torch.uint8).expand(n, 256).contiguous()
+        return torch.searchsorted(rows.sort(dim=1).values, levels, right=True)
+    offsets = torch.arange(n, device=device, dtype=torch.int32)[:, None] * 256
+    counts = torch.bincount((rows.to(torch.int32) + offsets).reshape(-1), minlength=n * 256)
+    return counts.view(n, 256).cumsum(1)
+
+
 def equalize(images: torch.Tensor) -> torch.Tensor:
     """torchvision's tensor ``equalize`` of uint8 images (N,C,H,W), all images at once.
 
@@ -151,14 +169,12 @@ def equalize(images: torch.Tensor) -> torch.Tensor:
     """
     n, c, h, w = images.shape
     flat = images.reshape(n * c, h * w)
-    offsets = torch.arange(n * c, device=images.device, dtype=torch.int32)[:, None] * 256
-    hist = torch.bincount((flat.to(torch.int32) + offsets).reshape(-1), minlength=n * c * 256)
-    hist = hist.view(n * c, 256)
-    levels = torch.arange(256, device=images.device)
-    highest = torch.where(hist > 0, levels, -1).amax(1, keepdim=True)
-    step = (h * w - hist.gather(1, highest)) // 255
-    lut = (hist.cumsum(1) + step // 2) // step.clamp(min=1)
+    cumulative = cumulative_histograms(flat)
+    hist = torch.diff(cumulative, dim=1, prepend=cumulative.new_zeros(n * c, 1))
+    step = (h * w - hist.gather(1, flat.amax(1, keepdim=True).long())) // 255
+    lut = (cumulative + step // 2) // step.clamp(min=1)
     lut = torch.cat([lut.new_zeros(n * c, 1), lut[:, :-1]], dim=1).clamp_(max=255)
+    levels = torch.arange(256, device=images.device)
     lut = torch.where(step == 0, levels, lut).to(torch.uint8)  # step 0: leave the channel
     return lut.gather(1, flat.long()).view(n, c, h, w)
 
