@@ -29,6 +29,7 @@ is the notebook's stream of random numbers (unseeded, split over two workers).
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 
 import torch
@@ -267,7 +268,7 @@ def apply_ops(
     order = torch.argsort(variant, stable=True)
     variant = variant[order]
     counts = torch.bincount(variant, minlength=2 * len(OPS)).tolist()
-    starts = [sum(counts[:v]) for v in range(len(counts) + 1)]
+    starts = [0, *itertools.accumulate(counts)]  # variant v fills starts[v]:starts[v + 1]
 
     def span(first_op: str, last_op: str) -> slice:
         return slice(starts[2 * OPS.index(first_op)], starts[2 * OPS.index(last_op) + 2])

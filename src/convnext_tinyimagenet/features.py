@@ -35,8 +35,6 @@ log = logging.getLogger(__name__)
 class FeaturePipeline:
     """The input step of the cached path: features are already the model's head input."""
 
-    augments = False
-
     def train_transform(self, n: int, generator: torch.Generator | None) -> Transform:
         return self.eval_transform()
 

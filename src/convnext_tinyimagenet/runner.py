@@ -84,8 +84,7 @@ def make_forward(
         fn = torch.compile(fn)
     if not perf["channels_last"]:
         return fn
-    compiled = fn
-    return lambda x: compiled(x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x)
+    return lambda x: fn(x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x)
 
 
 def run_digest(cfg: dict, name: str) -> str:

@@ -143,10 +143,15 @@ def resident(split: Split, device: torch.device, mode: str | bool = "auto") -> S
             return split
     parts = []
     for start in range(0, len(images), 8192):  # bounded host memory for the layout change
-        part = torch.from_numpy(np.array(images[start : start + 8192])).to(device)  # a copy
-        parts.append(part.permute(0, 3, 1, 2).contiguous() if part.ndim == 4 else part)
+        part = torch.from_numpy(np.array(images[start : start + 8192]))  # a copy
+        parts.append(_nchw(part.to(device)))
     log.info("data: %d rows held on %s (%.2f GB)", len(images), device, images.nbytes / 1e9)
     return Split(torch.cat(parts), split.labels, split.image_ids)
+
+
+def _nchw(rows: torch.Tensor) -> torch.Tensor:
+    """NHWC images -> contiguous NCHW; feature rows (2-D) as they are."""
+    return rows.permute(0, 3, 1, 2).contiguous() if rows.ndim == 4 else rows
 
 
 def _rows(images, index: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -155,9 +160,7 @@ def _rows(images, index: torch.Tensor, device: torch.device) -> torch.Tensor:
         rows = images.index_select(0, index.to(images.device, non_blocking=True))
         return rows.to(device, non_blocking=True)
     batch = torch.from_numpy(np.ascontiguousarray(images[index.numpy()]))
-    if batch.ndim == 4:  # NHWC images -> NCHW
-        batch = batch.permute(0, 3, 1, 2).contiguous()
-    return batch.to(device, non_blocking=True)
+    return _nchw(batch).to(device, non_blocking=True)
 
 
 class BatchLoader:
@@ -193,6 +196,7 @@ class BatchLoader:
         self.shuffle, self.generator, self.transform = shuffle, generator, transform
         self.device = torch.device(device)
         self.chunk = self.batch_size * max(1, int(chunk_batches))
+        self.labels = torch.from_numpy(np.array(split.labels, dtype=np.int64))  # a copy
 
     def __len__(self) -> int:
         return -(-len(self.split) // self.batch_size)
@@ -200,13 +204,12 @@ class BatchLoader:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         n = len(self.split)
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
-        labels = torch.from_numpy(np.array(self.split.labels, dtype=np.int64))  # a copy
         for start in range(0, n, self.chunk):
             index = order[start : start + self.chunk]
             x = _rows(self.split.images, index, self.device)
             if self.transform is not None:
                 x = self.transform(x, torch.arange(start, start + len(index)))
-            y = labels[index].to(self.device, non_blocking=True)
+            y = self.labels[index].to(self.device, non_blocking=True)
             for b in range(0, len(index), self.batch_size):
                 end = b + self.batch_size
                 yield x[b:end], y[b:end], index[b:end]
