@@ -1,7 +1,9 @@
 # The artifact's image: the whole workflow (training on a GPU, the offline demo on a CPU, the
 # paper's PDF) with exactly the environment CI tests.
 #
-#   docker build --build-arg UID="$(id -u)" -t convnext-tinyimagenet:0.1.0 .
+#   docker build --build-arg UID="$(id -u)" \
+#       --build-arg GIT_COMMIT="$(git describe --always --dirty --abbrev=40)" \
+#       -t convnext-tinyimagenet:0.1.0 .
 #   docker run --gpus all -v "$PWD/results:/project/results" convnext-tinyimagenet:0.1.0 \
 #       snakemake --cores all                                           # the paper (GPU)
 #   docker run convnext-tinyimagenet:0.1.0                               # the offline demo (CPU)
@@ -68,6 +70,12 @@ RUN mkdir -p results resources .snakemake paper/generated paper/build \
     && chown -R artifact:artifact /project/results /project/resources /project/.snakemake \
         /project/paper /home/artifact/.cache \
     && chown artifact:artifact /project
+
+# The commit the image is built from, for every run's provenance.json (the image has no .git):
+#   --build-arg GIT_COMMIT="$(git describe --always --dirty --abbrev=40)"
+# Last, so that a new commit rebuilds no earlier layer.
+ARG GIT_COMMIT=""
+ENV CONVNEXT_TINYIMAGENET_COMMIT=${GIT_COMMIT}
 
 # Numeric, so that runtimes that check for non-root (Kubernetes' runAsNonRoot) can tell.
 USER ${UID}

@@ -248,3 +248,18 @@ def test_dockerignore_keeps_what_the_image_copies(instructions):
         if keyword == "COPY":
             for source in json_or_words(args)[:-1]:
                 assert source.rstrip("/") not in patterns, f"COPY {source} is in .dockerignore"
+
+
+def test_image_records_the_commit_it_was_built_from(instructions, variables):
+    """The image copies no .git: a build argument carries the commit into provenance.json."""
+    from convnext_tinyimagenet.provenance import COMMIT_VARIABLE
+
+    args = [parse_pairs(a) for k, a in instructions if k == "ARG"]
+    assert any("GIT_COMMIT" in pairs for pairs in args), "no ARG GIT_COMMIT"
+    envs = [parse_pairs(a) for k, a in instructions if k == "ENV"]
+    assert {COMMIT_VARIABLE: "${GIT_COMMIT}"} in envs, f"no ENV {COMMIT_VARIABLE}=${{GIT_COMMIT}}"
+    # after every RUN: a new commit must not invalidate the installed packages' layers
+    keywords = [k for k, _ in instructions]
+    last_run = max(i for i, k in enumerate(keywords) if k == "RUN")
+    first_arg = min(i for i, (k, a) in enumerate(instructions) if k == "ARG" and "GIT_COMMIT" in a)
+    assert first_arg > last_run

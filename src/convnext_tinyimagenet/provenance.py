@@ -24,6 +24,10 @@ PACKAGES = (
     "convnext-tinyimagenet",
 )
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# Where there is no checkout (the Docker image copies no .git), the commit comes from this
+# variable: the Dockerfile sets it from its GIT_COMMIT build argument, written as
+# `git describe --always --dirty --abbrev=40` writes it (a trailing "-dirty" = uncommitted edits).
+COMMIT_VARIABLE = "CONVNEXT_TINYIMAGENET_COMMIT"
 
 
 def now() -> str:
@@ -57,7 +61,11 @@ def device_info(device: torch.device) -> dict:
 
 
 def git_commit(root: Path = REPO_ROOT) -> dict:
-    """The checkout's commit and whether it had uncommitted changes (None outside git)."""
+    """The checkout's commit and whether it had uncommitted changes.
+
+    Outside a checkout: the commit the image was built from (:data:`COMMIT_VARIABLE`), with
+    ``source: "image"``; None where neither is known.
+    """
 
     def git(*args: str) -> str | None:
         try:
@@ -69,7 +77,13 @@ def git_commit(root: Path = REPO_ROOT) -> dict:
         return result.stdout.strip()
 
     commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    if commit is None:
+        built = os.environ.get(COMMIT_VARIABLE, "").strip()
+        if built:
+            sha = built.removesuffix("-dirty")
+            return {"commit": sha, "dirty": sha != built, "source": "image"}
+        return {"commit": None, "dirty": None}
+    status = git("status", "--porcelain", "--untracked-files=no")
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
 
 
