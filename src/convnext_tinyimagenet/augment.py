@@ -12,8 +12,9 @@ operation they drew and each operation runs once on its contiguous slice:
   numbers; each batch then needs a single gather, pixel for pixel what torchvision computes;
 * brightness, colour, contrast and sharpness are torchvision's blend
   ``ratio * image + (1 - ratio) * degenerate`` with a per-image ratio; sharpness's blurred
-  degenerate sums the 3x3 kernel (centre weight 5) in integers and rounds S / 13, which equals
-  torchvision's rounded float convolution because S / 13 is never within 1/26 of a half;
+  degenerate sums the 3x3 kernel (centre weight 5) exactly (integers held in float32) and
+  rounds S / 13, which equals torchvision's rounded float convolution because S / 13 is never
+  within 1/26 of a half;
 * posterize is torchvision's kernel on the slice; autocontrast its arithmetic without the
   boolean indexing that makes a GPU wait; solarize its test on integers (an xor instead of a
   ``where``); ``equalize`` (a Python loop over images and channels in torchvision) one
@@ -100,15 +101,19 @@ def gather_pixels(images: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
 def blurred(images: torch.Tensor) -> torch.Tensor:
     """torchvision's sharpness degenerate: 3x3 kernel (1s, centre 5) / 13, rounded, edges kept.
 
-    Integer form of its float convolution: the kernel sum S (at most 13 * 255, an int16) over
-    13, rounded. S / 13 is never closer than 1/26 to a half, far beyond float32's error here, so
-    rounding it equals torchvision's rounding of its float convolution.
+    Returned as float32 holding those integers (blend reads it as float32 anyway). The kernel
+    sum S is an integer at most 13 * 255, exact in float32, and S / 13 is never closer than 1/26
+    to a half, far beyond float32's error in S * (1/13): rounding it equals torchvision's
+    rounding of its float convolution. The sums accumulate in place (fewer passes over memory).
     """
-    x = images.to(torch.int16)
-    rows = x[..., :-2, :] + x[..., 1:-1, :] + x[..., 2:, :]
-    total = rows[..., :-2] + rows[..., 1:-1] + rows[..., 2:] + 4 * x[..., 1:-1, 1:-1]
-    out = images.clone()
-    out[..., 1:-1, 1:-1] = (total.to(torch.float32) * (1 / 13)).round_().to(torch.uint8)
+    x = images.to(torch.float32)
+    rows = x[..., :-2, :] + x[..., 1:-1, :]
+    rows += x[..., 2:, :]
+    total = rows[..., :-2] + rows[..., 1:-1]
+    total += rows[..., 2:]
+    total.add_(x[..., 1:-1, 1:-1], alpha=4)
+    out = x.clone()
+    out[..., 1:-1, 1:-1] = total.mul_(1 / 13).round_()
     return out
 
 
@@ -191,7 +196,9 @@ def autocontrast(images: torch.Tensor) -> torch.Tensor:
     constant = high == low
     scale = torch.where(constant, 1.0, 255.0 / (high - low))
     low = torch.where(constant, 0.0, low)
-    return ((images - low) * scale).clamp_(0, 255).to(torch.uint8)
+    # the float conversion spelled out: a uint8 - float32 broadcast is several times slower on a
+    # CPU, and computes the same (every uint8 is exact in float32)
+    return images.to(torch.float32).sub_(low).mul_(scale).clamp_(0, 255).to(torch.uint8)
 
 
 def _pixel_op(images: torch.Tensor, op: str, value: float) -> torch.Tensor:
