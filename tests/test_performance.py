@@ -1,5 +1,7 @@
 """Speed settings keep the computation: channels-last, compile, the run's identity."""
 
+import copy
+
 import pytest
 import torch
 
@@ -52,6 +54,26 @@ def test_compile_flag_compiles_the_forward(monkeypatch):
     torch.testing.assert_close(forward(x), layer(x))
     make_forward(layer, PLAIN)
     assert compiled == [layer]  # off by default: nothing compiled
+
+
+@pytest.mark.slow
+def test_compile_option_really_compiles_and_trains_the_same():
+    """torch.compile itself (inductor, a C++ compiler on a CPU) with channels-last: same logits
+    and gradients as eager, to kernel rounding."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.GELU(), torch.nn.Flatten(),
+                              torch.nn.Linear(8 * 6 * 6, 5))  # fmt: skip
+    twin = copy.deepcopy(net).to(memory_format=torch.channels_last)
+    x = torch.randn(4, 3, 8, 8)
+    compiled = make_forward(twin, {"channels_last": True, "compile": True})
+    torch._dynamo.reset()
+    eager_logits, fast_logits = net(x), compiled(x)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1  # dynamo captured it
+    torch.testing.assert_close(fast_logits, eager_logits, rtol=1e-4, atol=1e-5)
+    eager_logits.square().sum().backward()
+    fast_logits.square().sum().backward()
+    for a, b in zip(net.parameters(), twin.parameters(), strict=True):
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize(
