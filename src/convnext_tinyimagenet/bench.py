@@ -12,9 +12,9 @@ Rows: data loading of each run (whole passes, as an epoch iterates, with the CPU
 process, loader workers included, so that a rate per CPU core can be compared), the improved
 run's training steps (on a GPU also in the faster precisions the config offers as options),
 validation forward passes, and the baseline end to end over its published 6 epochs (train +
-validation each epoch). From the measured rates it projects a full
-reproduction: both runs at the published epoch counts on TinyImageNet's 100,000 + 10,000
-images. It prints a table with the machine, versions, sizes and n, and writes the same as JSON.
+validation each epoch). From the measured rates it projects a full reproduction: both runs at
+the published epoch counts on TinyImageNet's 100,000 + 10,000 images. It prints a table with the
+machine, versions, sizes and n, and writes the same as JSON.
 Small sizes run on a CPU in a minute or two (the suite runs a tiny one, asserting nothing about
 time); `--size gpu` uses the paper's 224x224 input.
 """
