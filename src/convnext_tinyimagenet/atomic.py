@@ -16,11 +16,23 @@ from pathlib import Path
 from typing import Any
 
 
+def _umask() -> int:
+    mask = os.umask(0)  # reading the umask means setting it; done once, at import
+    os.umask(mask)
+    return mask
+
+
+# What open() would have created: mkstemp makes its file private (0600), which would leave
+# results unreadable to anyone else, e.g. a host user reading a container's bind-mounted results/.
+FILE_MODE = 0o666 & ~_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; rename it onto `target` if the block succeeds.
 
-    On an exception the temporary file is removed and `target` is left as it was.
+    The file gets the permissions a plain open() would give it (0666 less the umask). On an
+    exception the temporary file is removed and `target` is left as it was.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -31,6 +43,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         yield tmp_path
         with tmp_path.open("rb+") as handle:
             os.fsync(handle.fileno())
+        tmp_path.chmod(FILE_MODE)
         tmp_path.replace(target)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
