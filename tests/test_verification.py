@@ -8,6 +8,7 @@ built here whose exact and batch-mean accuracies are known by hand. No test touc
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import shutil
@@ -537,11 +538,34 @@ def test_offline_fetch_names_url_path_and_hash(tmp_path, monkeypatch):
     with pytest.raises(published.PublishedError) as error:
         verification.verify_published(cfg)
     message = str(error.value)
-    spec = cfg["published"]["runs"]["baseline"]["predictions"]
-    assert spec["url"] in message and spec["sha256"] in message
-    assert str(published.local_path(cfg, "baseline")) in message
+    assert message.startswith("2 published files cannot be used")  # both named at once
+    for run in ("baseline", "improved"):
+        spec = cfg["published"]["runs"][run]["predictions"]
+        assert spec["url"] in message and spec["sha256"] in message
+        assert str(published.local_path(cfg, run)) in message
     assert "by hand" in message
     assert not any((tmp_path / "downloads").glob("*"))  # nothing half-written
+
+
+def test_a_download_with_another_hash_is_refused_naming_url_and_destination(tmp_path, monkeypatch):
+    class Response(io.BytesIO):
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    other = b"Ground_Truth,Prediction,Is_Correct\n"
+    monkeypatch.setattr(published.urllib.request, "urlopen", lambda url, timeout: Response(other))
+    cfg = smoke(tmp_path, "published.use_predictions=true")
+    with pytest.raises(published.PublishedError) as error:
+        published.fetch(cfg, "baseline")
+    message = str(error.value)
+    spec = cfg["published"]["runs"]["baseline"]["predictions"]
+    destination = published.local_path(cfg, "baseline")
+    assert spec["url"] in message and spec["sha256"] in message and str(destination) in message
+    assert ".tmp" not in message and "refused" in message
+    assert not any((tmp_path / "downloads").glob("*"))  # neither the file nor a temporary one
 
 
 def test_verify_help_names_its_modes(capsys):

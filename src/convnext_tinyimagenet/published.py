@@ -70,9 +70,31 @@ def fetch(cfg: dict, run: str, *, timeout: float = 30.0) -> Path:
                 f"cannot download {spec['url']} ({exc}). Offline? Place the file by hand at "
                 f"{path} (sha256 {spec['sha256']}); it is verified before use"
             ) from exc
-        verify(tmp, spec["sha256"])
+        actual = sha256(tmp)
+        if actual != spec["sha256"]:
+            raise PublishedError(
+                f"{spec['url']} was downloaded with sha256 {actual}, expected {spec['sha256']}: "
+                f"refused, and nothing was written to {path}. The file behind the URL is not "
+                f"the one the paper pinned; place the original at {path} by hand"
+            )
 
     return atomic.write_with(path, download)
+
+
+def fetch_all(cfg: dict, *, timeout: float = 30.0) -> dict[str, Path]:
+    """:func:`fetch` for every published run; one error naming every file that failed."""
+    paths, problems = {}, []
+    for run in cfg["published"]["runs"]:
+        try:
+            paths[run] = fetch(cfg, run, timeout=timeout)
+        except PublishedError as exc:
+            problems.append(str(exc))
+    if len(problems) == 1:
+        raise PublishedError(problems[0])
+    if problems:
+        listed = "\n".join(f"  - {problem}" for problem in problems)
+        raise PublishedError(f"{len(problems)} published files cannot be used:\n{listed}")
+    return paths
 
 
 def read_predictions(path: Path) -> pd.DataFrame:
@@ -121,8 +143,9 @@ def recompute(frame: pd.DataFrame, batch_size: int = PUBLISHED_BATCH_SIZE) -> di
 def summarize_published(cfg: dict, out: Path) -> dict:
     """Fetch, verify and recompute every published run; write the summary JSON to `out`."""
     summary = {}
+    fetched = fetch_all(cfg)
     for run, spec in cfg["published"]["runs"].items():
-        path = fetch(cfg, run)
+        path = fetched[run]
         summary[run] = {
             "claim": spec["claim"],
             "file": str(path),

@@ -265,8 +265,9 @@ def verify_published(cfg: dict) -> dict:
         return {"status": NOT_CHECKED, "reason": NOT_FETCHED, "runs": {}, "comparison": None}
     rounding = cfg["verification"]["claim_rounding_pp"]
     runs, frames = {}, {}
+    fetched = published.fetch_all(cfg)
     for name, spec in cfg["published"]["runs"].items():
-        path = published.fetch(cfg, name)
+        path = fetched[name]
         frames[name] = published.read_predictions(path)
         runs[name] = {
             "file": str(path),
