@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from convnext_tinyimagenet.data import load_store
 from convnext_tinyimagenet.runner import RunError, evaluate_experiment, train_experiment
@@ -206,3 +207,35 @@ def test_evaluation_batch_size_changes_no_metric(runs, smoke_cache, tmp_path):
     for key in ("accuracy", "accuracy_batch_mean", "top5", "correct"):
         assert summary[key] == reference[key], key
     assert summary["loss"] == pytest.approx(reference["loss"], rel=1e-5)
+
+
+def test_the_model_is_the_best_epochs_not_the_last(tmp_path, smoke_cache, monkeypatch):
+    """Early stopping restores the best epoch (both notebooks did): with the monitored value
+    scripted so that epoch 2 of 3 is best, model.safetensors holds epoch 2's weights, and the
+    evaluation scores that model."""
+    from safetensors.torch import load_file
+
+    from convnext_tinyimagenet import runner
+
+    scripted = iter([1.0, 0.5, 0.9])  # baseline monitor: val_loss_batch_mean, lower is better
+    real = runner.summarize
+
+    def summarize(per_image, batch_size):
+        return real(per_image, batch_size) | {"val_loss_batch_mean": next(scripted)}
+
+    monkeypatch.setattr(runner, "summarize", summarize)
+    cfg = smoke_config(smoke_cache, "experiments.baseline.train.early_stopping.patience=5")
+    history = train_experiment(cfg, "baseline", tmp_path, progress=False)
+    assert [r["best"] for r in history] == [True, True, False] and len(history) == 3
+    (ckdir,) = (tmp_path / "checkpoints").iterdir()
+    model = load_file(tmp_path / "model.safetensors")
+    best = load_file(ckdir / "best-002.safetensors")
+    (last_file,) = [p for p in ckdir.glob("*.safetensors") if not p.name.startswith("best-")]
+    last = load_file(last_file)
+    assert model.keys() == best.keys() == last.keys()
+    assert all(torch.equal(model[k], best[k]) for k in model)
+    assert not all(torch.equal(model[k], last[k]) for k in model)  # epoch 3 trained on
+
+    summary = evaluate_experiment(cfg, "baseline", tmp_path, progress=False)
+    assert summary["best_epoch"] == 2
+    assert summary["accuracy"] == pytest.approx(history[1]["val_acc"])  # epoch 2's model
