@@ -3,7 +3,7 @@
 import json
 import shutil
 
-from convnext_tinyimagenet.config import sync_resolved_config
+from convnext_tinyimagenet.config import run_identity, sync_resolved_config
 from convnext_tinyimagenet.paper import paper_sources
 from convnext_tinyimagenet.paths import PAPER_DIR
 from convnext_tinyimagenet.verification import checksummed_files
@@ -25,20 +25,9 @@ wildcard_constraints:
 
 
 def run_params(wildcards):
-    """Everything that determines an experiment's numbers (not plotting or paper options)."""
-    data = {k: v for k, v in config["data"].items() if k != "cache_dir"}
-    subset = {
-        "seed": config["seed"],
-        "deterministic": config["deterministic"],
-        "data": data,
-        "normalize": config["normalize"],
-        "experiment": config["experiments"][wildcards.experiment],
-    }
-    # the one speed setting that changes numerics (TF32 matmuls); see runner.run_digest
-    matmul = config["performance"]["float32_matmul_precision"]
-    if matmul != "highest":
-        subset["float32_matmul_precision"] = matmul
-    return json.dumps(subset, sort_keys=True)
+    """Everything that determines an experiment's numbers: the run's own identity, so that
+    the workflow reruns exactly when the run's checkpoint digest changes."""
+    return json.dumps(run_identity(config, wildcards.experiment), sort_keys=True)
 
 
 def per_experiment(pattern):

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from convnext_tinyimagenet import runner
+from convnext_tinyimagenet.config import run_identity
 from convnext_tinyimagenet.models import create_model
 from convnext_tinyimagenet.runner import make_forward, run_digest
 
@@ -91,6 +92,30 @@ def test_speed_settings_do_not_change_a_runs_identity(smoke_cache, key, value, s
     base = smoke_config(smoke_cache)
     changed = smoke_config(smoke_cache, f"{key}={str(value).lower()}")
     assert (run_digest(changed, "improved") == run_digest(base, "improved")) is same
+
+
+@pytest.mark.parametrize(
+    ("name", "override", "same"),
+    [
+        ("baseline", "experiments.baseline.title=Another title", True),  # display only
+        ("improved", "experiments.improved.train.eval_batch_size=64", True),  # batch means at 32
+        ("baseline", "experiments.baseline.train.feature_cache=false", True),  # same features
+        ("baseline", "data.cache_dir=/elsewhere", True),  # where the cache lives
+        ("baseline", "deterministic=true", False),  # other kernels
+        ("baseline", "experiments.baseline.train.batch_size=64", False),
+        ("baseline", "seed=1", False),
+    ],
+)
+def test_what_identifies_a_run_for_its_checkpoints_and_the_workflow(
+    smoke_cache, name, override, same
+):
+    base, changed = smoke_config(smoke_cache), smoke_config(smoke_cache, override)
+    assert (run_digest(changed, name) == run_digest(base, name)) is same
+    untouched = copy.deepcopy(changed)
+    identity = run_identity(changed, name)
+    assert changed == untouched  # a copy: the config itself keeps its title and speed settings
+    assert "title" not in identity["experiment"]
+    assert "eval_batch_size" not in identity["experiment"]["train"]
 
 
 def test_matmul_precision_is_applied(monkeypatch):

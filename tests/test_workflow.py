@@ -118,6 +118,9 @@ def test_changing_a_plot_option_reruns_only_figures(workflow):
     [
         ("performance:\n  channels_last: false\n  chunk_batches: 2\n", False),
         ("performance:\n  float32_matmul_precision: high\n", True),  # TF32: other numerics
+        ("experiments:\n  baseline:\n    title: Another title\n", False),  # display only
+        ("experiments:\n  improved:\n    train: {eval_batch_size: 64}\n", False),
+        ("deterministic: true\n", True),  # other kernels
     ],
 )
 def test_only_speed_settings_that_change_numerics_retrain(workflow, setting, retrains):

@@ -468,6 +468,40 @@ def experiment_config(cfg: Mapping, name: str) -> dict:
     return copy.deepcopy(experiments[name])
 
 
+# Experiment settings that change no number a run produces: its display title, and two speed
+# settings (the validation batch: batch means are taken at the training batch size; the
+# baseline's feature cache: tests/test_features.py). Changing them retrains nothing.
+NON_NUMERIC_EXPERIMENT_KEYS = (("title",), ("train", "eval_batch_size"), ("train", "feature_cache"))
+
+
+def run_identity(cfg: Mapping, name: str) -> dict:
+    """Everything that determines the numbers of experiment `name`'s run.
+
+    The seed, determinism, data (not where its cache lives), normalisation and the experiment's
+    section without :data:`NON_NUMERIC_EXPERIMENT_KEYS`; of the `performance` section only TF32
+    matmuls (``float32_matmul_precision`` other than ``highest``), the one that changes
+    numerics. The run's checkpoint digest (runner.run_digest) and the workflow's rerun
+    parameters (rules/common.smk) are both made from it, so they cannot disagree.
+    """
+    experiment = experiment_config(cfg, name)
+    for *parents, key in NON_NUMERIC_EXPERIMENT_KEYS:
+        section = experiment
+        for parent in parents:
+            section = section.get(parent) or {}
+        section.pop(key, None)
+    identity = {
+        "seed": cfg["seed"],
+        "deterministic": cfg["deterministic"],
+        "data": {k: v for k, v in cfg["data"].items() if k != "cache_dir"},
+        "normalize": cfg["normalize"],
+        "experiment": experiment,
+    }
+    matmul = cfg["performance"]["float32_matmul_precision"]
+    if matmul != "highest":
+        identity["float32_matmul_precision"] = matmul
+    return identity
+
+
 def config_digest(cfg: Mapping) -> str:
     """SHA-256 of the configuration's canonical JSON (sorted keys, no spaces).
 

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from . import atomic, checkpoint, features, provenance
-from .config import config_digest, dump_config, experiment_config
+from .config import config_digest, dump_config, experiment_config, run_identity
 from .data import Store, load_store
 from .evaluation import predictions_frame, summarize_predictions, write_predictions
 from .models import configure_trainable, create_model
@@ -88,18 +88,9 @@ def make_forward(
 
 
 def run_digest(cfg: dict, name: str) -> str:
-    """Digest of everything that determines a run's numbers (not where caches live, nor the
-    speed settings that keep the computation; TF32 matmuls change it, so they count)."""
-    data = {k: v for k, v in cfg["data"].items() if k != "cache_dir"}
-    relevant = {
-        "seed": cfg["seed"],
-        "data": data,
-        "normalize": cfg["normalize"],
-        "experiment": experiment_config(cfg, name),
-    }
-    if cfg["performance"]["float32_matmul_precision"] != "highest":
-        relevant["float32_matmul_precision"] = cfg["performance"]["float32_matmul_precision"]
-    return config_digest(relevant)
+    """Digest of everything that determines a run's numbers (config.run_identity): not where
+    caches live, nor the settings that keep the computation; TF32 matmuls change it."""
+    return config_digest(run_identity(cfg, name))
 
 
 def _data_device(split) -> str:
