@@ -46,6 +46,8 @@ rule make_recipe_table:
     params:
         experiments=json.dumps(config["experiments"], sort_keys=True),
         data=json.dumps(config["data"], sort_keys=True),
+        normalize=json.dumps(config["normalize"], sort_keys=True),
+        seed=config["seed"],
     shell:
         "python -m convnext_tinyimagenet step make_recipe_table --config {input.config} > {log} 2>&1"
 

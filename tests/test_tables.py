@@ -282,6 +282,7 @@ def test_recipe_values_come_from_config(cfg: dict) -> None:
     }
     assert table["RandAugment"]["improved"] == "num_ops=2, magnitude=9"
     assert table["RandomErasing"] == {"baseline": "none", "improved": "p=0.15"}
+    assert table["Augmented at"] == {"baseline": "n/a", "improved": "input size (as published)"}
 
 
 def test_recipe_follows_config_changes(tmp_path: Path) -> None:
@@ -290,8 +291,10 @@ def test_recipe_follows_config_changes(tmp_path: Path) -> None:
         "experiments.improved.train.label_smoothing=0.1",
         "experiments.baseline.train.early_stopping.max_epochs=null",
         "data.source=hf",
+        "experiments.improved.augment.at=source",
     )
     table = recipe(cfg)
+    assert table["Augmented at"]["improved"] == "source size (option)"
     assert table["Label smoothing"]["improved"] == "0.1"
     assert table["Early stopping: max epochs"]["baseline"] == "none"
     assert table["Data source"]["baseline"] == "hf: zh-plus/tiny-imagenet@main"

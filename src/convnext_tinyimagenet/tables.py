@@ -348,6 +348,7 @@ def _recipe_column(cfg: dict, exp: Mapping, groups: list[str]) -> dict[str, str]
         "Early stopping: max epochs": _value(stopping["max_epochs"]),
         "RandAugment": _value(augment["randaugment"]),
         "RandomErasing": _value(augment["random_erasing"]),
+        "Augmented at": _augment_at(augment),
         "Image size / input size": f"{data['image_size']} / {data['input_size']}",
         "Normalize mean": _value(cfg["normalize"]["mean"]),
         "Normalize std": _value(cfg["normalize"]["std"]),
@@ -355,6 +356,13 @@ def _recipe_column(cfg: dict, exp: Mapping, groups: list[str]) -> dict[str, str]
         "Seed": _value(cfg["seed"]),
     }
     return column
+
+
+def _augment_at(augment: Mapping) -> str:
+    if not (augment.get("randaugment") or augment.get("random_erasing")):
+        return NA
+    at = augment.get("at", "input")
+    return "input size (as published)" if at == "input" else f"{at} size (option)"
 
 
 def _data_source(data: Mapping) -> str:
