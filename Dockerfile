@@ -62,13 +62,12 @@ COPY notebooks/ notebooks/
 COPY paper/ paper/
 COPY profiles/ profiles/
 
-# What the workflow writes: results/ (every output), resources/ (the decoded dataset and the
-# published predictions), paper/ (generated inputs and the PDF), .snakemake/ (its metadata),
-# and the download caches. Created here so that volumes start out owned by the user.
-RUN mkdir -p results resources .snakemake paper/generated paper/build \
-        "${HF_HOME}" "${TORCH_HOME}" \
+# What the workflow writes: results/ (every output, the paper's PDF included), resources/ (the
+# decoded dataset and the published predictions), .snakemake/ (its metadata), and the download
+# caches. Created here so that volumes start out owned by the user.
+RUN mkdir -p results resources .snakemake "${HF_HOME}" "${TORCH_HOME}" \
     && chown -R artifact:artifact /project/results /project/resources /project/.snakemake \
-        /project/paper /home/artifact/.cache \
+        /home/artifact/.cache \
     && chown artifact:artifact /project
 
 # The commit the image is built from, for every run's provenance.json (the image has no .git):

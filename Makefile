@@ -28,7 +28,7 @@ $(STAMP): $(ENV_FILES)
 # Offline demo: the whole workflow on the synthetic dataset (config/smoke.yaml) into results/demo/.
 demo: $(STAMP)
 	$(RUN) $(BIN)/snakemake --cores all --configfile config/smoke.yaml
-	@echo "demo outputs: results/demo/ (notebooks, figures, tables), paper/build/paper.pdf"
+	@echo "demo outputs: results/demo/ (notebooks, figures, tables, paper.pdf)"
 
 test: $(STAMP) lint
 	$(RUN) $(BIN)/python -m pytest

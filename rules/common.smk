@@ -5,7 +5,7 @@ import shutil
 
 from convnext_tinyimagenet.config import run_identity, sync_resolved_config
 from convnext_tinyimagenet.paper import paper_sources
-from convnext_tinyimagenet.paths import PAPER_DIR
+from convnext_tinyimagenet import paths
 from convnext_tinyimagenet.verification import checksummed_files
 
 OUT = config["output_dir"]
@@ -16,7 +16,9 @@ PUBLISHED_RUNS = list(config["published"]["runs"])
 # `params` name the parts of the config it depends on, and a change there reruns it.
 RESOLVED = f"{OUT}/config.yaml"
 sync_resolved_config(config, RESOLVED)
-PAPER_PDF = "paper/build/paper.pdf"
+# The paper's inputs and PDF live under OUT: the demo's never replace the paper run's.
+PAPER_NUMBERS = str(paths.paper_generated(config) / "numbers.tex")
+PAPER_PDF = str(paths.paper_pdf(config))
 TEX_PACKAGES = "latexmk texlive-latex-recommended texlive-latex-extra"
 
 
@@ -59,7 +61,7 @@ def checksum_inputs():
     The paper's copied tables and figures are no rule's declared outputs: numbers.tex, written
     with them, stands for them all.
     """
-    generated = PAPER_DIR / "generated"
+    generated = paths.paper_generated(config)
     return [
         str(path)
         for path in checksummed_files(config)

@@ -7,7 +7,7 @@ rule make_paper_inputs:
         # the package names what it reads, so the rule's inputs cannot drift from the code
         sources=[str(path) for path in paper_sources(config)],
     output:
-        "paper/generated/numbers.tex",
+        PAPER_NUMBERS,
     log:
         f"{OUT}/logs/make_paper_inputs.log",
     shell:
@@ -16,12 +16,13 @@ rule make_paper_inputs:
 
 rule build_paper:
     input:
-        "paper/generated/numbers.tex",
-        "paper/paper.tex",
-        "paper/latexmkrc",
+        config=ancient(RESOLVED),
+        numbers=PAPER_NUMBERS,
+        source="paper/paper.tex",
     output:
         report(PAPER_PDF, category="Paper", caption="report/paper.rst"),
     log:
         f"{OUT}/logs/build_paper.log",
     shell:
-        "python -m convnext_tinyimagenet step build_paper > {log} 2>&1 || {{ tail -n 5 {log} >&2; exit 1; }}"
+        "python -m convnext_tinyimagenet step build_paper --config {input.config} > {log} 2>&1"
+        " || {{ tail -n 5 {log} >&2; exit 1; }}"

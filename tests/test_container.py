@@ -234,8 +234,6 @@ def dockerignore_patterns() -> set[str]:
         "__pycache__",
         ".pytest_cache",
         ".ruff_cache",
-        "paper/build",
-        "paper/generated",
     ],
 )
 def test_dockerignore_keeps_environments_outputs_and_caches_out(path):

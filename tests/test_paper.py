@@ -460,11 +460,9 @@ def test_paper_uses_only_defined_macros(tmp_path):
 
 
 def paper_copy(tmp_path: Path, cfg: dict) -> Path:
-    """paper.tex and latexmkrc in a temporary folder, with generated/ from cfg's results."""
+    """A build folder with generated/ from cfg's results (paper.tex stays in paper/)."""
     folder = tmp_path / "paper"
     folder.mkdir()
-    for name in ("paper.tex", "latexmkrc"):
-        shutil.copy(PAPER_DIR / name, folder / name)
     paper.make_paper_inputs(cfg, folder / "generated")
     return folder
 
@@ -478,7 +476,7 @@ def pdf_text(pdf: Path) -> str:
 
 @needs_latexmk
 def test_build_paper_pdf_holds_generated_numbers(results, tmp_path):
-    pdf = paper.build_paper(paper_copy(tmp_path, results))
+    pdf = paper.build_paper(paper_copy(tmp_path, results), PAPER_DIR / "paper.tex")
     assert pdf == tmp_path / "paper" / "build" / "paper.pdf"
     text = pdf_text(pdf)
     for number in ("97.50", "93.75", "82.61", "86.30", "86.31", "86.3019", "8,631", "+3.69"):
@@ -491,9 +489,23 @@ def test_build_paper_pdf_holds_generated_numbers(results, tmp_path):
 
 
 @needs_latexmk
+def test_each_output_dir_builds_its_own_paper(results, tmp_path, monkeypatch):
+    """The demo (results/demo/) and the paper run (results/) never share generated inputs or
+    a PDF: both live under the config's output_dir."""
+    monkeypatch.chdir(PAPER_DIR.parent)  # the workflow's root, where paper/paper.tex is
+    other = config(tmp_path / "other")
+    written = paper.make_paper_inputs(results)
+    assert written[0] == paths.output_dir(results) / "paper" / "generated" / "numbers.tex"
+    pdf = paper.build_paper_pdf(results)
+    assert pdf == paths.output_dir(results) / "paper.pdf" and pdf.read_bytes()[:5] == b"%PDF-"
+    assert not paths.paper_pdf(other).exists() and not paths.paper_generated(other).exists()
+    assert "97.50" in pdf_text(pdf)
+
+
+@needs_latexmk
 def test_build_paper_without_published_predictions(results, tmp_path):
     cfg = {**results, "published": {**results["published"], "use_predictions": False}}
-    text = pdf_text(paper.build_paper(paper_copy(tmp_path, cfg)))
+    text = pdf_text(paper.build_paper(paper_copy(tmp_path, cfg), PAPER_DIR / "paper.tex"))
     for number in ("97.50", "82.61", "86.30"):
         assert number in text
     prose = " ".join(text.split())
@@ -505,9 +517,10 @@ def test_build_paper_without_published_predictions(results, tmp_path):
 def test_build_paper_quotes_latex_error(results, tmp_path):
     folder = paper_copy(tmp_path, results)
     source = folder / "paper.tex"
-    source.write_text(source.read_text().replace(r"\maketitle", r"\maketitle\NoSuchMacro"))
+    text = (PAPER_DIR / "paper.tex").read_text()
+    source.write_text(text.replace(r"\maketitle", r"\maketitle\NoSuchMacro"))
     with pytest.raises(paper.LatexError) as error:
-        paper.build_paper(folder)
+        paper.build_paper(folder, source)
     assert "! Undefined control sequence" in str(error.value)
     assert str(folder / "build" / "paper.log") in str(error.value)
 

@@ -461,8 +461,8 @@ def test_checksummed_files_cover_the_paper_but_not_the_check():
         f"{out}/figures/improved/class_grid.pdf",
         f"{out}/tables/verification.tex",
         f"{out}/tables/results.md",
-        "paper/generated/numbers.tex",
-        "paper/generated/verification.tex",
+        f"{out}/paper/generated/numbers.tex",
+        f"{out}/paper/generated/verification.tex",
     ):
         assert expected in files
     assert not any(f.endswith(("SHA256SUMS", "verification.json")) for f in files)

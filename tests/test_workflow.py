@@ -23,9 +23,7 @@ def copy_workflow(target: Path, cache: Path, extra: tuple[str, ...] = ()) -> Pat
     for name in (*WORKFLOW_FILES, *extra):
         source = ROOT / name
         if source.is_dir():
-            shutil.copytree(
-                source, target / name, ignore=shutil.ignore_patterns("build", "generated")
-            )
+            shutil.copytree(source, target / name)
         else:
             shutil.copy2(source, target / name)
     (target / "config" / "test.yaml").write_text(f"data:\n  cache_dir: {cache}\n")
@@ -83,7 +81,7 @@ def test_paper_pdf_holds_the_run_accuracies(workflow):
     if shutil.which("latexmk") is None or shutil.which("pdftotext") is None:
         pytest.skip("latexmk/pdftotext missing: .ci/run installs them (Debian texlive, poppler)")
     workdir, _, _ = workflow
-    pdf = workdir / "paper" / "build" / "paper.pdf"
+    pdf = workdir / "results/demo/paper.pdf"  # under the demo's output_dir, not in paper/
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout
     for experiment in ("baseline", "improved"):
         summary = json.loads((workdir / "results/demo" / experiment / "summary.json").read_text())

@@ -228,7 +228,7 @@ def _steps() -> dict:
         "make_recipe_table": lambda cfg, _: tables.make_recipe_table(cfg),
         "make_discrepancies_table": lambda cfg, _: tables.make_discrepancies_table(cfg),
         "make_paper_inputs": lambda cfg, _: paper.make_paper_inputs(cfg),
-        "build_paper": lambda cfg, _: paper.build_paper(),
+        "build_paper": lambda cfg, _: paper.build_paper_pdf(cfg),
     }
 
 

@@ -1,10 +1,11 @@
-"""The paper's generated inputs (`paper/generated/`) and its PDF build.
+"""The paper's generated inputs (`<output_dir>/paper/generated/`) and its PDF build.
 
 The TeX source (`paper/paper.tex`) types no number: every accuracy, interval, count, size and
 hyperparameter it prints is a `\\newcommand` macro written here from the result files
 (`summary.json`, `metrics.jsonl`, `provenance.json`, `data.json`, the published summary) and the
 config, or sits in a table written by the tables step. `make_paper_inputs` gathers all of it into
-`paper/generated/`; `build_paper` runs latexmk on it.
+`<output_dir>/paper/generated/`; `build_paper_pdf` runs latexmk there on `paper/paper.tex` and
+puts the PDF at `<output_dir>/paper.pdf`.
 
 Macro names are letters only (TeX control words cannot hold digits): the experiment name in
 CamelCase, then what it is, e.g. `BaselineRerunAcc`, `ImprovedStagesThreeLr`.
@@ -26,7 +27,6 @@ from .stats import newcombe_difference
 from .tables import latex_escape
 
 NA = "n/a"
-GENERATED = "generated"
 FIGURE_EXPERIMENT = "improved"  # the run whose sample grids the paper shows
 # verification: published claims and reruns checked, written before the checksums (verification.py)
 TABLES = ("results", "recipe", "discrepancies", "verification")
@@ -396,7 +396,7 @@ def result_inputs(cfg: dict) -> dict[Path, str]:
 
 
 def copied_inputs(cfg: dict) -> dict[str, tuple[Path, str]]:
-    """File name in paper/generated/ → (source file, what makes it)."""
+    """File name in the generated folder → (source file, what makes it)."""
     tables, figures = paths.tables_dir(cfg), paths.figures_dir(cfg)
     table_maker = "the tables step (convnext_tinyimagenet.tables)"
     figure_maker = "the figures step (convnext_tinyimagenet.figures)"
@@ -427,7 +427,7 @@ def make_paper_inputs(cfg: dict, generated_dir: str | Path | None = None) -> lis
 
     Args:
         cfg: the validated configuration whose `output_dir` holds the results.
-        generated_dir: where to write; default `paper/generated/`.
+        generated_dir: where to write; default `<output_dir>/paper/generated/`.
 
     Returns:
         The files written, `numbers.tex` first.
@@ -435,7 +435,7 @@ def make_paper_inputs(cfg: dict, generated_dir: str | Path | None = None) -> lis
     Raises:
         MissingInputError: a needed file does not exist; names every missing one and its maker.
     """
-    out = Path(generated_dir) if generated_dir is not None else paths.PAPER_DIR / GENERATED
+    out = Path(generated_dir) if generated_dir is not None else paths.paper_generated(cfg)
     results = result_inputs(cfg)
     copies = copied_inputs(cfg)
     _check_exist([*results.items(), *copies.values()])
@@ -463,14 +463,20 @@ def _copy(source: Path, target: Path) -> Path:
 # --------------------------------------------------------------------------- build
 
 
-def build_paper(paper_dir: str | Path | None = None, timeout: float = 600) -> Path:
-    """Run latexmk on `paper.tex` in `paper_dir` and return `build/paper.pdf`.
+def build_paper(
+    work_dir: str | Path, source: str | Path | None = None, timeout: float = 600
+) -> Path:
+    """Run latexmk on `source` (default `paper/paper.tex`) in `work_dir`; return the PDF.
+
+    The paper reads its inputs as `generated/...`, relative to `work_dir`; latexmk writes into
+    `work_dir/build/`.
 
     Raises:
         PaperToolError: latexmk or pdflatex is not installed (the PDF is skipped).
         LatexError: LaTeX stopped; the message quotes the first error and names the log.
     """
-    paper_dir = Path(paper_dir) if paper_dir is not None else paths.PAPER_DIR
+    work_dir = Path(work_dir)
+    source = Path(source) if source is not None else paths.PAPER_SOURCE / "paper.tex"
     missing = [tool for tool in ("latexmk", "pdflatex") if shutil.which(tool) is None]
     if missing:
         raise PaperToolError(
@@ -479,19 +485,25 @@ def build_paper(paper_dir: str | Path | None = None, timeout: float = 600) -> Pa
         )
     try:
         result = subprocess.run(
-            (*LATEXMK_COMMAND, "paper.tex"),
-            cwd=paper_dir,
+            (*LATEXMK_COMMAND, str(source.resolve())),
+            cwd=work_dir,
             capture_output=True,
             text=True,
             timeout=timeout,
             check=False,
         )
     except subprocess.TimeoutExpired as exc:
-        raise LatexError(f"latexmk ran past {timeout:.0f} s in {paper_dir}") from exc
-    pdf = paper_dir / "build" / "paper.pdf"
+        raise LatexError(f"latexmk ran past {timeout:.0f} s in {work_dir}") from exc
+    pdf = work_dir / "build" / f"{source.stem}.pdf"
     if result.returncode != 0 or not pdf.is_file():
-        raise LatexError(_failure_message(paper_dir / "build" / "paper.log", result))
+        raise LatexError(_failure_message(work_dir / "build" / f"{source.stem}.log", result))
     return pdf
+
+
+def build_paper_pdf(cfg: dict, timeout: float = 600) -> Path:
+    """Build the paper from `<output_dir>/paper/generated/` into `<output_dir>/paper.pdf`."""
+    pdf = build_paper(paths.paper_dir(cfg), timeout=timeout)
+    return _copy(pdf, paths.paper_pdf(cfg))
 
 
 def first_tex_error(log: str, context: int = 3) -> str | None:

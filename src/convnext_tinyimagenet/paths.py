@@ -9,17 +9,19 @@
 <output_dir>/figures/<experiment>/class_grid.{png,pdf}
 <output_dir>/tables/<name>.{md,tex}               results, classes_<experiment>, recipe,
                                                   discrepancies
-paper/generated/                                  macros, tables and figures the paper includes
-paper/build/paper.pdf
+<output_dir>/paper/generated/                     macros, tables and figures the paper includes
+<output_dir>/paper/build/                         latexmk's working files
+<output_dir>/paper.pdf                            the paper (paper/paper.tex, built from the above)
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-# Relative to the working directory, which is the workflow's root (Snakemake runs rules there):
-# a copy of the workflow in another folder builds its own paper.
-PAPER_DIR = Path("paper")
+# The paper's source (paper.tex), relative to the working directory, which is the workflow's
+# root (Snakemake runs rules there). What a build writes lives under output_dir, so the demo's
+# paper (results/demo/) never replaces the paper run's (results/).
+PAPER_SOURCE = Path("paper")
 
 
 def output_dir(cfg: dict) -> Path:
@@ -49,3 +51,16 @@ def tables_dir(cfg: dict) -> Path:
 def experiments(cfg: dict) -> list[str]:
     """Experiment names in config order."""
     return list(cfg["experiments"])
+
+
+def paper_dir(cfg: dict) -> Path:
+    """Where the paper is built: `generated/` (its inputs) and `build/` (latexmk's files)."""
+    return output_dir(cfg) / "paper"
+
+
+def paper_generated(cfg: dict) -> Path:
+    return paper_dir(cfg) / "generated"
+
+
+def paper_pdf(cfg: dict) -> Path:
+    return output_dir(cfg) / "paper.pdf"

@@ -36,14 +36,13 @@ import pandas as pd
 from . import atomic, paths, published, stats
 from .config import ConfigError
 from .figures import read_run_predictions, read_summary
-from .paper import GENERATED, copied_inputs
+from .paper import copied_inputs
 from .tables import write_table
 
 PASS, FAIL, NOT_CHECKED, INFO = "pass", "FAIL", "not checked", "info"
 CHECKED = "checked"
 NOT_FETCHED = "published predictions not fetched; set published.use_predictions"
 NA = ""  # a cell that does not apply stays empty
-PAPER_PDF = paths.PAPER_DIR / "build" / "paper.pdf"
 # summary.json / published recompute key of each way of computing an accuracy
 METRIC_KEYS = {"exact": "accuracy", "batch_mean": "accuracy_batch_mean"}
 METRIC_WORDS = {"exact": "exact accuracy", "batch_mean": "mean of per-batch accuracies"}
@@ -447,10 +446,10 @@ def checksummed_files(cfg: dict) -> list[Path]:
     tables += [f"classes_{n}" for n in names]
     for table in tables:
         files += [paths.tables_dir(cfg) / f"{table}{suffix}" for suffix in (".md", ".tex")]
-    generated = paths.PAPER_DIR / GENERATED
+    generated = paths.paper_generated(cfg)
     files += [generated / "numbers.tex", *(generated / name for name in copied_inputs(cfg))]
     if shutil.which("latexmk"):  # as the workflow's all_outputs: the PDF only where it is built
-        files.append(PAPER_PDF)
+        files.append(paths.paper_pdf(cfg))
     return files
 
 
