@@ -5,6 +5,7 @@ import shutil
 
 from convnext_tinyimagenet.config import run_identity, sync_resolved_config
 from convnext_tinyimagenet.paper import paper_sources
+from convnext_tinyimagenet.published import local_path
 from convnext_tinyimagenet import paths
 from convnext_tinyimagenet.verification import checksummed_files
 
@@ -35,6 +36,14 @@ def run_params(wildcards):
 def per_experiment(pattern):
     """`pattern` with {experiment} expanded over every experiment in config."""
     return expand(pattern, experiment=EXPERIMENTS)
+
+
+def published_files():
+    """The published prediction CSVs when config reads them, else nothing. Rules that read them
+    list them as input, so a file changed after they ran makes them run (and refuse it) again."""
+    if not config["published"]["use_predictions"]:
+        return []
+    return [str(local_path(config, run)) for run in PUBLISHED_RUNS]
 
 
 def published_summary():

@@ -6,6 +6,7 @@
 rule verify_published:
     input:
         config=ancient(RESOLVED),
+        predictions=published_files(),
     output:
         f"{OUT}/published/verification.json",
     log:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT
+from .conftest import ROOT, SHARED_PUBLISHED
 
 pytestmark = pytest.mark.slow
 WORKFLOW_FILES = ("Snakefile", "rules", "config", "notebooks", "paper")
@@ -176,3 +176,36 @@ def test_verify_passes_and_a_tampered_result_fails_the_check(workflow):
         os.utime(tampered, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert check.returncode == 1
     assert "results/demo/tables/results.md: changed" in check.stdout
+
+
+PUBLISHED_FILES = ("baseline_validation_predictions.csv", "improvement_validation_predictions.csv")
+
+
+@pytest.mark.skipif(
+    not all((SHARED_PUBLISHED / name).is_file() for name in PUBLISHED_FILES),
+    reason=f"the published prediction CSVs are not in {SHARED_PUBLISHED}",
+)
+def test_a_published_file_changed_after_its_check_is_refused_by_the_next_run(workflow, tmp_path):
+    """The CSVs are the fetch rule's outputs and the checks' inputs: a file edited after a
+    passing check makes the check run again, and the sha256 refuses it."""
+    _, _, cache = workflow
+    workdir = copy_workflow(tmp_path / "published", cache)
+    downloads = workdir / "resources" / "published"
+    downloads.mkdir(parents=True)
+    for name in PUBLISHED_FILES:  # placed by hand, as offline users do: nothing is downloaded
+        shutil.copy(SHARED_PUBLISHED / name, downloads / name)
+    (workdir / "config" / "published.yaml").write_text("published:\n  use_predictions: true\n")
+    configs = ("config/test.yaml", "config/published.yaml")
+    target = ("--cores", "2", "verify_published")  # an option ends --configfile's file list
+    passed = snakemake(workdir, *target, configs=configs)
+    assert "verification passed" in passed.stdout + passed.stderr
+    again = snakemake(workdir, "--dry-run", "verify_published", configs=configs)
+    assert "Nothing to be done" in again.stdout + again.stderr
+    path = downloads / PUBLISHED_FILES[1]
+    lines = path.read_text().splitlines(keepends=True)
+    assert lines[1] == "0,0,0,True\n"
+    lines[1] = "0,0,1,False\n"  # one prediction changed, still self-consistent
+    path.write_text("".join(lines))
+    refused = snakemake(workdir, *target, configs=configs, check=False)
+    output = refused.stdout + refused.stderr
+    assert refused.returncode != 0 and "refused" in output and PUBLISHED_FILES[1] in output

@@ -216,6 +216,7 @@ def _steps() -> dict:
     from . import figures, paper, published, tables
 
     return {
+        "fetch_published": lambda cfg, _: list(published.fetch_all(cfg).values()),
         "summarize_published": lambda cfg, _: published.summarize_published(
             cfg, paths.published_summary(cfg)
         ),
@@ -234,6 +235,7 @@ def _steps() -> dict:
 
 PER_EXPERIMENT_STEPS = {"plot_correct_wrong", "plot_class_grid", "make_class_table"}
 STEPS = (
+    "fetch_published",
     "summarize_published",
     "plot_learning_curves",
     "plot_per_class_accuracy",
