@@ -40,7 +40,8 @@ def per_experiment(pattern):
 
 def published_files():
     """The published prediction CSVs when config reads them, else nothing. Rules that read them
-    list them as input, so a file changed after they ran makes them run (and refuse it) again."""
+    list them as input, so a file changed after they ran makes them run (and refuse it) again.
+    """
     if not config["published"]["use_predictions"]:
         return []
     return [str(local_path(config, run)) for run in PUBLISHED_RUNS]

@@ -24,7 +24,10 @@ rule fetch_published:
     params:
         # only the pins: a file placed by hand is not fetched again for any other change
         pins=json.dumps(
-            {run: spec["predictions"] for run, spec in config["published"]["runs"].items()},
+            {
+                run: spec["predictions"]
+                for run, spec in config["published"]["runs"].items()
+            },
             sort_keys=True,
         ),
     shell:
