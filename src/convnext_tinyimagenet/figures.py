@@ -150,14 +150,20 @@ def _curve_panel(
     published: pd.DataFrame | None,
     quantity: str,
     ylabel: str,
+    metric: str = "exact",
 ) -> None:
-    """Train vs validation `quantity` ("acc" or "loss"), rerun solid, published dashed."""
+    """Train vs validation `quantity` ("acc" or "loss"), rerun solid, published dashed.
+
+    `metric` is how the published run logged it (``exact`` or ``batch_mean``); the rerun's
+    curve is the same kind of figure, so that the two compare like for like.
+    """
+    suffix = "_batch_mean" if metric == "batch_mean" else ""
     for split, colour, name in (
         ("train", TRAIN_COLOUR, "train"),
         ("val", VAL_COLOUR, "validation"),
     ):
         column = f"{split}_{quantity}"
-        ax.plot(metrics["epoch"], metrics[column], color=colour, label=f"{name} (rerun)")
+        ax.plot(metrics["epoch"], metrics[column + suffix], color=colour, label=f"{name} (rerun)")
         if published is not None:
             ax.plot(
                 published["epoch"],
@@ -169,10 +175,20 @@ def _curve_panel(
                 label=f"{name} (published)",
             )
     ax.set_xlabel("epoch")
-    ax.set_ylabel(ylabel)
+    ax.set_ylabel(f"{ylabel}, mean of per-batch values" if suffix else ylabel)
     # Epochs are whole numbers; a run of 3 epochs should not get ticks at 1.5 and 2.5.
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
+
+
+def logged_as(run: Mapping | None, quantity: str) -> str:
+    """How a published run logged its per-epoch `quantity` (published-recipe.md): losses as
+    means of per-batch losses in both notebooks; accuracies as its claim was computed (exact in
+    the baseline, the mean of per-batch accuracies in the improved run). Without a published
+    run: exact."""
+    if run is None:
+        return "exact"
+    return "batch_mean" if quantity == "loss" else run.get("claim_metric", "exact")
 
 
 def _best_epoch_lines(ax: Axes, rerun_best: int | None, published_best: int | None) -> None:
@@ -202,8 +218,9 @@ def learning_curves_figure(
         metrics: experiment name -> its metrics.jsonl as read by :func:`read_metrics` (columns
             `epoch`, `train_acc`, `val_acc`, `train_loss`, `val_loss`, `best`).
         published: experiment name -> its `published.runs` entry of the config (`epochs` rows of
-            [train loss, val loss, train acc %, val acc %], `best_epoch`); overlaid dashed with
-            markers where present.
+            [train loss, val loss, train acc %, val acc %], `best_epoch`, `claim_metric`);
+            overlaid dashed with markers where present, against the rerun's figures of the same
+            kind (:func:`logged_as`).
         titles: experiment name -> row title (default: the name).
 
     Returns:
@@ -217,8 +234,8 @@ def learning_curves_figure(
         run = published.get(name)
         pub = published_epochs(run) if run is not None else None
         acc_ax, loss_ax = row.subplots(1, 2)
-        _curve_panel(acc_ax, frame, pub, "acc", "accuracy (%)")
-        _curve_panel(loss_ax, frame, pub, "loss", "loss")
+        _curve_panel(acc_ax, frame, pub, "acc", "accuracy (%)", logged_as(run, "acc"))
+        _curve_panel(loss_ax, frame, pub, "loss", "loss", logged_as(run, "loss"))
         for ax in (acc_ax, loss_ax):
             _best_epoch_lines(ax, best_epoch(frame), run.get("best_epoch") if run else None)
         acc_ax.set_title("accuracy")
