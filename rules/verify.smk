@@ -10,13 +10,16 @@ rule verify_published:
     output:
         f"{OUT}/published/verification.json",
     log:
-        f"{OUT}/logs/verify_published.log",
+        # Snakemake deletes a failed job's outputs but keeps its logs: the verdict is written
+        # there first, so a failed check keeps its JSON (logs/...) as well as its printout.
+        printed=f"{OUT}/logs/verify_published.log",
+        verdict=f"{OUT}/logs/verify_published.json",
     params:
         published=json.dumps(config["published"], sort_keys=True),
         verification=json.dumps(config["verification"], sort_keys=True),
     shell:
         "python -m convnext_tinyimagenet verify --published-only --config {input.config}"
-        " --out {output} 2>&1 | tee {log}"
+        " --out {log.verdict} 2>&1 | tee {log.printed}; cp {log.verdict} {output}"
 
 
 rule make_verification_table:
@@ -69,10 +72,11 @@ rule verify:
             caption="report/verification_result.rst",
         ),
     log:
-        f"{OUT}/logs/verify.log",
+        printed=f"{OUT}/logs/verify.log",
+        verdict=f"{OUT}/logs/verify.json",  # kept when the check fails (see verify_published)
     params:
         published=json.dumps(config["published"], sort_keys=True),
         verification=json.dumps(config["verification"], sort_keys=True),
     shell:
-        "python -m convnext_tinyimagenet verify --check --config {input.config} --out {output}"
-        " 2>&1 | tee {log}"
+        "python -m convnext_tinyimagenet verify --check --config {input.config} --out {log.verdict}"
+        " 2>&1 | tee {log.printed}; cp {log.verdict} {output}"

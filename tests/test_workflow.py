@@ -209,3 +209,20 @@ def test_a_published_file_changed_after_its_check_is_refused_by_the_next_run(wor
     refused = snakemake(workdir, *target, configs=configs, check=False)
     output = refused.stdout + refused.stderr
     assert refused.returncode != 0 and "refused" in output and PUBLISHED_FILES[1] in output
+
+
+def test_a_failed_verification_exits_non_zero_and_keeps_its_verdict(workflow, tmp_path):
+    """Snakemake deletes a failed job's outputs: the verdict JSON survives under logs/."""
+    workdir, _, _ = workflow
+    copy = tmp_path / "failing"
+    shutil.copytree(workdir, copy, symlinks=True)
+    (copy / "config" / "fail.yaml").write_text(
+        "verification:\n  reruns:\n    baseline: {expected: 10.0, tolerance_pp: 1.0}\n"
+    )
+    configs = ("config/test.yaml", "config/fail.yaml")
+    result = snakemake(copy, "--cores", "2", "verify", configs=configs, check=False)
+    assert result.returncode != 0
+    assert not (copy / "results/demo/verification.json").exists()
+    verdict = json.loads((copy / "results/demo/logs/verify.json").read_text())
+    assert verdict["verdict"] == "FAIL"
+    assert "FAIL" in (copy / "results/demo/logs/verify.log").read_text()
