@@ -51,7 +51,7 @@ RUN python -m venv "${VIRTUAL_ENV}" \
 # Then the Jupyter kernel papermill runs the experiment notebook with.
 COPY pyproject.toml README.md ./
 COPY src/ src/
-RUN pip install --no-cache-dir --no-deps -e . \
+RUN pip install --no-cache-dir --no-deps --no-build-isolation -e . \
     && python -m ipykernel install --sys-prefix --name python3
 
 # The workflow: Snakefile, rules, config, the experiment notebook, the paper's source, profiles.

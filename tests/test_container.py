@@ -136,8 +136,11 @@ def test_installs_exactly_the_requirements_file_ci_installs(instructions):
         names = [w for w in words if not w.startswith("-")]
         if "-r" in words:
             assert names == ["envs/requirements.txt"], words
-        else:  # only the project itself, without pulling in anything unpinned
+        else:  # only the project itself, without pulling in anything unpinned, its build
+            # backend included (setuptools is pinned in requirements.txt)
             assert names == ["."] and "--no-deps" in words, f"unpinned install: pip install {words}"
+            assert "--no-build-isolation" in words, f"unpinned build backend: pip install {words}"
+    assert "--no-build-isolation -e ." in makefile
 
 
 def test_layers_install_packages_before_the_code_arrives(instructions):
