@@ -90,6 +90,7 @@ def all_outputs():
         f"{OUT}/tables/results.md",
         f"{OUT}/tables/recipe.md",
         f"{OUT}/tables/discrepancies.md",
+        f"{OUT}/tables/input_fidelity.md",
         *per_experiment(f"{OUT}/tables/classes_{{experiment}}.md"),
         *published_summary(),
         f"{OUT}/tables/verification.md",

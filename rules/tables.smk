@@ -64,3 +64,22 @@ rule make_discrepancies_table:
         discrepancies=json.dumps(config["discrepancies"], sort_keys=True),
     shell:
         "python -m convnext_tinyimagenet step make_discrepancies_table --config {input.config} > {log} 2>&1"
+
+
+rule measure_input_fidelity:
+    input:
+        config=ancient(RESOLVED),
+    output:
+        json=f"{OUT}/fidelity/input_pipeline.json",
+        md=f"{OUT}/tables/input_fidelity.md",
+        tex=f"{OUT}/tables/input_fidelity.tex",
+    log:
+        f"{OUT}/logs/measure_input_fidelity.log",
+    params:
+        sizes=f"{config['data']['image_size']} -> {config['data']['input_size']}",
+        augment=json.dumps(
+            {name: exp.get("augment") for name, exp in config["experiments"].items()},
+            sort_keys=True,
+        ),
+    shell:
+        "python -m convnext_tinyimagenet step measure_input_fidelity --config {input.config} > {log} 2>&1"

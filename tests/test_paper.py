@@ -129,6 +129,14 @@ def tabular(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# fidelity.py's summary of the input pipeline against PIL's kernels (values as measured at 224)
+FIDELITY = {
+    "images": 32,
+    "resize": {"pixels_differing_pct": 21.45, "mean_abs_diff": 0.214, "max_abs_diff": 1},
+    "summary": {"ops": 14, "exact_ops": 9, "rounding_max_pct": 14.385, "larger_max_pct": 0.0563},
+}
+
+
 def stand_in_tables(cfg: dict) -> dict[str, str]:
     """Tables shaped like the real ones (the recipe and discrepancies from the config)."""
     names = paths.experiments(cfg)
@@ -155,6 +163,10 @@ def stand_in_tables(cfg: dict) -> dict[str, str]:
         "discrepancies": tabular(
             ["topic", "README says", "notebooks ran", "affects"], discrepancies
         ),
+        "input_fidelity": tabular(
+            ["step", "differing %", "largest"],
+            [["Resize", "21.45", "1"], ["Rotate +", "0.06", "64"]],
+        ),
     }
     for name, summary in (("baseline", BASELINE), ("improved", IMPROVED)):
         rows = [["top", c, f"{a:.2f}"] for c, a in summary["per_class"].items()]
@@ -171,6 +183,7 @@ def write_results(cfg: dict, published: bool = True) -> None:
         rows = [{"epoch": e, "seconds": 30.0} for e in range(1, summary["epochs"] + 1)]
         (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     write_json(paths.data_summary(cfg), DATA)
+    write_json(paths.fidelity_summary(cfg), FIDELITY)
     if published:
         write_json(paths.published_summary(cfg), PUBLISHED)
     tables = paths.tables_dir(cfg)
@@ -199,7 +212,16 @@ def all_macros(cfg: dict, published=PUBLISHED) -> dict[str, str]:
         DATA,
         provenance={"baseline": PROVENANCE, "improved": PROVENANCE},
         metrics={"baseline": [{"seconds": 60.0}] * 3, "improved": [{"seconds": 90.0}] * 4},
+        fidelity=FIDELITY,
     )
+
+
+def test_fidelity_macros_come_from_the_measurement(tmp_path):
+    values = all_macros(config(tmp_path))
+    assert values["FidelityExactOps"] == "9" and values["FidelityOps"] == "14"
+    assert values["FidelityRoundingPct"] == "14.4" and values["FidelityLargerPct"] == "0.06"
+    assert values["ResizeMaxDiff"] == "1" and values["ResizeDifferingPct"] == "21.4"
+    assert values["FidelityImages"] == "32"
 
 
 # --------------------------------------------------------------------------- macros
@@ -378,12 +400,14 @@ def test_make_paper_inputs_writes_macros_and_copies(results, tmp_path):
     assert r"\newcommand{\BaselineRerunAcc}{97.50}" in numbers
     assert r"\newcommand{\ImprovedPublishedExact}{86.31}" in numbers
     assert r"\newcommand{\BaselineRerunMinutes}{1.50}" in numbers  # 3 epochs x 30 s
+    assert r"\newcommand{\FidelityExactOps}{9}" in numbers  # from fidelity/input_pipeline.json
     expected = {
         "numbers.tex",
         "results.tex",
         "recipe.tex",
         "discrepancies.tex",
         "verification.tex",
+        "input_fidelity.tex",
         "classes_baseline.tex",
         "classes_improved.tex",
         "learning_curves.pdf",

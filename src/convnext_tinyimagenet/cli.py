@@ -213,7 +213,7 @@ def _needs_store(function):
 
 def _steps() -> dict:
     """Step name (the Snakemake rule's name) -> callable(cfg, experiment)."""
-    from . import figures, paper, published, tables
+    from . import fidelity, figures, paper, published, tables
 
     return {
         "fetch_published": lambda cfg, _: list(published.fetch_all(cfg).values()),
@@ -228,6 +228,7 @@ def _steps() -> dict:
         "make_class_table": tables.make_class_table,
         "make_recipe_table": lambda cfg, _: tables.make_recipe_table(cfg),
         "make_discrepancies_table": lambda cfg, _: tables.make_discrepancies_table(cfg),
+        "measure_input_fidelity": lambda cfg, _: fidelity.measure_input_fidelity(cfg),
         "make_paper_inputs": lambda cfg, _: paper.make_paper_inputs(cfg),
         "build_paper": lambda cfg, _: paper.build_paper_pdf(cfg),
     }
@@ -245,6 +246,7 @@ STEPS = (
     "make_class_table",
     "make_recipe_table",
     "make_discrepancies_table",
+    "measure_input_fidelity",
     "make_paper_inputs",
     "build_paper",
 )

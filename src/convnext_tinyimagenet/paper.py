@@ -29,7 +29,7 @@ from .tables import latex_escape
 NA = "n/a"
 FIGURE_EXPERIMENT = "improved"  # the run whose sample grids the paper shows
 # verification: published claims and reruns checked, written before the checksums (verification.py)
-TABLES = ("results", "recipe", "discrepancies", "verification")
+TABLES = ("results", "recipe", "discrepancies", "verification", "input_fidelity")
 LATEXMK_COMMAND = ("latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-outdir=build")
 TEX_PACKAGES = "latexmk texlive-latex-recommended texlive-latex-extra"
 DIGIT_WORDS = ("Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine")
@@ -110,6 +110,7 @@ def macros(
     *,
     provenance: Mapping[str, dict] | None = None,
     metrics: Mapping[str, list[dict]] | None = None,
+    fidelity: dict | None = None,
 ) -> dict[str, str]:
     """Every number and fact the paper prints, as LaTeX-ready strings keyed by macro name.
 
@@ -122,6 +123,7 @@ def macros(
         data_info: the data store's summary (`paths.data_summary`).
         provenance: experiment → its `provenance.json` (device, versions, precision used).
         metrics: experiment → its `metrics.jsonl` rows (for the training time).
+        fidelity: the input pipeline measured against PIL's (`paths.fidelity_summary`).
 
     Returns:
         Macro name (letters only) → value, already formatted and LaTeX-escaped.
@@ -139,6 +141,7 @@ def macros(
         values |= _prefixed(prefix, _time_macros((metrics or {}).get(name)))
     values |= _comparison_macros(cfg, summaries, published)
     values |= _figure_macros(cfg)
+    values |= _fidelity_macros(fidelity)
     values |= _environment_macros(provenance)
     for key in values:
         if not _MACRO_NAME.match(key):
@@ -336,6 +339,24 @@ def _figure_macros(cfg: dict) -> dict[str, str]:
     }
 
 
+def _fidelity_macros(fidelity: dict | None) -> dict[str, str]:
+    """The input pipeline against PIL's kernels (fidelity.py): resize and RandAugment."""
+    if fidelity is None:
+        keys = ("ResizeDifferingPct", "ResizeMaxDiff", "FidelityOps", "FidelityExactOps",
+                "FidelityRoundingPct", "FidelityLargerPct", "FidelityImages")  # fmt: skip
+        return dict.fromkeys(keys, NA)
+    summary, resize = fidelity["summary"], fidelity["resize"]
+    return {
+        "ResizeDifferingPct": pct(resize["pixels_differing_pct"], 1),
+        "ResizeMaxDiff": count(resize["max_abs_diff"]),
+        "FidelityOps": count(summary["ops"]),
+        "FidelityExactOps": count(summary["exact_ops"]),
+        "FidelityRoundingPct": pct(summary["rounding_max_pct"], 1),
+        "FidelityLargerPct": pct(summary["larger_max_pct"], 2),
+        "FidelityImages": count(fidelity["images"]),
+    }
+
+
 def _environment_macros(provenance: Mapping[str, dict] | None) -> dict[str, str]:
     """Versions and commit of the first run that recorded them."""
     train = next((r["train"] for r in (provenance or {}).values() if r.get("train")), {})
@@ -387,6 +408,7 @@ def result_inputs(cfg: dict) -> dict[Path, str]:
         found[run / "summary.json"] = (
             f"`python -m convnext_tinyimagenet evaluate --experiment {name}`"
         )
+    found[paths.fidelity_summary(cfg)] = "the step that measures the input pipeline against PIL"
     if cfg["published"]["use_predictions"]:
         found[paths.published_summary(cfg)] = (
             "the step that recomputes the published predictions (set "
@@ -449,6 +471,7 @@ def make_paper_inputs(cfg: dict, generated_dir: str | Path | None = None) -> lis
         _read_json(paths.data_summary(cfg)),
         provenance={name: _read_json(run / "provenance.json") for name, run in runs.items()},
         metrics={name: _read_jsonl(run / "metrics.jsonl") for name, run in runs.items()},
+        fidelity=_read_json(paths.fidelity_summary(cfg)),
     )
     written = [write_macros(values, out / "numbers.tex")]
     for target, (source, _) in copies.items():

@@ -8,7 +8,8 @@
 <output_dir>/figures/<experiment>/correct_wrong.{png,pdf}
 <output_dir>/figures/<experiment>/class_grid.{png,pdf}
 <output_dir>/tables/<name>.{md,tex}               results, classes_<experiment>, recipe,
-                                                  discrepancies
+                                                  discrepancies, verification, input_fidelity
+<output_dir>/fidelity/input_pipeline.json         our resize and RandAugment vs PIL's, measured
 <output_dir>/paper/generated/                     macros, tables and figures the paper includes
 <output_dir>/paper/build/                         latexmk's working files
 <output_dir>/paper.pdf                            the paper (paper/paper.tex, built from the above)
@@ -38,6 +39,10 @@ def data_summary(cfg: dict) -> Path:
 
 def published_summary(cfg: dict) -> Path:
     return output_dir(cfg) / "published" / "summary.json"
+
+
+def fidelity_summary(cfg: dict) -> Path:
+    return output_dir(cfg) / "fidelity" / "input_pipeline.json"
 
 
 def figures_dir(cfg: dict) -> Path:

@@ -438,11 +438,12 @@ def checksummed_files(cfg: dict) -> list[Path]:
         ]
     if cfg["published"]["use_predictions"]:
         files.append(paths.published_summary(cfg))
+    files.append(paths.fidelity_summary(cfg))
     figures = paths.figures_dir(cfg)
     stems = [figures / "learning_curves", figures / "per_class_accuracy"]
     stems += [figures / n / kind for n in names for kind in ("correct_wrong", "class_grid")]
     files += [stem.with_suffix(suffix) for stem in stems for suffix in (".png", ".pdf")]
-    tables = ["results", "recipe", "discrepancies", "verification"]
+    tables = ["results", "recipe", "discrepancies", "verification", "input_fidelity"]
     tables += [f"classes_{n}" for n in names]
     for table in tables:
         files += [paths.tables_dir(cfg) / f"{table}{suffix}" for suffix in (".md", ".tex")]

@@ -1,0 +1,151 @@
+"""How far this project's input pipeline is from what the notebooks computed, measured.
+
+The notebooks resized and RandAugmented PIL images, with PIL's kernels. This project resizes and
+augments uint8 tensors (transforms.py, augment.py): its RandAugment is pixel-exact to
+torchvision's tensor kernels (tests/test_augment.py), and those differ a little from PIL's. This
+step measures the difference on deterministic images at the run's sizes, for the resize and for
+each RandAugment operation and sign at the run's magnitude, and writes it as JSON and as a
+table for the paper (the paper prints no number by hand).
+
+RandomErasing and normalisation ran on tensors in the notebooks too: there is nothing to compare.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms import functional as TF  # noqa: N812
+from torchvision.transforms.autoaugment import _apply_op
+
+from . import atomic, paths
+from .augment import OPS, apply_ops, op_table
+from .data import make_synthetic
+from .transforms import resize_uint8
+
+IMAGES = 32  # half uniform noise (the worst case for rounding), half synthetic class images
+
+
+def source_images(image_size: int, n: int = IMAGES, seed: int = 0) -> np.ndarray:
+    """Deterministic uint8 images (n, H, W, 3): uniform noise, then synthetic class images."""
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(0, 256, (n // 2, image_size, image_size, 3), dtype=np.uint8)
+    train, _, _ = make_synthetic(n - n // 2, 1, 1, image_size, 0.0, 0.25, seed)
+    return np.concatenate([noise, np.asarray(train.images)])
+
+
+def _differences(ours: torch.Tensor, theirs: torch.Tensor) -> dict:
+    diff = (ours.int() - theirs.int()).abs()
+    return {
+        "pixels_differing_pct": 100.0 * float((diff > 0).double().mean()),
+        "mean_abs_diff": float(diff.double().mean()),
+        "max_abs_diff": int(diff.max()),
+    }
+
+
+def measure(
+    image_size: int, input_size: int, randaugment: dict | None, n: int = IMAGES, seed: int = 0
+) -> dict:
+    """Our resize and RandAugment kernels against PIL's (the notebooks'), on the same images.
+
+    Args:
+        image_size: side of the source images (64 for TinyImageNet).
+        input_size: side after the resize, where the notebook augmented (224 in the paper).
+        randaugment: ``{"num_ops", "magnitude"}`` of the run, or None (no operation compared).
+        n: images compared.
+        seed: seed of the images.
+
+    Returns:
+        ``resize`` and, per operation and sign, the share of channel values that differ (%),
+        their mean and largest absolute difference in grey levels.
+    """
+    sources = source_images(image_size, n, seed)
+    pil = [Image.fromarray(a).resize((input_size, input_size), Image.BILINEAR) for a in sources]
+    pil_tensors = torch.stack([TF.pil_to_tensor(im) for im in pil])
+    ours = resize_uint8(torch.from_numpy(sources).permute(0, 3, 1, 2).contiguous(), input_size)
+    result: dict = {
+        "images": n,
+        "image_size": image_size,
+        "input_size": input_size,
+        "resize": _differences(ours, pil_tensors),
+        "randaugment": randaugment,
+        "ops": [],
+    }
+    if not randaugment:
+        return result
+    table = op_table(int(randaugment["num_ops"]), int(randaugment["magnitude"]), 31,
+                     input_size, input_size)  # fmt: skip
+    for op in OPS:
+        value, signed = table[op]
+        for negated in (False, True) if signed else (False,):
+            # both start from PIL's resized image: only the operation's kernels differ
+            count = len(pil_tensors)
+            order, out = apply_ops(pil_tensors, torch.full((count,), OPS.index(op)),
+                                   torch.full((count,), negated), table)  # fmt: skip
+            augmented = torch.empty_like(out)
+            augmented[order] = out
+            v = -value if negated else value
+            theirs = torch.stack(
+                [TF.pil_to_tensor(_apply_op(im, op, v, InterpolationMode.NEAREST, None))
+                 for im in pil]
+            )  # fmt: skip
+            sign = "-" if negated else ("+" if signed else "")
+            result["ops"].append({"op": op, "sign": sign, **_differences(augmented, theirs)})
+    return result
+
+
+def fidelity_frame(result: dict) -> pd.DataFrame:
+    """One row for the resize and one per operation and sign: how often and how far ours
+    differs from PIL's."""
+    rows = [{"Step": "Resize (bilinear)", **result["resize"]}]
+    rows += [
+        {"Step": f"RandAugment {r['op']}" + (" (negated)" if r["sign"] == "-" else ""), **r}
+        for r in result["ops"]
+    ]
+    frame = pd.DataFrame(rows)
+    return pd.DataFrame(
+        {
+            "Step": frame["Step"],
+            "Values differing (%)": frame["pixels_differing_pct"].map(lambda v: f"{v:.2f}"),
+            "Mean difference": frame["mean_abs_diff"].map(lambda v: f"{v:.3f}"),
+            "Largest difference": frame["max_abs_diff"].astype(int),
+        }
+    )
+
+
+def summary(result: dict) -> dict:
+    """What the paper says about it: operations identical to PIL's, the largest share of values
+    that differ by one grey level, the largest share that differ by more."""
+    by_op: dict[str, list[dict]] = {}
+    for row in result["ops"]:
+        by_op.setdefault(row["op"], []).append(row)
+    exact = [op for op, rows in by_op.items() if all(r["max_abs_diff"] == 0 for r in rows)]
+    rounding = [r for r in result["ops"] if r["max_abs_diff"] == 1]
+    larger = [r for r in result["ops"] if r["max_abs_diff"] > 1]
+    return {
+        "ops": len(by_op),
+        "exact_ops": len(exact),
+        "rounding_ops": sorted({r["op"] for r in rounding}),
+        "rounding_max_pct": max((r["pixels_differing_pct"] for r in rounding), default=0.0),
+        "larger_ops": sorted({r["op"] for r in larger}),
+        "larger_max_pct": max((r["pixels_differing_pct"] for r in larger), default=0.0),
+    }
+
+
+def measure_input_fidelity(cfg: dict) -> list[Path]:
+    """`<output_dir>/fidelity/input_pipeline.json` and `tables/input_fidelity.{md,tex}`."""
+    from .tables import write_table  # tables imports figures' readers; keep this module light
+
+    augmented = [e["augment"]["randaugment"] for e in cfg["experiments"].values()
+                 if (e.get("augment") or {}).get("randaugment")]  # fmt: skip
+    data = cfg["data"]
+    result = measure(int(data["image_size"]), int(data["input_size"]),
+                     augmented[0] if augmented else None)  # fmt: skip
+    result["summary"] = summary(result)
+    json_path = atomic.write_json(paths.fidelity_summary(cfg), result)
+    frame = fidelity_frame(result)
+    return [json_path, *write_table(frame, paths.tables_dir(cfg) / "input_fidelity", align="lrrr")]
