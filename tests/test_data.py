@@ -177,8 +177,21 @@ def test_folder_and_hf_give_the_same_store(tmp_path, folder, hf_dir):
         np.testing.assert_array_equal(a.image_ids, b.image_ids)
     assert from_folder.fingerprint != from_hf.fingerprint
     assert from_hf.info["revision"] is None  # a local directory has no revision
+    assert from_hf.info["resolved_revision"] is None
     assert from_hf.info["val_split"] == "valid"
     assert from_folder.info["root"] == str(folder.resolve())
+
+
+def test_the_hub_commit_is_read_from_where_datasets_cached_the_files(tmp_path):
+    """`datasets` caches a hub dataset under .../<commit sha>/: that sha is what `main` meant."""
+    sha = "5a77092c28e51558c5586e9c5eb71a7e17a5e43f"
+    cached = tmp_path / "zh-plus___tiny-imagenet" / "default" / "0.0.0" / sha
+    datasets.Dataset.from_dict({"label": [0, 1]}).save_to_disk(str(cached))
+    assert data.hub_commit(datasets.load_from_disk(str(cached))) == sha
+    elsewhere = tmp_path / "not-a-commit"
+    datasets.Dataset.from_dict({"label": [0, 1]}).save_to_disk(str(elsewhere))
+    assert data.hub_commit(datasets.load_from_disk(str(elsewhere))) is None
+    assert data.hub_commit(datasets.Dataset.from_dict({"label": [0]})) is None  # in memory
 
 
 def test_folder_rows_follow_the_published_order_and_decode_like_pil(tmp_path, folder):

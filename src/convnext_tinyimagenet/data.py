@@ -21,6 +21,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -286,6 +287,9 @@ def _plan_hf(data_cfg: dict, image_size: int) -> _Plan:
         "source": "hf",
         "id": dataset_id,
         "revision": revision,
+        # the hub commit `revision` stood for when the data were loaded (a branch such as
+        # `main` moves): read from where `datasets` cached the files
+        "resolved_revision": None if local else hub_commit(splits["train"]),
         "local": local,
         "train_split": split_names["train"],
         "val_split": split_names["val"],
@@ -311,6 +315,22 @@ def _plan_hf(data_cfg: dict, image_size: int) -> _Plan:
         return classes
 
     return _Plan("hf", fingerprint, info, build)
+
+
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+def hub_commit(dataset: Any) -> str | None:
+    """The Hugging Face hub commit a loaded dataset came from, or None where it is not known.
+
+    `datasets` caches a hub dataset under `.../<name>/<config>/<version>/<commit sha>/`; the
+    40-hex folder nearest the file is that commit.
+    """
+    for entry in getattr(dataset, "cache_files", None) or []:
+        for part in reversed(Path(entry.get("filename", "")).parent.parts):
+            if _COMMIT.match(part):
+                return part
+    return None
 
 
 def _load_hf(dataset_id: str, revision: str | None, local: bool) -> Any:
