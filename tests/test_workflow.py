@@ -226,3 +226,14 @@ def test_a_failed_verification_exits_non_zero_and_keeps_its_verdict(workflow, tm
     verdict = json.loads((copy / "results/demo/logs/verify.json").read_text())
     assert verdict["verdict"] == "FAIL"
     assert "FAIL" in (copy / "results/demo/logs/verify.log").read_text()
+
+
+def test_the_report_gathers_figures_tables_notebooks_and_the_paper(workflow):
+    workdir, _, _ = workflow
+    report = workdir / "results" / "demo" / "report.html"
+    snakemake(workdir, "--report", str(report))
+    html = report.read_text(errors="replace")
+    for expected in ("learning_curves.png", "verification.md", "experiment.html", "summary.json"):
+        assert expected in html, expected
+    if shutil.which("latexmk"):
+        assert "paper.pdf" in html
