@@ -25,6 +25,11 @@ def test_paper_sizes_nine_ops_exact_four_round_rotation_resamples():
     assert set(summary["rounding_ops"]) == {"Color", "Contrast", "Sharpness", "AutoContrast"}
     assert summary["larger_ops"] == ["Rotate"] and 0 < summary["larger_max_pct"] < 0.5
     assert 0 < summary["rounding_max_pct"] < 20
+    # the bounds the README states: one grey level at most, on at most these shares of values
+    bounds = {"Color": 20.0, "Contrast": 20.0, "Sharpness": 3.0, "AutoContrast": 0.2}
+    for (op, sign), row in rows.items():
+        if op in bounds:
+            assert row["max_abs_diff"] <= 1 and row["pixels_differing_pct"] < bounds[op], (op, sign)
     for (op, _), row in rows.items():
         if op in MOVE_PIXELS - {"Rotate"}:
             assert row["max_abs_diff"] == 0, op

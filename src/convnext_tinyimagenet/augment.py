@@ -302,6 +302,16 @@ def apply_ops(
     return order, out
 
 
+def apply_op(images: torch.Tensor, op: str, negated: bool, table: dict) -> torch.Tensor:
+    """One op (its magnitude negated or not) on every image, in the images' order."""
+    n = len(images)
+    order, out = apply_ops(images, torch.full((n,), OPS.index(op)), torch.full((n,), negated),
+                           table)  # fmt: skip
+    result = torch.empty_like(out)
+    result[order.to(out.device, non_blocking=True)] = out
+    return result
+
+
 ERASING_ATTEMPTS = 10  # torchvision's RandomErasing.get_params tries at most 10 rectangles
 
 

@@ -23,7 +23,7 @@ from torchvision.transforms import functional as TF  # noqa: N812
 from torchvision.transforms.autoaugment import _apply_op
 
 from . import atomic, paths
-from .augment import OPS, apply_ops, op_table
+from .augment import OPS, apply_op, op_table
 from .data import make_synthetic
 from .transforms import resize_uint8
 
@@ -83,11 +83,7 @@ def measure(
         value, signed = table[op]
         for negated in (False, True) if signed else (False,):
             # both start from PIL's resized image: only the operation's kernels differ
-            count = len(pil_tensors)
-            order, out = apply_ops(pil_tensors, torch.full((count,), OPS.index(op)),
-                                   torch.full((count,), negated), table)  # fmt: skip
-            augmented = torch.empty_like(out)
-            augmented[order] = out
+            augmented = apply_op(pil_tensors, op, negated, table)
             v = -value if negated else value
             theirs = torch.stack(
                 [TF.pil_to_tensor(_apply_op(im, op, v, InterpolationMode.NEAREST, None))
