@@ -2,7 +2,7 @@
 # paper's PDF) with exactly the environment CI tests.
 #
 #   docker build --build-arg UID="$(id -u)" \
-#       --build-arg GIT_COMMIT="$(git describe --always --dirty --abbrev=40)" \
+#       --build-arg GIT_COMMIT="$(git rev-parse HEAD)$(git diff --quiet HEAD || echo -dirty)" \
 #       -t convnext-tinyimagenet:0.1.0 .
 #   docker run --gpus all -v "$PWD/results:/project/results" convnext-tinyimagenet:0.1.0 \
 #       snakemake --cores all                                           # the paper (GPU)
@@ -71,7 +71,7 @@ RUN mkdir -p results resources .snakemake "${HF_HOME}" "${TORCH_HOME}" \
     && chown artifact:artifact /project
 
 # The commit the image is built from, for every run's provenance.json (the image has no .git):
-#   --build-arg GIT_COMMIT="$(git describe --always --dirty --abbrev=40)"
+#   --build-arg GIT_COMMIT="$(git rev-parse HEAD)$(git diff --quiet HEAD || echo -dirty)"
 # Last, so that a new commit rebuilds no earlier layer.
 ARG GIT_COMMIT=""
 ENV CONVNEXT_TINYIMAGENET_COMMIT=${GIT_COMMIT}

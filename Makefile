@@ -48,4 +48,4 @@ format: $(STAMP)
 
 lock: $(STAMP)
 	( echo "# Full pin set of the environment built from requirements*.txt (pip freeze, Python 3.11, x86-64)."; \
-	  echo "# Regenerate: make lock"; $(BIN)/python -m pip freeze --exclude-editable ) > envs/lock.txt
+	  echo "# Regenerate: make lock"; $(BIN)/python -m pip freeze --all --exclude-editable | grep -v '^pip==' ) > envs/lock.txt

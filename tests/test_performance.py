@@ -68,6 +68,7 @@ def test_compile_option_really_compiles_and_trains_the_same():
     x = torch.randn(4, 3, 8, 8)
     compiled = make_forward(twin, {"channels_last": True, "compile": True})
     torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()  # reset() keeps them: count this compile alone
     eager_logits, fast_logits = net(x), compiled(x)
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1  # dynamo captured it
     torch.testing.assert_close(fast_logits, eager_logits, rtol=1e-4, atol=1e-5)

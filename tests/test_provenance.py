@@ -39,6 +39,8 @@ def test_a_checkout_gives_its_commit_and_whether_tracked_files_changed(checkout,
         (SHA, {"commit": SHA, "dirty": False, "source": "image"}),
         (f"{SHA}-dirty\n", {"commit": SHA, "dirty": True, "source": "image"}),
         ("", {"commit": None, "dirty": None}),
+        ("v0.1.0-3-g0123456", {"commit": None, "dirty": None}),  # a `git describe` tag: no sha
+        (SHA[:12], {"commit": None, "dirty": None}),
         (None, {"commit": None, "dirty": None}),
     ],
 )

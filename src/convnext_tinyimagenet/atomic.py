@@ -17,7 +17,13 @@ from typing import Any
 
 
 def _umask() -> int:
-    mask = os.umask(0)  # reading the umask means setting it; done once, at import
+    """The process's umask: from /proc on Linux (reading it does not change it), else by
+    setting and restoring it, once, at import."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0)
     os.umask(mask)
     return mask
 

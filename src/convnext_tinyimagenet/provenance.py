@@ -6,6 +6,7 @@ import datetime as dt
 import importlib.metadata
 import os
 import platform
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -25,9 +26,10 @@ PACKAGES = (
 )
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Where there is no checkout (the Docker image copies no .git), the commit comes from this
-# variable: the Dockerfile sets it from its GIT_COMMIT build argument, written as
-# `git describe --always --dirty --abbrev=40` writes it (a trailing "-dirty" = uncommitted edits).
+# variable: the Dockerfile sets it from its GIT_COMMIT build argument, a full sha with "-dirty"
+# appended when the tree had uncommitted edits (README: `git rev-parse HEAD` and `git diff`).
 COMMIT_VARIABLE = "CONVNEXT_TINYIMAGENET_COMMIT"
+_BUILT_COMMIT = re.compile(r"^([0-9a-f]{40})(-dirty)?$")
 
 
 def now() -> str:
@@ -78,10 +80,9 @@ def git_commit(root: Path = REPO_ROOT) -> dict:
 
     commit = git("rev-parse", "HEAD")
     if commit is None:
-        built = os.environ.get(COMMIT_VARIABLE, "").strip()
-        if built:
-            sha = built.removesuffix("-dirty")
-            return {"commit": sha, "dirty": sha != built, "source": "image"}
+        built = _BUILT_COMMIT.match(os.environ.get(COMMIT_VARIABLE, "").strip())
+        if built:  # anything else (a tag, a short sha, a typo) is not a commit: not recorded
+            return {"commit": built[1], "dirty": built[2] is not None, "source": "image"}
         return {"commit": None, "dirty": None}
     status = git("status", "--porcelain", "--untracked-files=no")
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
