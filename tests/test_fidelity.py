@@ -24,6 +24,8 @@ def test_paper_sizes_nine_ops_exact_four_round_rotation_resamples():
     assert summary["exact_ops"] == 9
     assert set(summary["rounding_ops"]) == {"Color", "Contrast", "Sharpness", "AutoContrast"}
     assert summary["larger_ops"] == ["Rotate"] and 0 < summary["larger_max_pct"] < 0.5
+    for row in result["ops"]:  # more than one level apart: a share of the values that differ
+        assert row["pixels_over_one_pct"] <= row["pixels_differing_pct"]
     assert 0 < summary["rounding_max_pct"] < 20
     # the bounds the README states: one grey level at most, on at most these shares of values
     bounds = {"Color": 20.0, "Contrast": 20.0, "Sharpness": 3.0, "AutoContrast": 0.2}

@@ -133,7 +133,13 @@ def tabular(header: list[str], rows: list[list[str]]) -> str:
 FIDELITY = {
     "images": 32,
     "resize": {"pixels_differing_pct": 21.45, "mean_abs_diff": 0.214, "max_abs_diff": 1},
-    "summary": {"ops": 14, "exact_ops": 9, "rounding_max_pct": 14.385, "larger_max_pct": 0.0563},
+    "summary": {
+        "ops": 14,
+        "exact_ops": 9,
+        "rounding_max_pct": 14.385,
+        "larger_ops": ["Rotate"],
+        "larger_max_pct": 0.0563,
+    },
 }
 
 
@@ -222,6 +228,13 @@ def test_fidelity_macros_come_from_the_measurement(tmp_path):
     assert values["FidelityRoundingPct"] == "14.4" and values["FidelityLargerPct"] == "0.06"
     assert values["ResizeMaxDiff"] == "1" and values["ResizeDifferingPct"] == "21.4"
     assert values["FidelityImages"] == "32"
+    assert values["FidelityLargerClause"] == (
+        r"and in Rotate at most 0.06\pct{} of values differ by more (another neighbour is sampled)"
+    )
+    none_larger = {**FIDELITY, "summary": {**FIDELITY["summary"], "larger_ops": []}}
+    assert paper._fidelity_macros(none_larger)["FidelityLargerClause"] == (
+        "and no value differs by more"
+    )
 
 
 # --------------------------------------------------------------------------- macros

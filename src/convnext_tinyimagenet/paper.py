@@ -343,10 +343,19 @@ def _fidelity_macros(fidelity: dict | None) -> dict[str, str]:
     """The input pipeline against PIL's kernels (fidelity.py): resize and RandAugment."""
     if fidelity is None:
         keys = ("ResizeDifferingPct", "ResizeMaxDiff", "FidelityOps", "FidelityExactOps",
-                "FidelityRoundingPct", "FidelityLargerPct", "FidelityImages")  # fmt: skip
+                "FidelityRoundingPct", "FidelityLargerPct", "FidelityImages",
+                "FidelityLargerClause")  # fmt: skip
         return dict.fromkeys(keys, NA)
     summary, resize = fidelity["summary"], fidelity["resize"]
+    larger = ", ".join(tex_escape(op) for op in summary["larger_ops"])
+    clause = (
+        f"and in {larger} at most {pct(summary['larger_max_pct'], 2)}\\pct{{}} of values differ "
+        "by more (another neighbour is sampled)"
+        if larger
+        else "and no value differs by more"
+    )
     return {
+        "FidelityLargerClause": clause,
         "ResizeDifferingPct": pct(resize["pixels_differing_pct"], 1),
         "ResizeMaxDiff": count(resize["max_abs_diff"]),
         "FidelityOps": count(summary["ops"]),
