@@ -3,7 +3,7 @@
 import json
 import shutil
 
-from convnext_tinyimagenet.config import run_identity, sync_resolved_config
+from convnext_tinyimagenet.config import sync_resolved_config, workflow_params
 from convnext_tinyimagenet.paper import paper_sources
 from convnext_tinyimagenet.published import local_path
 from convnext_tinyimagenet import paths
@@ -28,9 +28,9 @@ wildcard_constraints:
 
 
 def run_params(wildcards):
-    """Everything that determines an experiment's numbers: the run's own identity, so that
-    the workflow reruns exactly when the run's checkpoint digest changes."""
-    return json.dumps(run_identity(config, wildcards.experiment), sort_keys=True)
+    """What reruns an experiment's job (config.workflow_params); it retrains only when the
+    run's identity (config.run_identity, its checkpoint digest) changed."""
+    return json.dumps(workflow_params(config, wildcards.experiment), sort_keys=True)
 
 
 def per_experiment(pattern):

@@ -17,6 +17,10 @@ rule plot_learning_curves:
     params:
         figures=json.dumps(config["figures"], sort_keys=True),
         published=json.dumps(config["published"]["runs"], sort_keys=True),
+        titles=json.dumps(
+            {name: exp.get("title") for name, exp in config["experiments"].items()},
+            sort_keys=True,
+        ),
     shell:
         "python -m convnext_tinyimagenet step plot_learning_curves --config {input.config} > {log} 2>&1"
 

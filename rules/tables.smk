@@ -17,6 +17,10 @@ rule make_results_table:
         f"{OUT}/logs/make_results_table.log",
     params:
         published=json.dumps(config["published"], sort_keys=True),
+        titles=json.dumps(
+            {name: exp.get("title") for name, exp in config["experiments"].items()},
+            sort_keys=True,
+        ),
     shell:
         "python -m convnext_tinyimagenet step make_results_table --config {input.config} > {log} 2>&1"
 

@@ -108,6 +108,21 @@ def test_rerun_of_a_finished_run_changes_nothing(runs):
     assert before["metrics.jsonl"] == after["metrics.jsonl"]
 
 
+def test_a_new_title_or_validation_batch_reuses_the_finished_run(runs, smoke_cache, tmp_path):
+    """Not part of the run's identity: the finished checkpoint is found, nothing retrains."""
+    _, out = runs
+    run = tmp_path / "baseline"
+    shutil.copytree(out["baseline"], run)
+    before = (run / "metrics.jsonl").read_bytes()
+    changed = smoke_config(smoke_cache, "experiments.baseline.title=Another title",
+                           "experiments.baseline.train.eval_batch_size=16")  # fmt: skip
+    history = train_experiment(changed, "baseline", run, progress=False)
+    assert len(history) == 3 and (run / "metrics.jsonl").read_bytes() == before
+    assert len(list((run / "checkpoints").iterdir())) == 1
+    summary = evaluate_experiment(changed, "baseline", run, progress=False)
+    assert summary["title"] == "Another title"
+
+
 def test_a_changed_config_trains_afresh_and_keeps_the_earlier_checkpoints(
     runs, smoke_cache, tmp_path
 ):

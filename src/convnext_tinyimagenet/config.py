@@ -468,9 +468,10 @@ def experiment_config(cfg: Mapping, name: str) -> dict:
     return copy.deepcopy(experiments[name])
 
 
-# Experiment settings that change no number a run produces: its display title, and two speed
-# settings (the validation batch: batch means are taken at the training batch size; the
-# baseline's feature cache: tests/test_features.py). Changing them retrains nothing.
+# Experiment settings that change no number a run produces beyond float rounding: its display
+# title, and two speed settings (the validation batch: batch means are taken at the training
+# batch size; the baseline's feature cache: tests/test_features.py). They are not part of the
+# run's checkpoint identity, so changing them resumes (or reuses) the run instead of retraining.
 NON_NUMERIC_EXPERIMENT_KEYS = (("title",), ("train", "eval_batch_size"), ("train", "feature_cache"))
 
 
@@ -479,9 +480,10 @@ def run_identity(cfg: Mapping, name: str) -> dict:
 
     The seed, determinism, data (not where its cache lives), normalisation and the experiment's
     section without :data:`NON_NUMERIC_EXPERIMENT_KEYS`; of the `performance` section only TF32
-    matmuls (``float32_matmul_precision`` other than ``highest``), the one that changes
-    numerics. The run's checkpoint digest (runner.run_digest) and the workflow's rerun
-    parameters (rules/common.smk) are both made from it, so they cannot disagree.
+    matmuls (``float32_matmul_precision`` other than ``highest``), the one setting there that
+    changes numerics (cuDNN's TF32 convolutions stay at PyTorch's default, as in the notebooks).
+    The run's checkpoint digest (runner.run_digest) is made from it, and so are the workflow's
+    rerun parameters (:func:`workflow_params`).
     """
     experiment = experiment_config(cfg, name)
     for *parents, key in NON_NUMERIC_EXPERIMENT_KEYS:
@@ -500,6 +502,14 @@ def run_identity(cfg: Mapping, name: str) -> dict:
     if matmul != "highest":
         identity["float32_matmul_precision"] = matmul
     return identity
+
+
+def workflow_params(cfg: Mapping, name: str) -> dict:
+    """What reruns experiment `name`'s workflow job: its :func:`run_identity` plus its whole
+    section, title and speed settings included, so that the notebook, predictions and summary
+    show the current config. A change outside the identity reruns the job without retraining:
+    it finds its finished checkpoint, evaluates and renders again."""
+    return run_identity(cfg, name) | {"experiment": experiment_config(cfg, name)}
 
 
 def config_digest(cfg: Mapping) -> str:
