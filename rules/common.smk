@@ -1,6 +1,7 @@
 # Helpers shared by the rules: paths, the package's command line, and the parameter sets
 # whose change reruns a rule (Snakemake reruns a job when its params change).
 import json
+import re
 import shutil
 
 from convnext_tinyimagenet.config import sync_resolved_config, workflow_params
@@ -12,6 +13,8 @@ from convnext_tinyimagenet.verification import checksummed_files
 OUT = config["output_dir"]
 EXPERIMENTS = list(config["experiments"])
 PUBLISHED_RUNS = list(config["published"]["runs"])
+# published run of each prediction file, by file name (fetch_published: one job per file)
+PUBLISHED_BY_FILE = {local_path(config, run).name: run for run in PUBLISHED_RUNS}
 # The resolved config every step reads, written when the workflow loads and only when it
 # changed. Rules take it as ancient() input, so a rewrite does not rerun them all; each rule's
 # `params` name the parts of the config it depends on, and a change there reruns it.

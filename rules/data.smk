@@ -15,24 +15,28 @@ rule prepare_data:
 
 
 rule fetch_published:
+    # one job per file: Snakemake removes a job's outputs before it runs, and a file placed by
+    # hand must not go because its sibling is missing
     input:
         config=ancient(RESOLVED),
     output:
-        [str(local_path(config, run)) for run in PUBLISHED_RUNS],
+        f"{config['published']['download_dir']}/{{published_file}}",
     log:
-        f"{OUT}/logs/fetch_published.log",
+        f"{OUT}/logs/fetch_published/{{published_file}}.log",
+    wildcard_constraints:
+        published_file="|".join(re.escape(name) for name in PUBLISHED_BY_FILE),
     params:
-        # only the pins: a file placed by hand is not fetched again for any other change
-        pins=json.dumps(
-            {
-                run: spec["predictions"]
-                for run, spec in config["published"]["runs"].items()
-            },
+        run=lambda wildcards: PUBLISHED_BY_FILE[wildcards.published_file],
+        # only the pin: a file placed by hand is not fetched again for any other change
+        pin=lambda wildcards: json.dumps(
+            config["published"]["runs"][PUBLISHED_BY_FILE[wildcards.published_file]][
+                "predictions"
+            ],
             sort_keys=True,
         ),
     shell:
-        "python -m convnext_tinyimagenet step fetch_published --config {input.config} > {log} 2>&1"
-        " || {{ tail -n 4 {log} >&2; exit 1; }}"
+        "python -m convnext_tinyimagenet step fetch_published --config {input.config}"
+        " --experiment {params.run} > {log} 2>&1 || {{ tail -n 4 {log} >&2; exit 1; }}"
 
 
 rule summarize_published:

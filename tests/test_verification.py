@@ -582,3 +582,11 @@ def test_check_does_not_go_with_a_write(tmp_path, capsys):
     assert main([*argv, "--set", f"output_dir={tmp_path}"]) == 2
     assert "--check and --out go with a check" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_fetching_an_unknown_published_run_names_the_known_ones(tmp_path):
+    cfg = smoke(tmp_path, "published.use_predictions=true")
+    with pytest.raises(
+        published.PublishedError, match=r"no published run 'nope' .*baseline, improved"
+    ):
+        published.fetch(cfg, "nope")

@@ -194,11 +194,16 @@ def test_a_published_file_changed_after_its_check_is_refused_by_the_next_run(wor
     workdir = copy_workflow(tmp_path / "published", cache)
     downloads = workdir / "resources" / "published"
     downloads.mkdir(parents=True)
-    for name in PUBLISHED_FILES:  # placed by hand, as offline users do: nothing is downloaded
-        shutil.copy(SHARED_PUBLISHED / name, downloads / name)
     (workdir / "config" / "published.yaml").write_text("published:\n  use_predictions: true\n")
     configs = ("config/test.yaml", "config/published.yaml")
     target = ("--cores", "2", "verify_published")  # an option ends --configfile's file list
+    # one file placed by hand, the other to fetch (offline here: that fails), and the placed
+    # one must survive the failed fetch of its sibling
+    placed = downloads / PUBLISHED_FILES[0]
+    shutil.copy(SHARED_PUBLISHED / PUBLISHED_FILES[0], placed)
+    snakemake(workdir, *target, configs=configs, check=False)
+    assert placed.read_bytes() == (SHARED_PUBLISHED / PUBLISHED_FILES[0]).read_bytes()
+    shutil.copy(SHARED_PUBLISHED / PUBLISHED_FILES[1], downloads / PUBLISHED_FILES[1])
     passed = snakemake(workdir, *target, configs=configs)
     assert "verification passed" in passed.stdout + passed.stderr
     again = snakemake(workdir, "--dry-run", "verify_published", configs=configs)

@@ -102,7 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     step.add_argument("name", choices=sorted(STEPS), metavar="NAME", help="the step's rule name")
     _common(step, experiment=False)
-    step.add_argument("--experiment", help="experiment name, for per-experiment steps")
+    step.add_argument(
+        "--experiment",
+        help="experiment name, for per-experiment steps (fetch_published: the published run)",
+    )
     _add_verify(commands)
     bench = commands.add_parser(
         "bench",
@@ -216,7 +219,9 @@ def _steps() -> dict:
     from . import fidelity, figures, paper, published, tables
 
     return {
-        "fetch_published": lambda cfg, _: list(published.fetch_all(cfg).values()),
+        "fetch_published": lambda cfg, run: (
+            [published.fetch(cfg, run)] if run else list(published.fetch_all(cfg).values())
+        ),
         "summarize_published": lambda cfg, _: published.summarize_published(
             cfg, paths.published_summary(cfg)
         ),

@@ -55,7 +55,10 @@ def fetch(cfg: dict, run: str, *, timeout: float = 30.0) -> Path:
 
     The download goes to a temporary file that is checked before it replaces anything.
     """
-    spec = cfg["published"]["runs"][run]["predictions"]
+    runs = cfg["published"]["runs"]
+    if run not in runs:
+        raise PublishedError(f"no published run {run!r} (published.runs: {', '.join(runs)})")
+    spec = runs[run]["predictions"]
     path = local_path(cfg, run)
     if path.is_file():
         verify(path, spec["sha256"])
