@@ -51,7 +51,7 @@ def test_the_step_writes_json_and_a_table_for_the_paper(tmp_path):
     saved = json.loads(written[0].read_text())
     assert saved["input_size"] == cfg["data"]["input_size"]
     assert saved["randaugment"] == cfg["experiments"]["improved"]["augment"]["randaugment"]
-    assert saved["summary"]["ops"] == 14
+    assert saved["summary"]["ops"] == 14 and saved["augment_at"] == "input"
     md, tex = written[1:]
     assert md.name == "input_fidelity.md" and "| RandAugment Rotate (negated) |" in md.read_text()
     assert r"\begin{tabular}" in tex.read_text()

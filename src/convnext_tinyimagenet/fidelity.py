@@ -138,11 +138,15 @@ def measure_input_fidelity(cfg: dict) -> list[Path]:
     """`<output_dir>/fidelity/input_pipeline.json` and `tables/input_fidelity.{md,tex}`."""
     from .tables import write_table  # tables imports figures' readers; keep this module light
 
-    augmented = [e["augment"]["randaugment"] for e in cfg["experiments"].values()
+    augmented = [e["augment"] for e in cfg["experiments"].values()
                  if (e.get("augment") or {}).get("randaugment")]  # fmt: skip
     data = cfg["data"]
     result = measure(int(data["image_size"]), int(data["input_size"]),
-                     augmented[0] if augmented else None)  # fmt: skip
+                     augmented[0]["randaugment"] if augmented else None)  # fmt: skip
+    # The kernels are compared where the notebooks applied them, after the resize. A build with
+    # `augment.at: source` augments before it instead: another computation (documented), which
+    # this comparison does not describe.
+    result["augment_at"] = augmented[0].get("at", "input") if augmented else None
     result["summary"] = summary(result)
     json_path = atomic.write_json(paths.fidelity_summary(cfg), result)
     frame = fidelity_frame(result)
