@@ -25,6 +25,7 @@ from torchvision.transforms.autoaugment import _apply_op
 from . import atomic, paths
 from .augment import OPS, apply_op, op_table
 from .data import make_synthetic
+from .tables import write_table
 from .transforms import resize_uint8
 
 IMAGES = 32  # half uniform noise (the worst case for rounding), half synthetic class images
@@ -136,8 +137,6 @@ def summary(result: dict) -> dict:
 
 def measure_input_fidelity(cfg: dict) -> list[Path]:
     """`<output_dir>/fidelity/input_pipeline.json` and `tables/input_fidelity.{md,tex}`."""
-    from .tables import write_table  # tables imports figures' readers; keep this module light
-
     augmented = [e["augment"] for e in cfg["experiments"].values()
                  if (e.get("augment") or {}).get("randaugment")]  # fmt: skip
     data = cfg["data"]

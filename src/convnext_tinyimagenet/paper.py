@@ -341,28 +341,25 @@ def _figure_macros(cfg: dict) -> dict[str, str]:
 
 def _fidelity_macros(fidelity: dict | None) -> dict[str, str]:
     """The input pipeline against PIL's kernels (fidelity.py): resize and RandAugment."""
-    if fidelity is None:
-        keys = ("ResizeDifferingPct", "ResizeMaxDiff", "FidelityOps", "FidelityExactOps",
-                "FidelityRoundingPct", "FidelityLargerPct", "FidelityImages",
-                "FidelityLargerClause")  # fmt: skip
-        return dict.fromkeys(keys, NA)
-    summary, resize = fidelity["summary"], fidelity["resize"]
-    larger = ", ".join(tex_escape(op) for op in summary["larger_ops"])
-    clause = (
-        f"and in {larger} at most {pct(summary['larger_max_pct'], 2)}\\pct{{}} of values differ "
-        "by more (another neighbour is sampled)"
-        if larger
-        else "and no value differs by more"
-    )
+    fidelity = fidelity or {}
+    summary, resize = fidelity.get("summary", {}), fidelity.get("resize", {})
+    larger = ", ".join(tex_escape(op) for op in summary.get("larger_ops", []))
+    if not summary:
+        clause = NA
+    elif larger:
+        clause = (f"and in {larger} at most {pct(summary['larger_max_pct'], 2)}\\pct{{}} of "
+                  "values differ by more (another neighbour is sampled)")  # fmt: skip
+    else:
+        clause = "and no value differs by more"
     return {
         "FidelityLargerClause": clause,
-        "ResizeDifferingPct": pct(resize["pixels_differing_pct"], 1),
-        "ResizeMaxDiff": count(resize["max_abs_diff"]),
-        "FidelityOps": count(summary["ops"]),
-        "FidelityExactOps": count(summary["exact_ops"]),
-        "FidelityRoundingPct": pct(summary["rounding_max_pct"], 1),
-        "FidelityLargerPct": pct(summary["larger_max_pct"], 2),
-        "FidelityImages": count(fidelity["images"]),
+        "ResizeDifferingPct": pct(resize.get("pixels_differing_pct"), 1),
+        "ResizeMaxDiff": count(resize.get("max_abs_diff")),
+        "FidelityOps": count(summary.get("ops")),
+        "FidelityExactOps": count(summary.get("exact_ops")),
+        "FidelityRoundingPct": pct(summary.get("rounding_max_pct"), 1),
+        "FidelityLargerPct": pct(summary.get("larger_max_pct"), 2),
+        "FidelityImages": count(fidelity.get("images")),
     }
 
 
