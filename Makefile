@@ -4,6 +4,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+comma  := ,
 ENV_FILES := envs/requirements.txt envs/requirements-dev.txt envs/lock.txt pyproject.toml
 # Workflow rules call `python`, `papermill`...: run them with the venv first on PATH.
 RUN    := PATH="$(abspath $(BIN)):$$PATH"
@@ -25,25 +26,33 @@ $(STAMP): $(ENV_FILES)
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@touch $(STAMP)
 
+# The Debian packages that build the paper (.ci/run and the Dockerfile install the same).
+TEX_PACKAGES := latexmk texlive-latex-recommended texlive-latex-extra
+# Whether the PDF is built is the config value paper_pdf: the demo decides it here, before
+# Snakemake runs, from whether latexmk is installed (--config reads True/False as booleans).
+PAPER_PDF := $(if $(shell command -v latexmk),True,False)
+
 # Offline demo: the whole workflow on the synthetic dataset (config/smoke.yaml) into results/demo/.
 demo: $(STAMP)
-	$(RUN) $(BIN)/snakemake --cores all --configfile config/smoke.yaml
-	@echo "demo outputs: results/demo/ (notebooks, figures, tables, paper.pdf)"
+	$(RUN) $(BIN)/snakemake --cores all --configfile config/smoke.yaml --config paper_pdf=$(PAPER_PDF)
+	@echo "demo outputs: results/demo/ (notebooks, figures, tables$(if $(filter True,$(PAPER_PDF)),$(comma) paper.pdf))"
+	@$(if $(filter False,$(PAPER_PDF)),echo "paper.pdf skipped: latexmk is missing. Install it with"; \
+	  echo "  sudo apt-get install $(TEX_PACKAGES)"; echo "then run make demo again.")
 
 test: $(STAMP) lint
 	$(RUN) $(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests rules/scripts
+	$(BIN)/ruff format --check src tests rules/scripts
 	$(BIN)/snakefmt --check Snakefile rules
 	$(RUN) $(BIN)/snakemake --lint
 	$(RUN) $(BIN)/snakemake --lint --configfile config/smoke.yaml
 	$(BIN)/hadolint Dockerfile
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests
-	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests rules/scripts
+	$(BIN)/ruff check --fix src tests rules/scripts
 	$(BIN)/snakefmt Snakefile rules
 
 lock: $(STAMP)

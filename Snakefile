@@ -2,7 +2,10 @@
 # them to HTML, rebuilds every figure and table from result files, and builds the paper.
 # The offline demo is the same workflow on synthetic data:
 #   snakemake --cores all --configfile config/smoke.yaml
-# This file only wires; rules live in rules/*.smk, logic in src/convnext_tinyimagenet.
+# This file only wires; rules live in rules/*.smk, each rule's script in rules/scripts/, logic
+# in src/convnext_tinyimagenet. The DAG is the one manifest: every path is written once, in the
+# rule that makes it, and each script gets its paths and values from `snakemake.input`,
+# `snakemake.output` and `snakemake.params`. Loading the workflow writes no file.
 # Rules call `python` and expect the project's environment on PATH (`make demo`, the container,
 # or an activated .venv).
 from snakemake.utils import min_version, validate
@@ -23,6 +26,7 @@ container: "docker://convnext-tinyimagenet:0.1.0"
 
 include: "rules/common.smk"
 include: "rules/data.smk"
+include: "rules/published.smk"
 include: "rules/experiments.smk"
 include: "rules/figures.smk"
 include: "rules/tables.smk"
@@ -32,4 +36,5 @@ include: "rules/verify.smk"
 
 rule all:
     input:
-        all_outputs(),
+        products(),
+        rules.verify.output,

@@ -1,115 +1,82 @@
-# Helpers shared by the rules: paths, the package's command line, and the parameter sets
-# whose change reruns a rule (Snakemake reruns a job when its params change).
-import json
-import re
-import shutil
+# Names shared by the rules. Nothing here writes a file or probes the host: loading the workflow
+# (also `snakemake -n` and `--lint`) has no side effect.
+import os
+from urllib.parse import urlparse
 
-from convnext_tinyimagenet.config import sync_resolved_config, workflow_params
-from convnext_tinyimagenet.paper import paper_sources
-from convnext_tinyimagenet.published import local_path
-from convnext_tinyimagenet import paths
-from convnext_tinyimagenet.verification import checksummed_files
+from convnext_tinyimagenet.config import run_settings
+from convnext_tinyimagenet.run_folder import FILES, run_dir
 
 OUT = config["output_dir"]
 EXPERIMENTS = list(config["experiments"])
-PUBLISHED_RUNS = list(config["published"]["runs"])
-# published run of each prediction file, by file name (fetch_published: one job per file)
-PUBLISHED_BY_FILE = {local_path(config, run).name: run for run in PUBLISHED_RUNS}
-# The resolved config every step reads, written when the workflow loads and only when it
-# changed. Rules take it as ancient() input, so a rewrite does not rerun them all; each rule's
-# `params` name the parts of the config it depends on, and a change there reruns it.
-RESOLVED = f"{OUT}/config.yaml"
-sync_resolved_config(config, RESOLVED)
-# The paper's inputs and PDF live under OUT: the demo's never replace the paper run's.
-PAPER_NUMBERS = str(paths.paper_generated(config) / "numbers.tex")
-PAPER_PDF = str(paths.paper_pdf(config))
-TEX_PACKAGES = "latexmk texlive-latex-recommended texlive-latex-extra"
+PUBLISHED = config["published"]
+# published run -> its prediction CSV once fetched: download_dir / the URL's file name
+PUBLISHED_FILES = {
+    run: f"{PUBLISHED['download_dir']}/{os.path.basename(urlparse(spec['predictions']['url']).path)}"
+    for run, spec in PUBLISHED["runs"].items()
+}
+READS_PUBLISHED = PUBLISHED["use_predictions"]
+# one run's folder, a pattern over {experiment} (run_folder.py names the files in it)
+RUN = run_dir(OUT, "{experiment}")
 
 
 wildcard_constraints:
     experiment="|".join(EXPERIMENTS),
 
 
-def run_params(wildcards):
-    """What reruns an experiment's job (config.workflow_params); it retrains only when the
-    run's identity (config.run_identity, its checkpoint digest) changed."""
-    return json.dumps(workflow_params(config, wildcards.experiment), sort_keys=True)
-
-
 def per_experiment(pattern):
-    """`pattern` with {experiment} expanded over every experiment in config."""
+    """`pattern` (a rule's output with {experiment}) expanded over every experiment in config."""
     return expand(pattern, experiment=EXPERIMENTS)
 
 
-def published_files():
-    """The published prediction CSVs when config reads them, else nothing. Rules that read them
-    list them as input, so a file changed after they ran makes them run (and refuse it) again.
-    """
-    if not config["published"]["use_predictions"]:
-        return []
-    return [str(local_path(config, run)) for run in PUBLISHED_RUNS]
+def by_experiment(values):
+    """{experiment: value} of each experiment's config section for `values(section)`."""
+    return {name: values(section) for name, section in config["experiments"].items()}
 
 
-def published_summary():
-    """The published figures' summary when config reads the published CSVs, else nothing."""
-    return (
-        [f"{OUT}/published/summary.json"]
-        if config["published"]["use_predictions"]
-        else []
-    )
+def reference_of(experiment):
+    """The run a notebook compares its recipe with: the first experiment, or for the first,
+    the second (baseline <-> improved)."""
+    others = [name for name in EXPERIMENTS if name != experiment]
+    if not others:
+        return None
+    name = EXPERIMENTS[0] if experiment != EXPERIMENTS[0] else others[0]
+    return {"name": name, "settings": config["experiments"][name]}
 
 
-def published_verification():
-    """The published claims' check when config reads the published CSVs, else nothing."""
-    return (
-        [f"{OUT}/published/verification.json"]
-        if config["published"]["use_predictions"]
-        else []
-    )
+def if_published(files):
+    """`files` when config reads the published CSVs (published.use_predictions), else none."""
+    return list(files) if READS_PUBLISHED else []
 
 
-def checksum_inputs():
-    """The files SHA256SUMS covers, as rules make them.
-
-    The paper's copied tables and figures are no rule's declared outputs: numbers.tex, written
-    with them, stands for them all.
-    """
-    generated = paths.paper_generated(config)
+def products():
+    """Every file the workflow makes for people, named by the rules that make them."""
     return [
-        str(path)
-        for path in checksummed_files(config)
-        if path.parent != generated or path.name == "numbers.tex"
+        *rules.write_config.output,
+        *per_experiment(rules.render_notebook.output[0]),
+        *rules.plot_learning_curves.output,
+        *rules.plot_per_class_accuracy.output,
+        *per_experiment(rules.plot_correct_wrong.output),
+        *per_experiment(rules.plot_class_grid.output),
+        *rules.make_results_table.output,
+        *rules.make_recipe_table.output,
+        *rules.make_discrepancies_table.output,
+        *rules.measure_input_fidelity.output,
+        *per_experiment(rules.make_class_table.output),
+        *if_published(rules.summarize_published.output),
+        *if_published(rules.verify_published.output),
+        *rules.make_verification_table.output,
+        *([rules.build_paper.output[0]] if config["paper_pdf"] else []),
     ]
 
 
-def all_outputs():
-    """Every product of the workflow; the PDF only where latexmk can build it."""
-    outputs = [
-        *per_experiment(f"{OUT}/{{experiment}}/experiment.html"),
-        f"{OUT}/figures/learning_curves.png",
-        f"{OUT}/figures/per_class_accuracy.png",
-        *per_experiment(f"{OUT}/figures/{{experiment}}/correct_wrong.png"),
-        *per_experiment(f"{OUT}/figures/{{experiment}}/class_grid.png"),
-        f"{OUT}/tables/results.md",
-        f"{OUT}/tables/recipe.md",
-        f"{OUT}/tables/discrepancies.md",
-        f"{OUT}/tables/input_fidelity.md",
-        *per_experiment(f"{OUT}/tables/classes_{{experiment}}.md"),
-        *published_summary(),
-        f"{OUT}/tables/verification.md",
-        *published_verification(),
+def checksummed():
+    """What SHA256SUMS covers: the data summary, each run's results and rendered notebook, and
+    every file that goes into the paper (not the verdicts, which check these)."""
+    run = rules.run_experiment.output
+    checked = [
+        *rules.prepare_data.output,
+        *per_experiment([run.predictions, run.metrics, run.summary, run.provenance]),
+        *rules.make_paper_inputs.output,
     ]
-    if shutil.which("latexmk"):
-        outputs.append(PAPER_PDF)
-    # last: the checksums of every file above that goes into the paper, then their check
-    outputs += [f"{OUT}/SHA256SUMS", f"{OUT}/verification.json"]
-    return outputs
-
-
-onsuccess:
-    if not shutil.which("latexmk"):
-        print(
-            f"\nThe paper PDF was skipped: latexmk is not installed. Build it with\n"
-            f"  sudo apt-get install {TEX_PACKAGES}\n"
-            f"  snakemake --cores 1 build_paper\n"
-        )
+    left_out = {*rules.verify_published.output, *rules.write_config.output}
+    return checked + [path for path in products() if path not in left_out]

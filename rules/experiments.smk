@@ -1,49 +1,60 @@
 # Each experiment runs as the parameterized notebook (papermill), then renders to HTML.
-
-
 rule run_experiment:
     input:
-        config=ancient(RESOLVED),
-        data=f"{OUT}/data/data.json",
+        data=rules.prepare_data.output[0],
         notebook="notebooks/experiment.ipynb",
     output:
-        notebook=f"{OUT}/{{experiment}}/experiment.ipynb",
-        metrics=f"{OUT}/{{experiment}}/metrics.jsonl",
-        model=f"{OUT}/{{experiment}}/model.safetensors",
-        predictions=f"{OUT}/{{experiment}}/predictions.csv",
-        provenance=f"{OUT}/{{experiment}}/provenance.json",
+        notebook=f"{RUN}/experiment.ipynb",
+        metrics=f"{RUN}/{FILES['metrics']}",
+        model=f"{RUN}/{FILES['model']}",
+        predictions=f"{RUN}/{FILES['predictions']}",
+        provenance=f"{RUN}/{FILES['provenance']}",
         summary=report(
-            f"{OUT}/{{experiment}}/summary.json",
+            f"{RUN}/{FILES['summary']}",
             category="Runs",
             subcategory="{experiment}",
             caption="report/summary.rst",
         ),
     log:
         f"{OUT}/logs/run_experiment/{{experiment}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/run_experiment/{{experiment}}.tsv"
     threads: 2
     resources:
         gpu=1,
     params:
-        run=run_params,
-        out=f"{OUT}/{{experiment}}",
-        device=config["device"],
-    shell:
-        "python -m papermill {input.notebook} {output.notebook} --cwd . --log-output"
-        " -p experiment {wildcards.experiment} -p config_path {input.config}"
-        " -p out_dir {params.out} -p device {params.device} > {log} 2>&1"
+        # what the run reads (a change reruns the job; it retrains only when the run's
+        # identity changed, config.run_identity, and otherwise reuses its finished checkpoint)
+        settings=lambda wildcards: run_settings(config, wildcards.experiment),
+        # what the notebook shows beside it: the recipe it is compared with, the published run
+        # and its verification band, and the image grids
+        reference=lambda wildcards: reference_of(wildcards.experiment),
+        published=lambda wildcards: PUBLISHED["runs"].get(wildcards.experiment),
+        band=lambda wildcards: config["verification"]["reruns"].get(
+            wildcards.experiment
+        ),
+        figures={
+            key: config["figures"][key]
+            for key in ("samples", "sample_seed", "grid_classes", "grid_seed")
+        },
+    script:
+        "scripts/run_experiment.py"
 
 
 rule render_notebook:
     input:
-        f"{OUT}/{{experiment}}/experiment.ipynb",
+        rules.run_experiment.output.notebook,
     output:
         report(
-            f"{OUT}/{{experiment}}/experiment.html",
+            f"{RUN}/experiment.html",
             category="Notebooks",
             caption="report/notebook.rst",
         ),
     log:
         f"{OUT}/logs/render_notebook/{{experiment}}.log",
+    params:
+        folder=lambda wildcards, output: os.path.dirname(output[0]),
+        name=lambda wildcards, output: os.path.basename(output[0]),
     shell:
-        "python -m nbconvert --to html --embed-images {input}"
-        " --output-dir $(dirname {output}) --output experiment.html > {log} 2>&1"
+        "python -m nbconvert --to html --embed-images {input:q}"
+        " --output-dir {params.folder:q} --output {params.name:q} > {log:q} 2>&1"

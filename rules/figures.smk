@@ -3,8 +3,7 @@
 
 rule plot_learning_curves:
     input:
-        config=ancient(RESOLVED),
-        metrics=per_experiment(f"{OUT}/{{experiment}}/metrics.jsonl"),
+        metrics=per_experiment(rules.run_experiment.output.metrics),
     output:
         png=report(
             f"{OUT}/figures/learning_curves.png",
@@ -15,20 +14,22 @@ rule plot_learning_curves:
     log:
         f"{OUT}/logs/plot_learning_curves.log",
     params:
-        figures=json.dumps(config["figures"], sort_keys=True),
-        published=json.dumps(config["published"]["runs"], sort_keys=True),
-        titles=json.dumps(
-            {name: exp.get("title") for name, exp in config["experiments"].items()},
-            sort_keys=True,
-        ),
-    shell:
-        "python -m convnext_tinyimagenet step plot_learning_curves --config {input.config} > {log} 2>&1"
+        experiments=EXPERIMENTS,
+        # only what the figure draws of a published run: a new pin (url, sha256) redraws nothing
+        published={
+            run: {key: spec[key] for key in ("epochs", "best_epoch", "claim_metric")}
+            for run, spec in config["published"]["runs"].items()
+        },
+        titles=by_experiment(lambda experiment: experiment["title"]),
+        dpi=config["figures"]["dpi"],
+    script:
+        "scripts/plot_learning_curves.py"
 
 
 rule plot_per_class_accuracy:
+    # the second experiment against the first
     input:
-        config=ancient(RESOLVED),
-        summaries=per_experiment(f"{OUT}/{{experiment}}/summary.json"),
+        summaries=per_experiment(rules.run_experiment.output.summary)[:2],
     output:
         png=report(
             f"{OUT}/figures/per_class_accuracy.png",
@@ -39,16 +40,16 @@ rule plot_per_class_accuracy:
     log:
         f"{OUT}/logs/plot_per_class_accuracy.log",
     params:
-        figures=json.dumps(config["figures"], sort_keys=True),
-    shell:
-        "python -m convnext_tinyimagenet step plot_per_class_accuracy --config {input.config} > {log} 2>&1"
+        experiments=EXPERIMENTS[:2],
+        dpi=config["figures"]["dpi"],
+    script:
+        "scripts/plot_per_class_accuracy.py"
 
 
 rule plot_correct_wrong:
     input:
-        config=ancient(RESOLVED),
-        data=f"{OUT}/data/data.json",
-        predictions=f"{OUT}/{{experiment}}/predictions.csv",
+        data=rules.prepare_data.output[0],
+        predictions=rules.run_experiment.output.predictions,
     output:
         png=report(
             f"{OUT}/figures/{{experiment}}/correct_wrong.png",
@@ -60,17 +61,18 @@ rule plot_correct_wrong:
     log:
         f"{OUT}/logs/plot_correct_wrong/{{experiment}}.log",
     params:
-        figures=json.dumps(config["figures"], sort_keys=True),
-    shell:
-        "python -m convnext_tinyimagenet step plot_correct_wrong --config {input.config}"
-        " --experiment {wildcards.experiment} > {log} 2>&1"
+        data=config["data"],
+        samples=config["figures"]["samples"],
+        seed=config["figures"]["sample_seed"],
+        dpi=config["figures"]["dpi"],
+    script:
+        "scripts/plot_correct_wrong.py"
 
 
 rule plot_class_grid:
     input:
-        config=ancient(RESOLVED),
-        data=f"{OUT}/data/data.json",
-        predictions=f"{OUT}/{{experiment}}/predictions.csv",
+        data=rules.prepare_data.output[0],
+        predictions=rules.run_experiment.output.predictions,
     output:
         png=report(
             f"{OUT}/figures/{{experiment}}/class_grid.png",
@@ -82,7 +84,9 @@ rule plot_class_grid:
     log:
         f"{OUT}/logs/plot_class_grid/{{experiment}}.log",
     params:
-        figures=json.dumps(config["figures"], sort_keys=True),
-    shell:
-        "python -m convnext_tinyimagenet step plot_class_grid --config {input.config}"
-        " --experiment {wildcards.experiment} > {log} 2>&1"
+        data=config["data"],
+        classes=config["figures"]["grid_classes"],
+        seed=config["figures"]["grid_seed"],
+        dpi=config["figures"]["dpi"],
+    script:
+        "scripts/plot_class_grid.py"

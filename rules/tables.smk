@@ -3,9 +3,8 @@
 
 rule make_results_table:
     input:
-        config=ancient(RESOLVED),
-        summaries=per_experiment(f"{OUT}/{{experiment}}/summary.json"),
-        published=published_summary(),
+        summaries=per_experiment(rules.run_experiment.output.summary),
+        published=if_published(rules.summarize_published.output),
     output:
         md=report(
             f"{OUT}/tables/results.md",
@@ -16,63 +15,59 @@ rule make_results_table:
     log:
         f"{OUT}/logs/make_results_table.log",
     params:
-        published=json.dumps(config["published"], sort_keys=True),
-        titles=json.dumps(
-            {name: exp.get("title") for name, exp in config["experiments"].items()},
-            sort_keys=True,
-        ),
-    shell:
-        "python -m convnext_tinyimagenet step make_results_table --config {input.config} > {log} 2>&1"
+        experiments=EXPERIMENTS,
+        claims={run: spec["claim"] for run, spec in config["published"]["runs"].items()},
+        titles=by_experiment(lambda experiment: experiment["title"]),
+    script:
+        "scripts/make_results_table.py"
 
 
 rule make_class_table:
     input:
-        config=ancient(RESOLVED),
-        summary=f"{OUT}/{{experiment}}/summary.json",
+        summary=rules.run_experiment.output.summary,
     output:
         md=f"{OUT}/tables/classes_{{experiment}}.md",
         tex=f"{OUT}/tables/classes_{{experiment}}.tex",
     log:
         f"{OUT}/logs/make_class_table/{{experiment}}.log",
-    shell:
-        "python -m convnext_tinyimagenet step make_class_table --config {input.config}"
-        " --experiment {wildcards.experiment} > {log} 2>&1"
+    script:
+        "scripts/make_class_table.py"
 
 
 rule make_recipe_table:
-    input:
-        config=ancient(RESOLVED),
     output:
         md=f"{OUT}/tables/recipe.md",
         tex=f"{OUT}/tables/recipe.tex",
     log:
         f"{OUT}/logs/make_recipe_table.log",
     params:
-        experiments=json.dumps(config["experiments"], sort_keys=True),
-        data=json.dumps(config["data"], sort_keys=True),
-        normalize=json.dumps(config["normalize"], sort_keys=True),
+        # the sections the recipe shows (not the title: a new title rewrites no hyperparameter)
+        experiments=by_experiment(
+            lambda experiment: {
+                key: experiment[key]
+                for key in ("model", "trainable", "augment", "train")
+            }
+        ),
+        data=config["data"],
+        normalize=config["normalize"],
         seed=config["seed"],
-    shell:
-        "python -m convnext_tinyimagenet step make_recipe_table --config {input.config} > {log} 2>&1"
+    script:
+        "scripts/make_recipe_table.py"
 
 
 rule make_discrepancies_table:
-    input:
-        config=ancient(RESOLVED),
     output:
         md=f"{OUT}/tables/discrepancies.md",
         tex=f"{OUT}/tables/discrepancies.tex",
     log:
         f"{OUT}/logs/make_discrepancies_table.log",
     params:
-        discrepancies=json.dumps(config["discrepancies"], sort_keys=True),
-    shell:
-        "python -m convnext_tinyimagenet step make_discrepancies_table --config {input.config} > {log} 2>&1"
+        discrepancies=config["discrepancies"],
+    script:
+        "scripts/make_discrepancies_table.py"
 
 
 rule measure_input_fidelity:
-    input:
-        config=ancient(RESOLVED),
     output:
         json=f"{OUT}/fidelity/input_pipeline.json",
         md=f"{OUT}/tables/input_fidelity.md",
@@ -80,10 +75,8 @@ rule measure_input_fidelity:
     log:
         f"{OUT}/logs/measure_input_fidelity.log",
     params:
-        sizes=f"{config['data']['image_size']} -> {config['data']['input_size']}",
-        augment=json.dumps(
-            {name: exp.get("augment") for name, exp in config["experiments"].items()},
-            sort_keys=True,
-        ),
-    shell:
-        "python -m convnext_tinyimagenet step measure_input_fidelity --config {input.config} > {log} 2>&1"
+        image_size=config["data"]["image_size"],
+        input_size=config["data"]["input_size"],
+        augment=by_experiment(lambda experiment: experiment["augment"]),
+    script:
+        "scripts/measure_input_fidelity.py"

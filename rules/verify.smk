@@ -1,12 +1,21 @@
 # Verification: the published claims, the reruns against them, and checksums of every file that
 # goes into the paper. Order (no cycle): the verification table goes into the paper, the paper
-# into SHA256SUMS, and `verify --check` checks SHA256SUMS last.
+# into SHA256SUMS, and the verify rule checks SHA256SUMS last. The verdict JSONs record the
+# files they read, so `python -m convnext_tinyimagenet verify --check <verdict JSON>` checks the
+# same files again by hand.
+
+# What the checks read of each published run: its claim, how its notebook computed it, its image
+# order and its pinned file (not its learning curves, whose change would rerun them for nothing).
+CLAIMS = {
+    run: {key: spec[key] for key in ("claim", "claim_metric", "source", "predictions")}
+    for run, spec in PUBLISHED["runs"].items()
+}
 
 
 rule verify_published:
     input:
-        config=ancient(RESOLVED),
-        predictions=published_files(),
+        # in published.runs order, as CLAIMS
+        published=if_published(PUBLISHED_FILES.values()),
     output:
         f"{OUT}/published/verification.json",
     log:
@@ -15,20 +24,19 @@ rule verify_published:
         printed=f"{OUT}/logs/verify_published.log",
         verdict=f"{OUT}/logs/verify_published.json",
     params:
-        published=json.dumps(config["published"], sort_keys=True),
-        verification=json.dumps(config["verification"], sort_keys=True),
-    shell:
-        "python -m convnext_tinyimagenet verify --published-only --config {input.config}"
-        " --out {log.verdict} 2>&1 | tee {log.printed}; cp {log.verdict} {output}"
+        runs=CLAIMS,
+        rounding_pp=config["verification"]["claim_rounding_pp"],
+        discrepancies=config["discrepancies"],
+    script:
+        "scripts/verify_published.py"
 
 
 rule make_verification_table:
     input:
-        config=ancient(RESOLVED),
-        data=f"{OUT}/data/data.json",
-        summaries=per_experiment(f"{OUT}/{{experiment}}/summary.json"),
-        predictions=per_experiment(f"{OUT}/{{experiment}}/predictions.csv"),
-        published=published_summary(),
+        data=rules.prepare_data.output[0],
+        summaries=per_experiment(rules.run_experiment.output.summary),
+        predictions=per_experiment(rules.run_experiment.output.predictions),
+        published=if_published(PUBLISHED_FILES.values()),
     output:
         md=report(
             f"{OUT}/tables/verification.md",
@@ -39,32 +47,33 @@ rule make_verification_table:
     log:
         f"{OUT}/logs/make_verification_table.log",
     params:
-        published=json.dumps(config["published"], sort_keys=True),
-        verification=json.dumps(config["verification"], sort_keys=True),
-        discrepancies=json.dumps(config["discrepancies"], sort_keys=True),
-    shell:
-        "python -m convnext_tinyimagenet verify --write-table --config {input.config} > {log} 2>&1"
+        experiments=EXPERIMENTS,
+        runs=CLAIMS,
+        rounding_pp=config["verification"]["claim_rounding_pp"],
+        bands=config["verification"]["reruns"],
+        discrepancies=config["discrepancies"],
+    script:
+        "scripts/make_verification_table.py"
 
 
 rule write_checksums:
     input:
-        config=ancient(RESOLVED),
-        files=checksum_inputs(),
+        files=checksummed(),
     output:
         f"{OUT}/SHA256SUMS",
     log:
         f"{OUT}/logs/write_checksums.log",
-    shell:
-        "python -m convnext_tinyimagenet verify --write-checksums --config {input.config} > {log} 2>&1"
+    script:
+        "scripts/write_checksums.py"
 
 
 rule verify:
     input:
-        config=ancient(RESOLVED),
-        checksums=f"{OUT}/SHA256SUMS",
-        published=published_verification(),
-        summaries=per_experiment(f"{OUT}/{{experiment}}/summary.json"),
-        predictions=per_experiment(f"{OUT}/{{experiment}}/predictions.csv"),
+        checksums=rules.write_checksums.output[0],
+        data=rules.prepare_data.output[0],
+        summaries=per_experiment(rules.run_experiment.output.summary),
+        predictions=per_experiment(rules.run_experiment.output.predictions),
+        published=if_published(PUBLISHED_FILES.values()),
     output:
         report(
             f"{OUT}/verification.json",
@@ -75,8 +84,10 @@ rule verify:
         printed=f"{OUT}/logs/verify.log",
         verdict=f"{OUT}/logs/verify.json",  # kept when the check fails (see verify_published)
     params:
-        published=json.dumps(config["published"], sort_keys=True),
-        verification=json.dumps(config["verification"], sort_keys=True),
-    shell:
-        "python -m convnext_tinyimagenet verify --check --config {input.config} --out {log.verdict}"
-        " 2>&1 | tee {log.printed}; cp {log.verdict} {output}"
+        experiments=EXPERIMENTS,
+        runs=CLAIMS,
+        rounding_pp=config["verification"]["claim_rounding_pp"],
+        bands=config["verification"]["reruns"],
+        discrepancies=config["discrepancies"],
+    script:
+        "scripts/verify.py"

@@ -203,8 +203,8 @@ def test_results_and_download_caches_are_volumes(instructions, variables):
 
 
 def test_tex_packages_are_the_ones_the_workflow_names(instructions):
-    common = (ROOT / "rules" / "common.smk").read_text()
-    tex = re.search(r'^TEX_PACKAGES = "([^"]+)"', common, re.MULTILINE)[1].split()
+    makefile = (ROOT / "Makefile").read_text()
+    tex = re.search(r"^TEX_PACKAGES := (.+)$", makefile, re.MULTILINE)[1].split()
     installed = {}
     for keyword, args in instructions:
         if keyword == "RUN" and "apt-get install" in args:

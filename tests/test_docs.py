@@ -7,6 +7,8 @@ import tomllib
 import pytest
 import yaml
 
+from convnext_tinyimagenet.run_folder import FILES
+
 from .conftest import CONFIG, ROOT
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
@@ -42,9 +44,9 @@ def test_license_is_the_one_pyproject_declares():
 def rule_outputs() -> set[str]:
     """Every file name a rule writes under the output folder, `{experiment}` as `<experiment>`,
     without its extension (the README lists `.png`/`.pdf` and `.md`/`.tex` pairs once)."""
-    names = set()
+    names = {name.rsplit(".", 1)[0] for name in FILES.values()}  # a run folder's files
     for rules in (ROOT / "rules").glob("*.smk"):
-        for path in re.findall(r'f"\{OUT\}/([^"]+)"', rules.read_text()):
+        for path in re.findall(r'f"\{(?:OUT|RUN)\}/([^"{]+)"', rules.read_text()):
             if path.startswith("logs/"):
                 continue
             name = re.sub(r"\{+experiment\}+", "<experiment>", path.rsplit("/", 1)[-1])
@@ -62,3 +64,68 @@ def test_results_readme_describes_every_output():
     # named in code spans: `summary.json`, `learning_curves`, `<experiment>/class_grid`
     missing = sorted(n for n in outputs if not re.search(rf"[`/]{re.escape(n)}[`.]", readme))
     assert not missing, f"results/README.md does not describe: {missing}"
+
+
+# --- README.md as a front page, the rest in docs/*.md -------------------------------------------
+
+README = ROOT / "README.md"
+DOCS = sorted((ROOT / "docs").glob("*.md"))
+README_MAX_BYTES = 12_000
+LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def prose(text: str) -> str:
+    """`text` without fenced code blocks, inline code and HTML comments: only real links remain."""
+    text = re.sub(r"^```.*?^```", "", text, flags=re.MULTILINE | re.DOTALL)
+    text = re.sub(r"<!--.*?-->", "", text, flags=re.DOTALL)
+    return re.sub(r"`[^`\n]*`", "", text)
+
+
+def relative_links(path) -> list[str]:
+    """Every link target in `path` that is not a URL (http, https, mailto)."""
+    return [t for t in LINK.findall(prose(path.read_text())) if not re.match(r"[a-z]+:", t)]
+
+
+def anchors(path) -> set[str]:
+    """GitHub's anchors for the headings of the Markdown file `path`."""
+    seen: dict[str, int] = {}
+    result = set()
+    for heading in re.findall(r"^#{1,6}\s+(.+?)\s*#*\s*$", prose(path.read_text()), re.MULTILINE):
+        text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading)  # a link's text only
+        slug = re.sub(r"[^\w\- ]", "", text.lower()).replace(" ", "-")
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        result.add(slug if count == 0 else f"{slug}-{count}")
+    return result
+
+
+def test_readme_is_a_front_page_of_at_most_12_kb():
+    size = len(README.read_bytes())
+    assert size <= README_MAX_BYTES, f"README.md is {size} bytes; move detail to docs/"
+
+
+def test_docs_exist():
+    assert DOCS, "docs/*.md holds what the README links to"
+
+
+@pytest.mark.parametrize("page", [README, *DOCS], ids=lambda p: str(p.relative_to(ROOT)))
+def test_relative_links_point_to_existing_files_and_headings(page):
+    broken = []
+    for target in relative_links(page):
+        file, _, anchor = target.partition("#")
+        linked = (page.parent / file).resolve() if file else page
+        if not linked.exists():
+            broken.append(f"{target} (no such file)")
+        elif anchor and (linked.suffix != ".md" or anchor not in anchors(linked)):
+            broken.append(f"{target} (no such heading)")
+    assert not broken, f"{page.name}: broken links {broken}"
+
+
+def test_anchor_slugs_follow_github():
+    assert anchors(ROOT / "docs" / "reproducing.md") >= {"with-docker", "without-docker-venv--cuda"}
+
+
+def test_every_doc_is_linked_from_the_readme():
+    linked = {(ROOT / t.partition("#")[0]).resolve() for t in relative_links(README)}
+    unlinked = [p.name for p in DOCS if p.resolve() not in linked]
+    assert not unlinked, f"README.md does not link to docs/{unlinked}"

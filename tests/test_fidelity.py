@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from convnext_tinyimagenet import fidelity, paths
+from convnext_tinyimagenet import fidelity
 from convnext_tinyimagenet.augment import OPS
 from convnext_tinyimagenet.config import load_config
 
@@ -44,17 +44,61 @@ def test_without_randaugment_only_the_resize_is_compared():
     assert fidelity.fidelity_frame(result)["Step"].tolist() == ["Resize (bilinear)"]
 
 
-def test_the_step_writes_json_and_a_table_for_the_paper(tmp_path):
-    cfg = load_config([CONFIG, SMOKE], [f"output_dir={tmp_path}"])
-    written = fidelity.measure_input_fidelity(cfg)
-    assert written[0] == paths.fidelity_summary(cfg)
+def measure_as_the_rule(cfg: dict, out):
+    """measure_input_fidelity with the values its rule passes, writing into `out`."""
+    return fidelity.measure_input_fidelity(
+        out / "input_pipeline.json",
+        out / "input_fidelity.md",
+        out / "input_fidelity.tex",
+        image_size=cfg["data"]["image_size"],
+        input_size=cfg["data"]["input_size"],
+        augment={name: exp["augment"] for name, exp in cfg["experiments"].items()},
+    )
+
+
+def test_writes_the_measurement_and_a_table_for_the_paper(tmp_path):
+    cfg = load_config([CONFIG, SMOKE])
+    written = measure_as_the_rule(cfg, tmp_path)
+    names = ("input_pipeline.json", "input_fidelity.md", "input_fidelity.tex")
+    assert written == [tmp_path / name for name in names]
     saved = json.loads(written[0].read_text())
     assert saved["input_size"] == cfg["data"]["input_size"]
     assert saved["randaugment"] == cfg["experiments"]["improved"]["augment"]["randaugment"]
     assert saved["summary"]["ops"] == 14 and saved["augment_at"] == "input"
     md, tex = written[1:]
-    assert md.name == "input_fidelity.md" and "| RandAugment Rotate (negated) |" in md.read_text()
+    assert "| RandAugment Rotate (negated) |" in md.read_text()
     assert r"\begin{tabular}" in tex.read_text()
+
+
+def test_the_first_randaugment_in_order_is_measured(tmp_path):
+    first = {"randaugment": {"num_ops": 1, "magnitude": 3}, "at": "source"}
+    last = {"randaugment": {"num_ops": 2, "magnitude": 9}}
+    augment = {"a": {"randaugment": None}, "b": first, "c": last}
+    written = fidelity.measure_input_fidelity(
+        tmp_path / "f.json",
+        tmp_path / "f.md",
+        tmp_path / "f.tex",
+        image_size=16,
+        input_size=24,
+        augment=augment,
+    )
+    saved = json.loads(written[0].read_text())
+    assert saved["randaugment"] == first["randaugment"] and saved["augment_at"] == "source"
+    assert (saved["image_size"], saved["input_size"]) == (16, 24)
+
+
+def test_without_any_randaugment_only_the_resize_is_written(tmp_path):
+    written = fidelity.measure_input_fidelity(
+        tmp_path / "f.json",
+        tmp_path / "f.md",
+        tmp_path / "f.tex",
+        image_size=16,
+        input_size=24,
+        augment={"a": {"randaugment": None}},
+    )
+    saved = json.loads(written[0].read_text())
+    assert saved["ops"] == [] and saved["augment_at"] is None and saved["randaugment"] is None
+    assert len(written[1].read_text().splitlines()) == 3  # header, rule, the resize
 
 
 @pytest.mark.parametrize("n", [2, 6])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pandas as pd
 import pytest
 from matplotlib.colors import to_rgba
 
-from convnext_tinyimagenet import figures, paths
+from convnext_tinyimagenet import figures
 from convnext_tinyimagenet.data import Split, Store
 from convnext_tinyimagenet.figures import ResultFileError
 
@@ -22,7 +23,13 @@ N_IMAGES = 30  # 6 per class; every third prediction wrong -> 20 correct, 10 wro
 
 @pytest.fixture
 def cfg(tmp_path: Path) -> dict:
-    return smoke_config(tmp_path / "cache", f"output_dir={tmp_path / 'out'}")
+    return smoke_config(tmp_path / "cache")
+
+
+@pytest.fixture
+def out(tmp_path: Path) -> Path:
+    """Where the hand-made runs live: out/<run>/{metrics.jsonl,predictions.csv,summary.json}."""
+    return tmp_path / "out"
 
 
 def make_store(seed: int = 0) -> Store:
@@ -73,16 +80,15 @@ def metrics_rows(n_epochs: int, best: tuple[bool, ...]) -> list[dict]:
     ]
 
 
-def write_run(cfg: dict, name: str, store: Store, per_class: dict[str, float]) -> Path:
-    """metrics.jsonl, predictions.csv and summary.json of one run, written by hand."""
-    out = paths.run_dir(cfg, name)
-    out.mkdir(parents=True, exist_ok=True)
+def write_run(run: Path, store: Store, per_class: dict[str, float]) -> Path:
+    """metrics.jsonl, predictions.csv and summary.json of one run, written by hand into `run`."""
+    run.mkdir(parents=True, exist_ok=True)
     rows = metrics_rows(3, (True, True, False))
-    (out / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    make_predictions(store).to_csv(out / "predictions.csv", index=False)
-    summary = {"experiment": name, "n": N_IMAGES, "per_class": per_class}
-    (out / "summary.json").write_text(json.dumps(summary))
-    return out
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    make_predictions(store).to_csv(run / "predictions.csv", index=False)
+    summary = {"experiment": run.name, "n": N_IMAGES, "per_class": per_class}
+    (run / "summary.json").write_text(json.dumps(summary))
+    return run
 
 
 BASELINE_PER_CLASS = {"cat": 50.0, "dog": 100.0, "fox": 83.3, "owl": 0.0, "yak": 66.7}
@@ -90,10 +96,10 @@ IMPROVED_PER_CLASS = {"cat": 66.7, "dog": 100.0, "fox": 50.0, "owl": 16.7, "yak"
 
 
 @pytest.fixture
-def runs(cfg: dict) -> Store:
+def runs(out: Path) -> Store:
     store = make_store()
-    write_run(cfg, "baseline", store, BASELINE_PER_CLASS)
-    write_run(cfg, "improved", store, IMPROVED_PER_CLASS)
+    write_run(out / "baseline", store, BASELINE_PER_CLASS)
+    write_run(out / "improved", store, IMPROVED_PER_CLASS)
     return store
 
 
@@ -306,45 +312,112 @@ def test_per_class_accuracy_needs_two_runs() -> None:
 # --------------------------------------------------------------------------- plot_* files
 
 
+def titles(cfg: dict) -> dict[str, str]:
+    return {name: exp["title"] for name, exp in cfg["experiments"].items()}
+
+
+# Each plot_* called as its rule calls it: the run files under `out`, settings from the config.
 PLOTS = {
-    "learning_curves": (lambda cfg, store: figures.plot_learning_curves(cfg), "learning_curves"),
-    "per_class": (lambda cfg, store: figures.plot_per_class_accuracy(cfg), "per_class_accuracy"),
-    "correct_wrong": (
-        lambda cfg, store: figures.plot_correct_wrong(cfg, "improved", store),
-        "improved/correct_wrong",
+    "learning_curves": lambda cfg, out, store, png, pdf: figures.plot_learning_curves(
+        {name: out / name / "metrics.jsonl" for name in cfg["experiments"]},
+        png,
+        pdf,
+        published=cfg["published"]["runs"],
+        titles=titles(cfg),
+        dpi=cfg["figures"]["dpi"],
     ),
-    "class_grid": (
-        lambda cfg, store: figures.plot_class_grid(cfg, "baseline", store),
-        "baseline/class_grid",
+    "per_class": lambda cfg, out, store, png, pdf: figures.plot_per_class_accuracy(
+        {name: out / name / "summary.json" for name in ("baseline", "improved")},
+        png,
+        pdf,
+        dpi=cfg["figures"]["dpi"],
+    ),
+    "correct_wrong": lambda cfg, out, store, png, pdf: figures.plot_correct_wrong(
+        out / "improved" / "predictions.csv",
+        store,
+        png,
+        pdf,
+        samples=cfg["figures"]["samples"],
+        seed=cfg["figures"]["sample_seed"],
+        dpi=cfg["figures"]["dpi"],
+    ),
+    "class_grid": lambda cfg, out, store, png, pdf: figures.plot_class_grid(
+        out / "baseline" / "predictions.csv",
+        store,
+        png,
+        pdf,
+        classes=cfg["figures"]["grid_classes"],
+        seed=cfg["figures"]["grid_seed"],
+        dpi=cfg["figures"]["dpi"],
     ),
 }
 
 
 @pytest.mark.parametrize("plot", PLOTS)
-def test_plot_writes_png_and_pdf(cfg: dict, runs: Store, plot: str) -> None:
-    make, stem = PLOTS[plot]
-    written = make(cfg, runs)
-    base = paths.figures_dir(cfg) / stem
-    assert written == [base.with_suffix(".png"), base.with_suffix(".pdf")]
-    png, pdf = (p.read_bytes() for p in written)
-    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 1000
-    assert pdf.startswith(b"%PDF") and len(pdf) > 1000
-    # Nothing but the two files: the temporary files were renamed away.
-    assert sorted(p.name for p in base.parent.iterdir() if p.stem == base.name) == sorted(
-        p.name for p in written
-    )
-
-
-def test_plot_class_grid_uses_config_count_and_seed(
-    cfg: dict, runs: Store, monkeypatch: pytest.MonkeyPatch
+def test_plot_writes_exactly_the_given_png_and_pdf(
+    cfg: dict, out: Path, runs: Store, tmp_path: Path, plot: str
 ) -> None:
-    drawn = []
-    monkeypatch.setattr(figures, "save_figure", lambda fig, stem, dpi: drawn.append(fig) or [])
-    figures.plot_class_grid(cfg, "baseline", runs)
+    # Two names that share nothing: the PDF's path is not derived from the PNG's.
+    png, pdf = tmp_path / "figs" / "a.png", tmp_path / "other" / "b.pdf"
+    written = PLOTS[plot](cfg, out, runs, png, pdf)
+    assert written == [png, pdf]
+    png_bytes, pdf_bytes = png.read_bytes(), pdf.read_bytes()
+    assert png_bytes.startswith(b"\x89PNG\r\n\x1a\n") and len(png_bytes) > 1000
+    assert pdf_bytes.startswith(b"%PDF") and len(pdf_bytes) > 1000
+    # Nothing but the two files: the temporary files were renamed away.
+    assert [p.name for p in png.parent.iterdir()] == ["a.png"]
+    assert [p.name for p in pdf.parent.iterdir()] == ["b.pdf"]
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height in pixels, from the PNG's IHDR chunk."""
+    return struct.unpack(">II", path.read_bytes()[16:24])
+
+
+def test_plot_dpi_sets_the_png_resolution(out: Path, runs: Store, tmp_path: Path) -> None:
+    summaries = {name: out / name / "summary.json" for name in ("baseline", "improved")}
+    low = figures.plot_per_class_accuracy(
+        summaries, tmp_path / "low.png", tmp_path / "l.pdf", dpi=50
+    )
+    high = figures.plot_per_class_accuracy(
+        summaries, tmp_path / "high.png", tmp_path / "h.pdf", dpi=100
+    )
+    width, height = png_size(low[0])
+    assert png_size(high[0]) == (2 * width, 2 * height)
+    assert width == 11 * 50  # the figure is 11 inches wide
+
+
+def capture_figures(monkeypatch: pytest.MonkeyPatch) -> list:
+    """Make save_figure keep the figures it is given instead of writing them."""
+    drawn: list = []
+    monkeypatch.setattr(
+        figures, "save_figure", lambda fig, png, pdf, dpi: drawn.append(fig) or [png, pdf]
+    )
+    return drawn
+
+
+def test_plot_learning_curves_rows_follow_the_given_runs(
+    out: Path, runs: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drawn = capture_figures(monkeypatch)
+    metrics = {name: out / name / "metrics.jsonl" for name in ("improved", "baseline")}
+    figures.plot_learning_curves(
+        metrics, out / "c.png", out / "c.pdf", published={}, titles={"improved": "B"}, dpi=50
+    )
+    assert [sub.get_suptitle() for sub in drawn[0].subfigs] == ["B", "baseline"]
+    labels = [line.get_label() for ax in drawn[0].axes for line in ax.get_lines()]
+    assert not [label for label in labels if "published" in label]
+
+
+def test_plot_class_grid_uses_count_and_seed(
+    cfg: dict, out: Path, runs: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drawn = capture_figures(monkeypatch)
+    PLOTS["class_grid"](cfg, out, runs, out / "g.png", out / "g.pdf")
     # grid_classes (10 in the smoke config) is capped at the store's 5 classes.
     assert cfg["figures"]["grid_classes"] > len(CLASSES)
     titles = image_titles(drawn[0].axes)
-    predictions = pd.read_csv(paths.run_dir(cfg, "baseline") / "predictions.csv")
+    predictions = pd.read_csv(out / "baseline" / "predictions.csv")
     rng = np.random.default_rng(cfg["figures"]["grid_seed"])
     expected = []
     for label in range(len(CLASSES)):
@@ -353,9 +426,9 @@ def test_plot_class_grid_uses_config_count_and_seed(
     assert titles == expected
 
 
-def test_pdf_is_reproducible(cfg: dict, runs: Store) -> None:
-    first = figures.plot_per_class_accuracy(cfg)[1].read_bytes()
-    second = figures.plot_per_class_accuracy(cfg)[1].read_bytes()
+def test_pdf_is_reproducible(cfg: dict, out: Path, runs: Store) -> None:
+    first = PLOTS["per_class"](cfg, out, runs, out / "1.png", out / "1.pdf")[1].read_bytes()
+    second = PLOTS["per_class"](cfg, out, runs, out / "2.png", out / "2.pdf")[1].read_bytes()
     assert first == second
 
 
@@ -368,10 +441,13 @@ def test_pdf_is_reproducible(cfg: dict, runs: Store) -> None:
         ("class_grid", "baseline/predictions.csv"),
     ],
 )
-def test_plot_missing_input_names_file(cfg: dict, runs: Store, plot: str, missing: str) -> None:
-    path = paths.output_dir(cfg) / missing
+def test_plot_missing_input_names_file(
+    cfg: dict, out: Path, runs: Store, plot: str, missing: str
+) -> None:
+    path = out / missing
     path.unlink()
     with pytest.raises(ResultFileError) as info:
-        PLOTS[plot][0](cfg, runs)
+        PLOTS[plot](cfg, out, runs, out / "x.png", out / "x.pdf")
     assert str(path) in str(info.value)
     assert "snakemake run_experiment" in str(info.value)
+    assert not (out / "x.png").exists()

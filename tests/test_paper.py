@@ -1,31 +1,35 @@
-"""The paper's generated inputs (macros, copied tables and figures) and its LaTeX build.
+"""The paper's macros (numbers.tex) and its build by the workflow's rules.
 
-Results, tables and figures here are small stand-ins written by the tests themselves; the build
-runs latexmk in a temporary copy of paper/ (skipped only where latexmk is not installed; CI
-installs it).
+Results, tables and figures here are small stand-ins written by the tests themselves. The build
+tests run rules make_paper_inputs and build_paper (latexmk) with Snakemake in a copy of the
+workflow whose results folder holds the stand-ins (skipped only where latexmk is not installed;
+CI installs it).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import pytest
 
-from convnext_tinyimagenet import paper, paths
+from convnext_tinyimagenet import paper
 from convnext_tinyimagenet.config import load_config
 from convnext_tinyimagenet.evaluation import wilson_interval
 
-from .conftest import CONFIG, SMOKE
+from .conftest import CONFIG, ROOT, SMOKE
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-PAPER_DIR = Path(__file__).resolve().parents[1] / "paper"
+PAPER_DIR = ROOT / "paper"
 HAVE_LATEXMK = shutil.which("latexmk") is not None and shutil.which("pdflatex") is not None
 needs_latexmk = pytest.mark.skipif(not HAVE_LATEXMK, reason="latexmk/pdflatex not installed")
 
@@ -58,7 +62,7 @@ IMPROVED = {
     "epochs": 4,
     "best_epoch": 4,
 }
-# The shape of paths.published_summary: exact counts recomputed from the published CSVs.
+# The shape of the published summary: exact counts recomputed from the published CSVs.
 PUBLISHED = {
     "baseline": {
         "accuracy": 82.61,
@@ -94,15 +98,29 @@ PROVENANCE = {
 }
 
 
-def config(output_dir: Path, *overrides: str) -> dict:
-    return load_config(
-        [CONFIG, SMOKE], [f"output_dir={output_dir}", "published.use_predictions=true", *overrides]
+def config(*overrides: str) -> dict:
+    """The smoke config (the workflow tests' too), reading the published predictions."""
+    return load_config([CONFIG, SMOKE], ["published.use_predictions=true", *overrides])
+
+
+def paper_config(cfg: dict) -> paper.PaperConfig:
+    """What rule make_paper_inputs hands the package from `cfg` (its params)."""
+    return paper.PaperConfig(
+        experiments=cfg["experiments"],
+        published_runs=cfg["published"]["runs"],
+        published_repository=cfg["published"]["repository"],
+        published_commit=cfg["published"]["commit"],
+        figures=cfg["figures"],
+        input_size=cfg["data"]["input_size"],
+        seed=cfg["seed"],
+        output_dir=cfg["output_dir"],
     )
 
 
-def write_json(path: Path, data) -> None:
+def write_json(path: Path, data) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data), encoding="utf-8")
+    return path
 
 
 def tiny_pdf(path: Path, width: float, height: float) -> None:
@@ -145,7 +163,7 @@ FIDELITY = {
 
 def stand_in_tables(cfg: dict) -> dict[str, str]:
     """Tables shaped like the real ones (the recipe and discrepancies from the config)."""
-    names = paths.experiments(cfg)
+    names = list(cfg["experiments"])
     recipe = [["model", *(cfg["experiments"][n]["model"]["tag"] for n in names)]]
     recipe += [
         [key, *(str(cfg["experiments"][n]["train"][key]) for n in names)]
@@ -180,39 +198,40 @@ def stand_in_tables(cfg: dict) -> dict[str, str]:
     return tables
 
 
-def write_results(cfg: dict, published: bool = True) -> None:
-    """Stand-ins for every file make_paper_inputs reads, under cfg's output_dir."""
+def write_results(out: Path, cfg: dict) -> dict[str, Any]:
+    """Stand-ins for every file the paper reads or includes, where the rules write them under
+    the output folder `out`; returns make_paper_inputs' keyword arguments naming them."""
+    files: dict[str, Any] = {"summaries": [], "metrics": [], "provenance": []}
     for name, summary in (("baseline", BASELINE), ("improved", IMPROVED)):
-        run = paths.run_dir(cfg, name)
-        write_json(run / "summary.json", summary)
-        write_json(run / "provenance.json", PROVENANCE)
+        run = out / name
+        files["summaries"].append(write_json(run / "summary.json", summary))
+        files["provenance"].append(write_json(run / "provenance.json", PROVENANCE))
         rows = [{"epoch": e, "seconds": 30.0} for e in range(1, summary["epochs"] + 1)]
         (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    write_json(paths.data_summary(cfg), DATA)
-    write_json(paths.fidelity_summary(cfg), FIDELITY)
-    if published:
-        write_json(paths.published_summary(cfg), PUBLISHED)
-    tables = paths.tables_dir(cfg)
-    tables.mkdir(parents=True, exist_ok=True)
+        files["metrics"].append(run / "metrics.jsonl")
+    files["data"] = write_json(out / "data" / "data.json", DATA)
+    files["fidelity"] = write_json(out / "fidelity" / "input_pipeline.json", FIDELITY)
+    files["published"] = write_json(out / "published" / "summary.json", PUBLISHED)
+    (out / "tables").mkdir(parents=True, exist_ok=True)
     for name, text in stand_in_tables(cfg).items():
-        (tables / f"{name}.tex").write_text(text, encoding="utf-8")
-    figures = paths.figures_dir(cfg)
-    tiny_pdf(figures / "learning_curves.pdf", 8, 3)
-    tiny_pdf(figures / "per_class_accuracy.pdf", 8, 2.5)
-    tiny_pdf(figures / "improved" / "correct_wrong.pdf", 8, 4)
-    tiny_pdf(figures / "improved" / "class_grid.pdf", 8, 4)
+        (out / "tables" / f"{name}.tex").write_text(text, encoding="utf-8")
+    tiny_pdf(out / "figures" / "learning_curves.pdf", 8, 3)
+    tiny_pdf(out / "figures" / "per_class_accuracy.pdf", 8, 2.5)
+    tiny_pdf(out / "figures" / "improved" / "correct_wrong.pdf", 8, 4)
+    tiny_pdf(out / "figures" / "improved" / "class_grid.pdf", 8, 4)
+    return files
 
 
 @pytest.fixture
-def results(tmp_path) -> dict:
-    cfg = config(tmp_path / "results")
-    write_results(cfg)
-    return cfg
+def results(tmp_path) -> tuple[dict, dict[str, Any]]:
+    """(config, make_paper_inputs' file arguments) with the stand-ins under tmp_path/results."""
+    cfg = config()
+    return cfg, write_results(tmp_path / "results", cfg)
 
 
 def all_macros(cfg: dict, published=PUBLISHED) -> dict[str, str]:
     return paper.macros(
-        cfg,
+        paper_config(cfg),
         {"baseline": BASELINE, "improved": IMPROVED},
         published,
         DATA,
@@ -222,8 +241,8 @@ def all_macros(cfg: dict, published=PUBLISHED) -> dict[str, str]:
     )
 
 
-def test_fidelity_macros_come_from_the_measurement(tmp_path):
-    values = all_macros(config(tmp_path))
+def test_fidelity_macros_come_from_the_measurement():
+    values = all_macros(config())
     assert values["FidelityExactOps"] == "9" and values["FidelityOps"] == "14"
     assert values["FidelityRoundingPct"] == "14.4" and values["FidelityLargerPct"] == "0.06"
     assert values["ResizeMaxDiff"] == "1" and values["ResizeDifferingPct"] == "21.4"
@@ -303,12 +322,12 @@ def test_fidelity_macros_come_from_the_measurement(tmp_path):
         ("GridClasses", "10"),
     ],
 )
-def test_macro_values(tmp_path, name, expected):
-    assert all_macros(config(tmp_path))[name] == expected
+def test_macro_values(name, expected):
+    assert all_macros(config())[name] == expected
 
 
-def test_macros_without_published_summary_read_na(tmp_path):
-    values = all_macros(config(tmp_path), published=None)
+def test_macros_without_published_summary_read_na():
+    values = all_macros(config(), published=None)
     for name in ("ImprovedPublishedExact", "BaselinePublishedCorrect", "PublishedExactDifference"):
         assert values[name] == "n/a"
     assert values["PublishedAvailable"] == "false"
@@ -316,10 +335,13 @@ def test_macros_without_published_summary_read_na(tmp_path):
     assert values["BaselinePublishedClaim"] == "82.61"
 
 
-def test_macros_describe_real_data(tmp_path):
-    cfg = load_config([CONFIG], [f"output_dir={tmp_path}"])
-    info = {**DATA, "source": "hf", "num_train": 100_000, "num_val": 10_000, "num_classes": 200}
-    values = paper.macros(cfg, {"baseline": BASELINE, "improved": IMPROVED}, None, info)
+def test_macros_describe_real_data():
+    cfg = load_config([CONFIG], [])
+    info = {**DATA, "source": "hf", "id": "zh-plus/tiny-imagenet", "num_train": 100_000}
+    info |= {"num_val": 10_000, "num_classes": 200}
+    values = paper.macros(
+        paper_config(cfg), {"baseline": BASELINE, "improved": IMPROVED}, None, info
+    )
     assert values["DataDescription"] == "TinyImageNet (zh-plus/tiny-imagenet)"
     assert values["ConfigName"] == "paper"
     assert values["IsSynthetic"] == "false"
@@ -329,8 +351,8 @@ def test_macros_describe_real_data(tmp_path):
     assert values["BaselineDevice"] == "n/a"  # no provenance given
 
 
-def test_macro_names_are_letters_only_and_prefixed(tmp_path):
-    values = all_macros(config(tmp_path))
+def test_macro_names_are_letters_only_and_prefixed():
+    values = all_macros(config())
     assert all(re.fullmatch(r"[A-Za-z]+", name) for name in values)
     assert len(values) > 100
     # every per-experiment macro exists for both experiments
@@ -402,69 +424,52 @@ def test_write_macros(tmp_path):
     assert not (tmp_path / "bad.tex").exists()
 
 
-# --------------------------------------------------------------------------- inputs
+# --------------------------------------------------------------------------- numbers.tex
 
 
-def test_make_paper_inputs_writes_macros_and_copies(results, tmp_path):
-    out = tmp_path / "generated"
-    written = paper.make_paper_inputs(results, out)
-    assert written[0] == out / "numbers.tex"
-    numbers = (out / "numbers.tex").read_text()
-    assert r"\newcommand{\BaselineRerunAcc}{97.50}" in numbers
-    assert r"\newcommand{\ImprovedPublishedExact}{86.31}" in numbers
-    assert r"\newcommand{\BaselineRerunMinutes}{1.50}" in numbers  # 3 epochs x 30 s
-    assert r"\newcommand{\FidelityExactOps}{9}" in numbers  # from fidelity/input_pipeline.json
-    expected = {
-        "numbers.tex",
-        "results.tex",
-        "recipe.tex",
-        "discrepancies.tex",
-        "verification.tex",
-        "input_fidelity.tex",
-        "classes_baseline.tex",
-        "classes_improved.tex",
-        "learning_curves.pdf",
-        "per_class_accuracy.pdf",
-        "correct_wrong_improved.pdf",
-        "class_grid_improved.pdf",
-    }
-    assert {p.name for p in written} == expected
-    assert {p.name for p in out.iterdir()} == expected  # no temporary files left
-    source = paths.figures_dir(results) / "improved" / "correct_wrong.pdf"
-    assert (out / "correct_wrong_improved.pdf").read_bytes() == source.read_bytes()
-    assert (out / "recipe.tex").read_text() == (
-        paths.tables_dir(results) / "recipe.tex"
-    ).read_text()
-    assert set(paper.paper_sources(results)) >= {source, paths.published_summary(results)}
+def test_make_paper_inputs_writes_the_macros(results, tmp_path):
+    cfg, files = results
+    numbers = tmp_path / "paper" / "numbers.tex"
+    assert paper.make_paper_inputs(numbers, paper_config(cfg), **files) == numbers
+    text = numbers.read_text()
+    assert r"\newcommand{\BaselineRerunAcc}{97.50}" in text
+    assert r"\newcommand{\ImprovedPublishedExact}{86.31}" in text
+    assert r"\newcommand{\BaselineRerunMinutes}{1.50}" in text  # 3 epochs x 30 s
+    assert r"\newcommand{\FidelityExactOps}{9}" in text  # from fidelity/input_pipeline.json
+    assert r"\newcommand{\PublishedCommit}{1269e01}" in text  # config published.commit
+    assert [p.name for p in numbers.parent.iterdir()] == ["numbers.tex"]  # no temporary file
 
 
 @pytest.mark.parametrize(
-    ("relative", "maker"),
-    [
-        ("improved/summary.json", "evaluate --experiment improved"),
-        ("data/data.json", "prepare-data"),
-        ("published/summary.json", "published.use_predictions"),
-        ("tables/recipe.tex", "tables"),
-        ("tables/classes_baseline.tex", "tables"),
-        ("figures/improved/correct_wrong.pdf", "figures"),
-    ],
+    "key", ["summaries", "metrics", "provenance", "data", "fidelity", "published"]
 )
-def test_missing_input_names_file_and_maker(results, tmp_path, relative, maker):
-    missing = paths.output_dir(results) / relative
+def test_missing_input_is_named_in_one_line(results, tmp_path, key):
+    cfg, files = results
+    missing = files[key][-1] if isinstance(files[key], list) else files[key]
     missing.unlink()
+    numbers = tmp_path / "numbers.tex"
     with pytest.raises(paper.MissingInputError) as error:
-        paper.make_paper_inputs(results, tmp_path / "generated")
+        paper.make_paper_inputs(numbers, paper_config(cfg), **files)
     assert str(missing) in str(error.value)
-    assert maker in str(error.value)
-    assert not (tmp_path / "generated" / "numbers.tex").exists()
+    assert "\n" not in str(error.value)
+    assert not numbers.exists()
 
 
 def test_published_summary_not_needed_when_unused(results, tmp_path):
-    paths.published_summary(results).unlink()
-    cfg = {**results, "published": {**results["published"], "use_predictions": False}}
-    paper.make_paper_inputs(cfg, tmp_path / "generated")
-    numbers = (tmp_path / "generated" / "numbers.tex").read_text()
-    assert r"\newcommand{\ImprovedPublishedExact}{n/a}" in numbers
+    cfg, files = results
+    files.pop("published").unlink()
+    numbers = paper.make_paper_inputs(tmp_path / "numbers.tex", paper_config(cfg), **files)
+    assert r"\newcommand{\ImprovedPublishedExact}{n/a}" in numbers.read_text()
+
+
+def test_one_result_file_per_experiment(results, tmp_path):
+    cfg, files = results
+    with pytest.raises(ValueError, match="1 summary files for the 2 experiments"):
+        paper.make_paper_inputs(
+            tmp_path / "numbers.tex",
+            paper_config(cfg),
+            **{**files, "summaries": files["summaries"][:1]},
+        )
 
 
 # --------------------------------------------------------------------------- the TeX source
@@ -487,21 +492,54 @@ def test_paper_types_no_number():
     assert re.findall(r".{0,30}\d.{0,30}", body) == []
 
 
-def test_paper_uses_only_defined_macros(tmp_path):
+def test_paper_uses_only_defined_macros():
     text = (PAPER_DIR / "paper.tex").read_text(encoding="utf-8")
     used = set(re.findall(r"\\([A-Z][A-Za-z]+)", text)) - {"FloatBarrier"}  # from placeins
-    assert used <= set(all_macros(config(tmp_path)))
+    assert used <= set(all_macros(config()))
 
 
-# --------------------------------------------------------------------------- build
+# --------------------------------------------------------------------------- build (the rules)
+
+OUT = "results/demo"  # config/smoke.yaml's output_dir, relative to the workflow
+WORKFLOW_FILES = ("Snakefile", "rules", "config", "paper")
 
 
-def paper_copy(tmp_path: Path, cfg: dict) -> Path:
-    """A build folder with generated/ from cfg's results (paper.tex stays in paper/)."""
-    folder = tmp_path / "paper"
-    folder.mkdir()
-    paper.make_paper_inputs(cfg, folder / "generated")
-    return folder
+def paper_workflow(workdir: Path, *, use_predictions: bool = True) -> Path:
+    """A copy of the workflow whose output folder holds stand-ins for everything the paper's
+    rules read; config/test.yaml sets published.use_predictions."""
+    for name in WORKFLOW_FILES:
+        copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy2
+        copy(ROOT / name, workdir / name)
+    flag = "true" if use_predictions else "false"
+    (workdir / "config" / "test.yaml").write_text(f"published:\n  use_predictions: {flag}\n")
+    write_results(workdir / OUT, config())
+    return workdir
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    """Make the PDF with only the paper's two rules: every other rule's output is a stand-in."""
+    command = [
+        *(sys.executable, "-m", "snakemake", f"{OUT}/paper.pdf", "--cores", "1"),
+        *("--configfile", "config/smoke.yaml", "config/test.yaml"),
+        *("--allowed-rules", "make_paper_inputs", "build_paper", *args),
+    ]
+    path = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
+    env = {**os.environ, "PATH": path}  # the rules' scripts run the project's python
+    return subprocess.run(command, cwd=workdir, capture_output=True, text=True, env=env)
+
+
+def built(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    if result.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{result.stderr[-6000:]}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def paper_build(tmp_path_factory) -> Path:
+    """The workflow copy after its rules built the PDF (reading the published predictions)."""
+    workdir = paper_workflow(tmp_path_factory.mktemp("workflow"))
+    built(snakemake(workdir))
+    return workdir
 
 
 def pdf_text(pdf: Path) -> str:
@@ -512,9 +550,9 @@ def pdf_text(pdf: Path) -> str:
 
 
 @needs_latexmk
-def test_build_paper_pdf_holds_generated_numbers(results, tmp_path):
-    pdf = paper.build_paper(paper_copy(tmp_path, results), PAPER_DIR / "paper.tex")
-    assert pdf == tmp_path / "paper" / "build" / "paper.pdf"
+def test_build_paper_pdf_holds_generated_numbers(paper_build):
+    workdir = paper_build
+    pdf = workdir / OUT / "paper.pdf"
     text = pdf_text(pdf)
     for number in ("97.50", "93.75", "82.61", "86.30", "86.31", "86.3019", "8,631", "+3.69"):
         assert number in text
@@ -523,26 +561,48 @@ def test_build_paper_pdf_holds_generated_numbers(results, tmp_path):
     assert "??" not in text  # no unresolved reference
     fonts = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True).stdout
     assert "[none]" not in fonts  # no unnamed bitmap (PK) font: every TeX font is Type 1
+    # everything the build writes is under the output folder: the demo's and the paper run's
+    # PDFs never share working files, and paper/ holds only the source
+    assert (workdir / OUT / "paper" / "build" / "paper.log").is_file()
+    assert [p.name for p in (workdir / "paper").iterdir()] == ["paper.tex"]
 
 
 @needs_latexmk
-def test_each_output_dir_builds_its_own_paper(results, tmp_path, monkeypatch):
-    """The demo (results/demo/) and the paper run (results/) never share generated inputs or
-    a PDF: both live under the config's output_dir."""
-    monkeypatch.chdir(PAPER_DIR.parent)  # the workflow's root, where paper/paper.tex is
-    other = config(tmp_path / "other")
-    written = paper.make_paper_inputs(results)
-    assert written[0] == paths.output_dir(results) / "paper" / "generated" / "numbers.tex"
-    pdf = paper.build_paper_pdf(results)
-    assert pdf == paths.output_dir(results) / "paper.pdf" and pdf.read_bytes()[:5] == b"%PDF-"
-    assert not paths.paper_pdf(other).exists() and not paths.paper_generated(other).exists()
-    assert "97.50" in pdf_text(pdf)
+def test_build_paper_declares_every_file_tex_reads(paper_build):
+    """TeX's own record of the files it read (latexmk -recorder): each one under the output
+    folder is an input of build_paper, so a changed table or figure rebuilds the PDF."""
+    workdir = paper_build
+    summary = built(snakemake(workdir, "--detailed-summary")).stdout
+    header, *rows = [line.split("\t") for line in summary.splitlines() if "\t" in line]
+    row = next(row for row in rows if row[0] == f"{OUT}/paper.pdf")
+    declared = set(row[header.index("input-file(s)")].split(","))
+    fls = (workdir / OUT / "paper" / "build" / "paper.fls").read_text().splitlines()
+    read = {
+        os.path.normpath(line.removeprefix("INPUT ")) for line in fls if line.startswith("INPUT")
+    }
+    working = f"{OUT}/paper/build/"  # latexmk's own .aux and .out
+    results = {path for path in read if path.startswith(f"{OUT}/") and not path.startswith(working)}
+    assert len(results) == 12  # numbers.tex, 7 tables, 4 figures
+    assert results == declared - {"paper/paper.tex"}
 
 
 @needs_latexmk
-def test_build_paper_without_published_predictions(results, tmp_path):
-    cfg = {**results, "published": {**results["published"], "use_predictions": False}}
-    text = pdf_text(paper.build_paper(paper_copy(tmp_path, cfg), PAPER_DIR / "paper.tex"))
+def test_changed_citation_in_config_rewrites_the_numbers(tmp_path):
+    """published.commit is cited in the text: a new one reruns the macros and the PDF."""
+    workdir = paper_workflow(tmp_path)
+    built(snakemake(workdir))
+    assert "Nothing to be done" in built(snakemake(workdir, "--dry-run")).stdout
+    with (workdir / "config" / "test.yaml").open("a") as config_file:
+        config_file.write("  commit: abcdef0123456789abcdef0123456789abcdef01\n")
+    planned = built(snakemake(workdir, "--dry-run")).stdout
+    assert "make_paper_inputs" in planned and "build_paper" in planned
+
+
+@needs_latexmk
+def test_build_paper_without_published_predictions(tmp_path):
+    workdir = paper_workflow(tmp_path, use_predictions=False)
+    built(snakemake(workdir))
+    text = pdf_text(workdir / OUT / "paper.pdf")
     for number in ("97.50", "82.61", "86.30"):
         assert number in text
     prose = " ".join(text.split())
@@ -551,27 +611,12 @@ def test_build_paper_without_published_predictions(results, tmp_path):
 
 
 @needs_latexmk
-def test_build_paper_quotes_latex_error(results, tmp_path):
-    folder = paper_copy(tmp_path, results)
-    source = folder / "paper.tex"
-    text = (PAPER_DIR / "paper.tex").read_text()
-    source.write_text(text.replace(r"\maketitle", r"\maketitle\NoSuchMacro"))
-    with pytest.raises(paper.LatexError) as error:
-        paper.build_paper(folder, source)
-    assert "! Undefined control sequence" in str(error.value)
-    assert str(folder / "build" / "paper.log") in str(error.value)
-
-
-def test_build_paper_without_latexmk(monkeypatch, tmp_path):
-    monkeypatch.setattr(paper.shutil, "which", lambda tool: None)
-    with pytest.raises(paper.PaperToolError) as error:
-        paper.build_paper(tmp_path)
-    message = str(error.value)
-    assert "skipped" in message
-    assert "apt-get install latexmk texlive-latex-recommended texlive-latex-extra" in message
-
-
-def test_first_tex_error():
-    log = "This is pdfTeX\n(./paper.tex\n! Undefined control sequence.\nl.12 \\foo\n\n!  again\n"
-    assert paper.first_tex_error(log) == "! Undefined control sequence.\nl.12 \\foo"
-    assert paper.first_tex_error("no errors here") is None
+def test_build_paper_prints_the_latex_error(tmp_path):
+    workdir = paper_workflow(tmp_path)
+    source = workdir / "paper" / "paper.tex"
+    source.write_text(source.read_text().replace(r"\maketitle", r"\maketitle\NoSuchMacro"))
+    result = snakemake(workdir)
+    assert result.returncode != 0
+    assert "! Undefined control sequence." in result.stderr
+    assert r"\NoSuchMacro" in result.stderr  # the line TeX stopped on
+    assert not (workdir / OUT / "paper.pdf").exists()

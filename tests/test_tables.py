@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from convnext_tinyimagenet import paths, tables
+from convnext_tinyimagenet import tables
 from convnext_tinyimagenet.figures import ResultFileError
 
 from .conftest import smoke_config
@@ -40,7 +40,7 @@ PUBLISHED = {
 
 
 def make_cfg(tmp_path: Path, *overrides: str) -> dict:
-    return smoke_config(tmp_path / "cache", f"output_dir={tmp_path / 'out'}", *overrides)
+    return smoke_config(tmp_path / "cache", *overrides)
 
 
 @pytest.fixture
@@ -48,11 +48,34 @@ def cfg(tmp_path: Path) -> dict:
     return make_cfg(tmp_path)
 
 
-def write_summaries(cfg: dict) -> None:
+def write_summaries(out: Path) -> dict[str, Path]:
+    """Each run's summary.json under `out/<run>/`; run -> its path, as the rule pairs them."""
+    written = {}
     for name, summary in (("baseline", BASELINE_SUMMARY), ("improved", IMPROVED_SUMMARY)):
-        out = paths.run_dir(cfg, name)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "summary.json").write_text(json.dumps(summary))
+        written[name] = out / name / "summary.json"
+        written[name].parent.mkdir(parents=True, exist_ok=True)
+        written[name].write_text(json.dumps(summary))
+    return written
+
+
+def claims(cfg: dict) -> dict[str, float]:
+    return {run: spec["claim"] for run, spec in cfg["published"]["runs"].items()}
+
+
+def titles(cfg: dict) -> dict[str, str]:
+    return {name: exp["title"] for name, exp in cfg["experiments"].items()}
+
+
+def results_table(cfg: dict, summaries: dict[str, Path], published: Path | None, out: Path):
+    """make_results_table as its rule calls it, writing out/results.{md,tex}."""
+    return tables.make_results_table(
+        summaries,
+        published,
+        out / "results.md",
+        out / "results.tex",
+        claims=claims(cfg),
+        titles=titles(cfg),
+    )
 
 
 # --------------------------------------------------------------------------- writers
@@ -112,6 +135,16 @@ def test_markdown_table_shape_and_alignment() -> None:
     assert {line.replace("\\|", "").count("|") for line in lines} == {4}
 
 
+def test_save_table_writes_exactly_the_given_files(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"Topic": ["x"], "Text": ["long"]})
+    md, tex = tmp_path / "a" / "one.md", tmp_path / "b" / "two.tex"
+    assert tables.save_table(frame, md, tex, align="lp{3cm}") == [md, tex]
+    assert md.read_text() == tables.markdown_table(frame, "lp{3cm}")
+    assert tex.read_text() == tables.latex_table(frame, "lp{3cm}")
+    assert [p.name for p in md.parent.iterdir()] == ["one.md"]
+    assert [p.name for p in tex.parent.iterdir()] == ["two.tex"]
+
+
 def test_write_table_writes_both_files_with_given_align(tmp_path: Path) -> None:
     frame = pd.DataFrame({"Topic": ["x"], "Text": ["long"]})
     written = tables.write_table(frame, tmp_path / "sub" / "t", align="lp{3cm}")
@@ -133,7 +166,7 @@ def test_write_table_rejects_bad_align(tmp_path: Path, align: str) -> None:
 
 def test_results_frame_without_published_summary(cfg: dict) -> None:
     frame = tables.results_frame(
-        cfg, {"baseline": BASELINE_SUMMARY, "improved": IMPROVED_SUMMARY}, None
+        {"baseline": BASELINE_SUMMARY, "improved": IMPROVED_SUMMARY}, None, claims(cfg), titles(cfg)
     )
     assert frame.iloc[0].tolist() == [
         cfg["experiments"]["baseline"]["title"],
@@ -147,20 +180,23 @@ def test_results_frame_without_published_summary(cfg: dict) -> None:
     assert frame.iloc[1].tolist()[1:] == ["86.30", "n/a", "93.75 [88.88, 96.57]", "160", "12", "7"]
 
 
+def test_results_frame_without_claim_or_title_reads_na_and_name() -> None:
+    frame = tables.results_frame({"improved": IMPROVED_SUMMARY}, None, {"baseline": 82.61}, {})
+    assert frame.iloc[0].tolist()[:2] == ["improved", "n/a"]
+
+
 def test_results_frame_with_published_summary(cfg: dict) -> None:
-    frame = tables.results_frame(cfg, {"improved": IMPROVED_SUMMARY}, PUBLISHED)
+    frame = tables.results_frame({"improved": IMPROVED_SUMMARY}, PUBLISHED, claims(cfg), {})
     assert frame["Published CSV (%): exact (batch mean)"].tolist() == ["86.31 (86.30)"]
     # A run the published summary lacks reads n/a.
-    frame = tables.results_frame(cfg, {"improved": IMPROVED_SUMMARY}, {"baseline": {}})
+    frame = tables.results_frame({"improved": IMPROVED_SUMMARY}, {"baseline": {}}, {}, {})
     assert frame["Published CSV (%): exact (batch mean)"].tolist() == ["n/a"]
 
 
-def test_make_results_table_no_published_summary(cfg: dict) -> None:
-    assert cfg["published"]["use_predictions"] is False  # the smoke config
-    write_summaries(cfg)
-    md, tex = tables.make_results_table(cfg)
-    assert md == paths.tables_dir(cfg) / "results.md"
-    assert tex == paths.tables_dir(cfg) / "results.tex"
+def test_make_results_table_no_published_summary(cfg: dict, tmp_path: Path) -> None:
+    summaries = write_summaries(tmp_path / "runs")
+    md, tex = results_table(cfg, summaries, None, tmp_path / "tables")
+    assert (md, tex) == (tmp_path / "tables" / "results.md", tmp_path / "tables" / "results.tex")
     row = md.read_text().splitlines()[2]
     assert row == (
         f"| {cfg['experiments']['baseline']['title']} | 82.61 | n/a | 97.50 [93.75, 99.02] "
@@ -170,29 +206,29 @@ def test_make_results_table_no_published_summary(cfg: dict) -> None:
     assert r"Rerun (\%) [Wilson 95 \%]" in tex.read_text()
 
 
-def test_make_results_table_reads_published_summary(tmp_path: Path) -> None:
-    cfg = make_cfg(tmp_path, "published.use_predictions=true")
-    write_summaries(cfg)
+def test_make_results_table_reads_published_summary(cfg: dict, tmp_path: Path) -> None:
+    summaries = write_summaries(tmp_path / "runs")
+    published = tmp_path / "published" / "summary.json"
     with pytest.raises(ResultFileError) as info:
-        tables.make_results_table(cfg)
-    assert str(paths.published_summary(cfg)) in str(info.value)
+        results_table(cfg, summaries, published, tmp_path / "tables")
+    assert str(published) in str(info.value)
     assert "snakemake summarize_published" in str(info.value)
+    assert not (tmp_path / "tables").exists()
 
-    paths.published_summary(cfg).parent.mkdir(parents=True)
-    paths.published_summary(cfg).write_text(json.dumps(PUBLISHED))
-    md, _ = tables.make_results_table(cfg)
+    published.parent.mkdir(parents=True)
+    published.write_text(json.dumps(PUBLISHED))
+    md, _ = results_table(cfg, summaries, published, tmp_path / "tables")
     lines = md.read_text().splitlines()
     assert "| 82.61 | 82.61 (82.61) | 97.50 [93.75, 99.02] |" in lines[2]
     assert "| 86.30 | 86.31 (86.30) | 93.75 [88.88, 96.57] |" in lines[3]
 
 
-def test_make_results_table_missing_summary_names_file(cfg: dict) -> None:
-    write_summaries(cfg)
-    missing = paths.run_dir(cfg, "improved") / "summary.json"
-    missing.unlink()
+def test_make_results_table_missing_summary_names_file(cfg: dict, tmp_path: Path) -> None:
+    summaries = write_summaries(tmp_path / "runs")
+    summaries["improved"].unlink()
     with pytest.raises(ResultFileError, match="run_experiment") as info:
-        tables.make_results_table(cfg)
-    assert str(missing) in str(info.value)
+        results_table(cfg, summaries, None, tmp_path / "tables")
+    assert str(summaries["improved"]) in str(info.value)
 
 
 # --------------------------------------------------------------------------- classes
@@ -234,10 +270,10 @@ def test_class_frame_top_and_bottom_five_do_not_overlap() -> None:
     assert frame["Group"].tolist() == ["top"] * 5 + ["bottom"]
 
 
-def test_make_class_table(cfg: dict) -> None:
-    write_summaries(cfg)
-    md, tex = tables.make_class_table(cfg, "baseline")
-    assert md == paths.tables_dir(cfg) / "classes_baseline.md"
+def test_make_class_table(tmp_path: Path) -> None:
+    summary = write_summaries(tmp_path / "runs")["baseline"]
+    md, tex = tables.make_class_table(summary, tmp_path / "c.md", tmp_path / "c.tex")
+    assert (md, tex) == (tmp_path / "c.md", tmp_path / "c.tex")
     assert md.read_text().splitlines()[2:] == [
         "| top | 1 | s000 | 100.00 |",
         "| top | 2 | s001 | 93.75 |",
@@ -249,14 +285,19 @@ def test_make_class_table(cfg: dict) -> None:
 # --------------------------------------------------------------------------- recipe
 
 
+def recipe_frame(cfg: dict) -> pd.DataFrame:
+    """The recipe of `cfg`, from the sections its rule passes."""
+    return tables.recipe_frame(cfg["experiments"], cfg["data"], cfg["normalize"], cfg["seed"])
+
+
 def recipe(cfg: dict) -> dict[str, dict[str, str]]:
     """Setting -> experiment -> cell."""
-    return tables.recipe_frame(cfg).set_index("Setting").to_dict(orient="index")
+    return recipe_frame(cfg).set_index("Setting").to_dict(orient="index")
 
 
 def test_recipe_values_come_from_config(cfg: dict) -> None:
     table = recipe(cfg)
-    assert tables.recipe_frame(cfg).columns.tolist() == ["Setting", "baseline", "improved"]
+    assert recipe_frame(cfg).columns.tolist() == ["Setting", "baseline", "improved"]
     assert table["Pretrained weights (timm tag)"] == {
         "baseline": "convnext_tiny.in12k_ft_in1k",
         "improved": "convnext_tiny.fb_in1k",
@@ -292,17 +333,26 @@ def test_recipe_follows_config_changes(tmp_path: Path) -> None:
         "experiments.baseline.train.early_stopping.max_epochs=null",
         "data.source=hf",
         "experiments.improved.augment.at=source",
+        "seed=7",
     )
     table = recipe(cfg)
+    assert table["Seed"] == {"baseline": "7", "improved": "7"}  # shared, repeated per column
     assert table["Augmented at"]["improved"] == "source size (option)"
     assert table["Label smoothing"]["improved"] == "0.1"
     assert table["Early stopping: max epochs"]["baseline"] == "none"
     assert table["Data source"]["baseline"] == "hf: zh-plus/tiny-imagenet@main"
 
 
-def test_make_recipe_table_escapes_tags(cfg: dict) -> None:
-    md, tex = tables.make_recipe_table(cfg)
-    assert md == paths.tables_dir(cfg) / "recipe.md"
+def test_make_recipe_table_escapes_tags(cfg: dict, tmp_path: Path) -> None:
+    md, tex = tables.make_recipe_table(
+        tmp_path / "recipe.md",
+        tmp_path / "recipe.tex",
+        experiments=cfg["experiments"],
+        data=cfg["data"],
+        normalize=cfg["normalize"],
+        seed=cfg["seed"],
+    )
+    assert (md, tex) == (tmp_path / "recipe.md", tmp_path / "recipe.tex")
     assert "| Pretrained weights (timm tag) | convnext_tiny.in12k_ft_in1k |" in md.read_text()
     assert r"convnext\_tiny.in12k\_ft\_in1k & convnext\_tiny.fb\_in1k \\" in tex.read_text()
     assert "\\begin{tabular}{lll}" in tex.read_text()
@@ -311,8 +361,8 @@ def test_make_recipe_table_escapes_tags(cfg: dict) -> None:
 # --------------------------------------------------------------------------- discrepancies
 
 
-def test_discrepancies_table(cfg: dict) -> None:
-    frame = tables.discrepancies_frame(cfg)
+def test_discrepancies_table(cfg: dict, tmp_path: Path) -> None:
+    frame = tables.discrepancies_frame(cfg["discrepancies"])
     assert len(frame) == len(cfg["discrepancies"])
     first = cfg["discrepancies"][0]
     assert frame.iloc[0].tolist() == [
@@ -321,8 +371,10 @@ def test_discrepancies_table(cfg: dict) -> None:
         first["ran"],
         ", ".join(first["affects"]),
     ]
-    md, tex = tables.make_discrepancies_table(cfg)
-    assert md == paths.tables_dir(cfg) / "discrepancies.md"
+    md, tex = tables.make_discrepancies_table(
+        tmp_path / "d.md", tmp_path / "d.tex", discrepancies=cfg["discrepancies"]
+    )
+    assert (md, tex) == (tmp_path / "d.md", tmp_path / "d.tex")
     assert len(md.read_text().splitlines()) == 2 + len(cfg["discrepancies"])
     text = tex.read_text()
     assert text.startswith("\\begin{tabular}{p{")

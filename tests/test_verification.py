@@ -1,17 +1,21 @@
 """Verification: published claims recomputed, reruns against their bands, checksums.
 
 Against the published prediction files where they are available (`../shared/published/`, copied
-into a temporary download_dir: the project never commits them), and against small synthetic CSVs
-built here whose exact and batch-mean accuracies are known by hand. No test touches the network.
+into a temporary folder: the project never commits them), and against small synthetic CSVs built
+here whose exact and batch-mean accuracies are known by hand. No test touches the network. The
+files live wherever a test puts them: the checks read the paths they are given (as the
+workflow's rules hand them), and `verify --check` the paths a verdict JSON records.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
 import math
 import shutil
+import subprocess
 import urllib.error
 from pathlib import Path
 
@@ -19,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from convnext_tinyimagenet import paths, published, stats, verification
+from convnext_tinyimagenet import published, stats, verification
 from convnext_tinyimagenet.cli import main
 from convnext_tinyimagenet.config import load_config
 from convnext_tinyimagenet.evaluation import (
@@ -28,42 +32,59 @@ from convnext_tinyimagenet.evaluation import (
     summarize_predictions,
     write_predictions,
 )
+from convnext_tinyimagenet.verification import Claims, Inputs
 
 from .conftest import CONFIG, SHARED_PUBLISHED, SMOKE
 
-PUBLISHED_FILES = (
-    "baseline_validation_predictions.csv",
-    "improvement_validation_predictions.csv",
-)
+PUBLISHED_FILES = {
+    "baseline": "baseline_validation_predictions.csv",
+    "improved": "improvement_validation_predictions.csv",
+}
+EXPERIMENTS = ("baseline", "improved")
 have_published = pytest.mark.skipif(
-    not all((SHARED_PUBLISHED / name).is_file() for name in PUBLISHED_FILES),
+    not all((SHARED_PUBLISHED / name).is_file() for name in PUBLISHED_FILES.values()),
     reason=f"the published prediction CSVs are not in {SHARED_PUBLISHED} (the project never "
     "commits them; CI provides them there)",
 )
 
 
-def smoke(tmp_path: Path, *overrides: str) -> dict:
-    """The smoke config with every output and download under tmp_path."""
-    return load_config(
-        [CONFIG, SMOKE],
-        [
-            f"output_dir={tmp_path / 'results'}",
-            f"published.download_dir={tmp_path / 'downloads'}",
-            *overrides,
-        ],
+def smoke(*overrides: str) -> dict:
+    """The smoke config with `overrides` (--set style)."""
+    return load_config([CONFIG, SMOKE], list(overrides))
+
+
+def claims(*overrides: str) -> Claims:
+    """The smoke config's claims, bands and discrepancies."""
+    return Claims.from_config(smoke(*overrides))
+
+
+def downloads(tmp_path: Path) -> dict[str, Path]:
+    """Where each published run's CSV lies in these tests."""
+    return {run: tmp_path / "downloads" / name for run, name in PUBLISHED_FILES.items()}
+
+
+def rerun_inputs(tmp_path: Path, *, published_csvs: bool = False, **more) -> Inputs:
+    """The reruns' files as write_rerun puts them, and the published CSVs if asked."""
+    runs = tmp_path / "results"
+    return Inputs(
+        published=downloads(tmp_path) if published_csvs else {},
+        summaries={name: str(runs / name / "summary.json") for name in EXPERIMENTS},
+        predictions={name: str(runs / name / "predictions.csv") for name in EXPERIMENTS},
+        data=str(runs / "data.json"),
+        **more,
     )
 
 
 @pytest.fixture
-def real_published(tmp_path) -> list[str]:
-    """The published CSVs copied into a temporary download_dir; overrides that use them."""
-    if not all((SHARED_PUBLISHED / name).is_file() for name in PUBLISHED_FILES):
+def real_published(tmp_path) -> dict[str, Path]:
+    """The published CSVs copied into a temporary folder; run -> path."""
+    if not all((SHARED_PUBLISHED / name).is_file() for name in PUBLISHED_FILES.values()):
         pytest.skip(f"the published prediction CSVs are not in {SHARED_PUBLISHED}")
-    downloads = tmp_path / "downloads"
-    downloads.mkdir()
-    for name in PUBLISHED_FILES:
-        shutil.copy(SHARED_PUBLISHED / name, downloads / name)
-    return ["published.use_predictions=true"]
+    files = downloads(tmp_path)
+    for run, path in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(SHARED_PUBLISHED / PUBLISHED_FILES[run], path)
+    return files
 
 
 # --------------------------------------------------------------------------- synthetic CSVs
@@ -96,9 +117,8 @@ def write_published_csv(path: Path, labels, predictions, *, index: bool) -> str:
 def synthetic(tmp_path) -> list[str]:
     """Both published runs as the synthetic 40-image set; overrides pinning their sha256."""
     predictions = synthetic_predictions()
-    overrides = ["published.use_predictions=true"]
-    for run, name in zip(("baseline", "improved"), PUBLISHED_FILES, strict=True):
-        path = tmp_path / "downloads" / name
+    overrides = []
+    for run, path in downloads(tmp_path).items():
         digest = write_published_csv(path, SYNTHETIC_LABELS, predictions, index=run == "improved")
         overrides.append(f"published.runs.{run}.predictions.sha256={digest}")
     # baseline claims the exact figure, improved the batch mean, as the notebooks computed them
@@ -106,7 +126,7 @@ def synthetic(tmp_path) -> list[str]:
     return overrides
 
 
-def write_rerun(cfg: dict, name: str, labels, predictions, source: str = "synthetic") -> dict:
+def write_rerun(tmp_path: Path, name: str, labels, predictions, source: str = "synthetic") -> dict:
     """A rerun's predictions.csv and summary.json, written by the evaluation's own functions."""
     labels, predictions = np.asarray(labels), np.asarray(predictions)
     n = len(labels)
@@ -118,32 +138,30 @@ def write_rerun(cfg: dict, name: str, labels, predictions, source: str = "synthe
         "confidence": np.full(n, 0.5),
     }
     frame = predictions_frame(per_image, np.array([f"img{i:05d}" for i in range(n)]))
-    run = paths.run_dir(cfg, name)
+    run = tmp_path / "results" / name
     write_predictions(frame, run / "predictions.csv")
     classes = [f"c{k}" for k in range(int(labels.max()) + 1)]
     summary = {"experiment": name, **summarize_predictions(frame, classes, 32)}
     (run / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
-    data = paths.data_summary(cfg)
-    data.parent.mkdir(parents=True, exist_ok=True)
-    data.write_text(json.dumps({"source": source}), encoding="utf-8")
+    (tmp_path / "results" / "data.json").write_text(json.dumps({"source": source}))
     return summary
 
 
-def in_band_reruns(cfg: dict) -> None:
+def in_band_reruns(tmp_path: Path) -> None:
     """Both reruns at 150 / 160 (93.75 %), inside the smoke bands of 95 +/- 8."""
     labels = np.repeat(np.arange(10), 16)
     wrong = np.zeros(160, dtype=bool)
     wrong[::16] = True
-    for name in ("baseline", "improved"):
-        write_rerun(cfg, name, labels, np.where(wrong, (labels + 1) % 10, labels))
+    for name in EXPERIMENTS:
+        write_rerun(tmp_path, name, labels, np.where(wrong, (labels + 1) % 10, labels))
 
 
 # --------------------------------------------------------------------------- the published files
 
 
 @have_published
-def test_published_figures_recompute_exactly(tmp_path, real_published):
-    result = verification.verify_published(smoke(tmp_path, *real_published))
+def test_published_figures_recompute_exactly(real_published):
+    result = verification.verify_published(claims(), real_published)
     baseline, improved = result["runs"]["baseline"], result["runs"]["improved"]
     assert (baseline["correct"], baseline["n"]) == (8261, 10_000)
     assert (improved["correct"], improved["n"]) == (8631, 10_000)
@@ -165,8 +183,8 @@ def test_published_figures_recompute_exactly(tmp_path, real_published):
 
 
 @have_published
-def test_published_gain_holds_with_an_unpaired_interval(tmp_path, real_published):
-    comparison = verification.verify_published(smoke(tmp_path, *real_published))["comparison"]
+def test_published_gain_holds_with_an_unpaired_interval(real_published):
+    comparison = verification.verify_published(claims(), real_published)["comparison"]
     assert f"{comparison['claimed']:+.2f}" == "+3.69"  # 86.30 - 82.61
     assert f"{comparison['recomputed']:+.2f}" == "+3.69"  # 86.3019 - 82.61
     assert f"{comparison['exact']:+.2f}" == "+3.70"  # 86.31 - 82.61
@@ -182,39 +200,40 @@ def test_published_gain_holds_with_an_unpaired_interval(tmp_path, real_published
 
 
 @have_published
-def test_cli_verify_published_only_prints_the_figures(tmp_path, real_published, capsys):
-    argv = ["verify", "--published-only", "--config", str(CONFIG), "--config", str(SMOKE)]
-    argv += ["--set", f"output_dir={tmp_path / 'results'}"]
-    argv += ["--set", f"published.download_dir={tmp_path / 'downloads'}"]
-    argv += ["--set", real_published[0]]
-    assert main(argv) == 0
-    out = capsys.readouterr().out
+def test_the_published_check_prints_the_figures_and_keeps_its_verdict(tmp_path, real_published):
+    """The verify_published rule: the report on the console, the verdict in the log and out."""
+    console, verdict, out = io.StringIO(), tmp_path / "logs/verdict.json", tmp_path / "out.json"
+    result = verification.record_verdict(
+        claims(), Inputs(published=real_published), verdict=verdict, out=out, console=console
+    )
     for figure in ("82.61", "86.31", "86.30", "86.3019", "+3.69", "+3.70"):
-        assert figure in out
-    assert "verification passed" in out
-    written = json.loads((tmp_path / "results/published/verification.json").read_text())
+        assert figure in console.getvalue()
+    assert "verification passed" in console.getvalue()
+    written = json.loads(out.read_text())
+    assert written == json.loads(verdict.read_text()) == result
     assert written["verdict"] == "pass" and written["reruns"] is None
+    assert written["inputs"]["published"] == {run: str(p) for run, p in real_published.items()}
 
 
 @have_published
-def test_a_tampered_published_file_is_refused(tmp_path, real_published):
-    path = tmp_path / "downloads" / PUBLISHED_FILES[1]
+def test_a_tampered_published_file_is_refused(real_published):
+    path = real_published["improved"]
     lines = path.read_text().splitlines(keepends=True)
     assert lines[1] == "0,0,0,True\n"
     lines[1] = "0,0,1,False\n"  # one row changed, still self-consistent
     path.write_text("".join(lines))
-    cfg = smoke(tmp_path, *real_published)
+    checked = claims()
     with pytest.raises(published.PublishedError, match="refused") as error:
-        verification.verify_published(cfg)
+        verification.verify_published(checked, real_published)
     assert str(path) in str(error.value)
-    assert cfg["published"]["runs"]["improved"]["predictions"]["sha256"] in str(error.value)
+    assert checked.runs["improved"]["predictions"]["sha256"] in str(error.value)
 
 
 # --------------------------------------------------------------------------- synthetic claims
 
 
 def test_exact_and_batch_mean_arithmetic(tmp_path, synthetic):
-    result = verification.verify_published(smoke(tmp_path, *synthetic))
+    result = verification.verify_published(claims(*synthetic), downloads(tmp_path))
     baseline, improved = result["runs"]["baseline"], result["runs"]["improved"]
     for run in (baseline, improved):
         assert (run["correct"], run["n"]) == (24, 40)
@@ -240,17 +259,50 @@ def test_exact_and_batch_mean_arithmetic(tmp_path, synthetic):
     [("60.0", "pass"), ("60.004", "pass"), ("59.996", "pass"), ("60.01", "FAIL"), ("75.0", "FAIL")],
 )
 def test_claim_verdict_uses_the_rounding_band(tmp_path, synthetic, claim, verdict):
-    cfg = smoke(tmp_path, *synthetic, f"published.runs.baseline.claim={claim}")
-    assert verification.verify_published(cfg)["runs"]["baseline"]["verdict"] == verdict
+    checked = claims(*synthetic, f"published.runs.baseline.claim={claim}")
+    result = verification.verify_published(checked, downloads(tmp_path))
+    assert result["runs"]["baseline"]["verdict"] == verdict
 
 
 def test_published_rows_from_the_same_source_are_paired(tmp_path, synthetic):
-    cfg = smoke(tmp_path, *synthetic, "published.runs.improved.source=hf")
-    comparison = verification.verify_published(cfg)["comparison"]
+    checked = claims(*synthetic, "published.runs.improved.source=hf")
+    comparison = verification.verify_published(checked, downloads(tmp_path))["comparison"]
     assert comparison["pairing"]["status"] == "paired"
     assert comparison["pairing"]["agreement"] == 100.0
     assert comparison["ci95"][0] <= 0 <= comparison["ci95"][1]
     assert "paired" in comparison["method"]
+
+
+def test_a_changed_published_file_is_refused_by_every_reader(tmp_path, synthetic):
+    """A CSV edited after it was fetched: the check and the summary refuse it, naming it."""
+    checked = claims(*synthetic)
+    path = downloads(tmp_path)["baseline"]
+    path.write_text(path.read_text().replace("0,0,True", "0,1,False", 1))
+    with pytest.raises(published.PublishedError, match="refused") as error:
+        verification.verify_published(checked, downloads(tmp_path))
+    assert str(path) in str(error.value)
+    pins = {run: spec["predictions"]["sha256"] for run, spec in checked.runs.items()}
+    out = tmp_path / "summary.json"
+    with pytest.raises(published.PublishedError, match="refused"):
+        published.summarize_published(downloads(tmp_path), {}, pins, out)
+    assert not out.exists()
+
+
+def test_the_published_summary_holds_each_runs_figures(tmp_path, synthetic):
+    checked = claims(*synthetic)
+    pins = {run: spec["predictions"]["sha256"] for run, spec in checked.runs.items()}
+    out = tmp_path / "published" / "summary.json"
+    published.summarize_published(
+        downloads(tmp_path), {"baseline": 60.0, "improved": 75.0}, pins, out
+    )
+    summary = json.loads(out.read_text())
+    assert list(summary) == ["baseline", "improved"]
+    baseline = summary["baseline"]
+    assert (baseline["claim"], baseline["correct"], baseline["n"]) == (60.0, 24, 40)
+    assert baseline["accuracy"] == pytest.approx(60.0)
+    assert baseline["accuracy_batch_mean"] == pytest.approx(75.0)
+    assert baseline["file"] == str(downloads(tmp_path)["baseline"])
+    assert baseline["sha256"] == pins["baseline"]
 
 
 # --------------------------------------------------------------------------- intervals
@@ -349,13 +401,14 @@ def test_paired_comparison_needs_the_same_labels_row_by_row():
     ("wrong", "verdict"), [(0, "pass"), (20, "pass"), (21, "FAIL")]
 )  # 95 +/- 8: 140 / 160 = 87.5 % is in, 139 / 160 = 86.875 % is out
 def test_rerun_band_verdicts(tmp_path, wrong, verdict):
-    cfg = smoke(tmp_path)
     labels = np.repeat(np.arange(10), 16)
     missed = np.arange(160) < wrong
-    write_rerun(cfg, "baseline", labels, np.where(missed, (labels + 1) % 10, labels))
+    write_rerun(tmp_path, "baseline", labels, np.where(missed, (labels + 1) % 10, labels))
     in_band = np.where(np.arange(160) < 8, (labels + 1) % 10, labels)
-    write_rerun(cfg, "improved", labels, in_band)
-    runs = verification.verify_rerun(cfg, verification.verify_published(cfg))["runs"]
+    write_rerun(tmp_path, "improved", labels, in_band)
+    checked, inputs = claims(), rerun_inputs(tmp_path)
+    published_result = verification.verify_published(checked, inputs.published)
+    runs = verification.verify_rerun(checked, inputs, published_result)["runs"]
     assert runs["baseline"]["verdict"] == verdict
     assert runs["baseline"]["basis"] == "verification.reruns.baseline.expected"
     assert runs["improved"]["verdict"] == "pass"
@@ -363,22 +416,26 @@ def test_rerun_band_verdicts(tmp_path, wrong, verdict):
 
 def test_rerun_is_checked_against_the_claim_when_expected_is_null(tmp_path, synthetic):
     # the improved claim (75.0) is a batch mean: so is the rerun figure it is compared with
-    cfg = smoke(tmp_path, *synthetic, "verification.reruns.improved.expected=null")
-    for name in ("baseline", "improved"):
-        write_rerun(cfg, name, SYNTHETIC_LABELS, synthetic_predictions())
-    run = verification.verify_rerun(cfg, verification.verify_published(cfg))["runs"]["improved"]
+    checked = claims(*synthetic, "verification.reruns.improved.expected=null")
+    for name in EXPERIMENTS:
+        write_rerun(tmp_path, name, SYNTHETIC_LABELS, synthetic_predictions())
+    inputs = rerun_inputs(tmp_path, published_csvs=True)
+    published_result = verification.verify_published(checked, inputs.published)
+    run = verification.verify_rerun(checked, inputs, published_result)["runs"]["improved"]
     assert (run["metric"], run["basis"]) == ("batch_mean", "published claim")
     assert run["value"] == pytest.approx(75.0) and run["accuracy"] == pytest.approx(60.0)
     assert run["verdict"] == "pass"
 
 
 def test_rerun_on_the_published_source_is_paired_image_by_image(tmp_path, synthetic):
-    cfg = smoke(tmp_path, *synthetic)
+    checked = claims(*synthetic)
     labels = SYNTHETIC_LABELS
     better = np.where(np.arange(40) < 36, labels, (labels + 1) % 4)  # 36 / 40 right
-    write_rerun(cfg, "baseline", labels, better, source="hf")  # the baseline's published order
-    write_rerun(cfg, "improved", labels, better, source="hf")
-    result = verification.verify_rerun(cfg, verification.verify_published(cfg))
+    write_rerun(tmp_path, "baseline", labels, better, source="hf")  # the baseline's published order
+    write_rerun(tmp_path, "improved", labels, better, source="hf")
+    inputs = rerun_inputs(tmp_path, published_csvs=True)
+    published_result = verification.verify_published(checked, inputs.published)
+    result = verification.verify_rerun(checked, inputs, published_result)
     pairing = result["runs"]["baseline"]["pairing"]
     assert pairing["status"] == "paired"
     # published: right on the even rows of batch 1 and all of batch 2; rerun: wrong on 36-39
@@ -392,19 +449,29 @@ def test_rerun_on_the_published_source_is_paired_image_by_image(tmp_path, synthe
     assert pairing["difference"] == pytest.approx(30.0)  # 90 % - 60 %
     assert result["runs"]["improved"]["pairing"]["status"] == "not paired"  # folder order
     assert "folder" in result["runs"]["improved"]["pairing"]["reason"]
-    rows = verification.verification_rows(cfg, verification.verify_published(cfg), result)
+    rows = verification.verification_rows(checked, published_result, result)
     assert any("image by image" in r["Claim"] and "McNemar" in r["Rerun"] for r in rows)
 
 
-def test_smoke_verify_without_published_predictions_passes(tmp_path, capsys):
-    cfg = smoke(tmp_path)
-    in_band_reruns(cfg)
-    assert verification.run_verify(cfg) == 0
-    out = capsys.readouterr().out
-    assert NOT_FETCHED_TEXT in out
-    result = json.loads(verification.result_path(cfg).read_text())
+NOT_FETCHED_TEXT = "not checked (published predictions not fetched; set published.use_predictions)"
+
+
+def test_smoke_verify_without_published_predictions_passes(tmp_path):
+    """The verify rule on the smoke config: no CSVs, both reruns in band, checksums unchanged."""
+    in_band_reruns(tmp_path)
+    inputs = rerun_inputs(tmp_path)
+    sums = verification.write_checksums(inputs.summaries.values(), tmp_path / "SHA256SUMS")
+    inputs = rerun_inputs(tmp_path, checksums=str(sums))
+    console, verdict, out = io.StringIO(), tmp_path / "logs/verify.json", tmp_path / "verify.json"
+    verification.record_verdict(claims(), inputs, verdict=verdict, out=out, console=console)
+    assert NOT_FETCHED_TEXT in console.getvalue()
+    assert "verification passed" in console.getvalue()
+    result = json.loads(out.read_text())
+    assert result == json.loads(verdict.read_text())
     assert result["verdict"] == "pass"
     assert result["published"]["status"] == "not checked"
+    assert result["checksums"]["files"] == 2 and result["checksums"]["problems"] == []
+    assert result["inputs"] == inputs.record()
     verdicts = {row["Claim"]: row["Verdict"] for row in result["rows"]}
     assert verdicts["baseline: the claim is the exact accuracy of its predictions"] == (
         "not checked"
@@ -412,114 +479,208 @@ def test_smoke_verify_without_published_predictions_passes(tmp_path, capsys):
     assert verdicts["baseline: the rerun lies in its band"] == "pass"
 
 
-NOT_FETCHED_TEXT = "not checked (published predictions not fetched; set published.use_predictions)"
+def test_checking_the_published_claims_without_their_files_says_what_it_needs(tmp_path):
+    """The verify_published rule under published.use_predictions false gets no CSVs."""
+    verdict, out = tmp_path / "verdict.json", tmp_path / "out.json"
+    with pytest.raises(verification.VerificationError) as error:
+        verification.record_verdict(claims(), Inputs(), verdict=verdict, out=out)
+    message = str(error.value)
+    assert "published.use_predictions" in message and "fetch_published" in message
+    assert "baseline_validation_predictions.csv" in message and "sha256" in message
+    assert not verdict.exists() and not out.exists()
 
 
-def test_published_only_without_the_files_says_what_it_needs(tmp_path, capsys):
-    argv = ["verify", "--published-only", "--config", str(CONFIG), "--config", str(SMOKE)]
-    argv += ["--set", f"output_dir={tmp_path}"]
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert "published.use_predictions is false" in err
-    assert "baseline_validation_predictions.csv" in err and "sha256" in err
+def test_a_failed_check_keeps_its_verdict_and_writes_no_output(tmp_path):
+    """Snakemake deletes a failed job's outputs, not its logs: the verdict goes to the log."""
+    in_band_reruns(tmp_path)
+    checked = claims("verification.reruns.improved.expected=80.0")
+    console, verdict, out = io.StringIO(), tmp_path / "logs/verify.json", tmp_path / "verify.json"
+    with pytest.raises(verification.VerificationFailedError) as error:
+        verification.record_verdict(
+            checked, rerun_inputs(tmp_path), verdict=verdict, out=out, console=console
+        )
+    assert "improved: the rerun lies in its band" in str(error.value)
+    assert str(verdict) in str(error.value)
+    assert json.loads(verdict.read_text())["verdict"] == "FAIL"
+    assert not out.exists()
+    assert "verification FAILED: improved: the rerun lies in its band" in console.getvalue()
+    assert "80.00 +/- 8 (expected)" in console.getvalue()
 
 
-def test_a_claim_outside_its_band_exits_1_naming_the_run(tmp_path, capsys):
-    cfg = smoke(tmp_path)
-    in_band_reruns(cfg)
-    argv = ["verify", "--config", str(CONFIG), "--config", str(SMOKE)]
-    argv += ["--set", f"output_dir={cfg['output_dir']}"]
-    assert main(argv) == 0
+def test_reruns_and_their_names_must_agree(tmp_path):
+    in_band_reruns(tmp_path)
+    checked = dataclasses.replace(claims(), bands={"nope": {"expected": 90.0, "tolerance_pp": 1}})
+    inputs = rerun_inputs(tmp_path)
+    with pytest.raises(verification.ConfigError, match=r"verification\.reruns\.nope names no"):
+        verification.verify_rerun(checked, inputs, {"status": "not checked"})
+    assert verification.named(EXPERIMENTS, ["a.json", "b.json"]) == {
+        "baseline": "a.json",
+        "improved": "b.json",
+    }
+    assert verification.named(PUBLISHED_FILES, []) == {}  # config reads no published CSV
+    with pytest.raises(verification.VerificationError, match="1 files for 2 names"):
+        verification.named(EXPERIMENTS, ["a.json"])
+
+
+# --------------------------------------------------------------------------- by hand
+
+
+def write_record(tmp_path: Path, inputs: Inputs) -> Path:
+    """A verdict JSON as the workflow's verify rule writes it, by the same function."""
+    verdict, out = tmp_path / "results/logs/verify.json", tmp_path / "results/verification.json"
+    verification.record_verdict(claims(), inputs, verdict=verdict, out=out)
+    return out
+
+
+def check_argv(record: Path, *overrides: str) -> list[str]:
+    argv = ["verify", "--check", str(record), "--config", str(CONFIG), "--config", str(SMOKE)]
+    return argv + [item for override in overrides for item in ("--set", override)]
+
+
+def test_a_tampered_result_file_fails_the_check_naming_it(tmp_path, capsys):
+    in_band_reruns(tmp_path)
+    files = [
+        *rerun_inputs(tmp_path).summaries.values(),
+        *rerun_inputs(tmp_path).predictions.values(),
+    ]
+    sums = verification.write_checksums(files, tmp_path / "results" / "SHA256SUMS")
+    assert verification.check_checksums(sums) == []
+    record = write_record(tmp_path, rerun_inputs(tmp_path, checksums=str(sums)))
+    before = sorted(tmp_path.rglob("*"))
+    assert main(check_argv(record)) == 0
+    assert "verification passed" in capsys.readouterr().out
+    assert sorted(tmp_path.rglob("*")) == before  # print only: no --out, nothing written
+
+    tampered = Path(files[3])  # improved/predictions.csv
+    tampered.write_text(tampered.read_text().replace(",True,", ",False,", 1))
+    Path(files[0]).unlink()  # baseline/summary.json
+    problems = verification.check_checksums(sums)
+    assert [p.split(":")[0] for p in problems] == [files[0], files[3]]
+    assert "missing" in problems[0] and "changed" in problems[1]
+    write_rerun(tmp_path, "baseline", np.repeat(np.arange(10), 16), np.repeat(np.arange(10), 16))
+    mine = tmp_path / "mine" / "check.json"
+    assert main([*check_argv(record), "--out", str(mine)]) == 1
+    report = capsys.readouterr().out
+    assert f"{tampered}: changed" in report
+    assert "verification FAILED: SHA256SUMS" in report
+    assert json.loads(mine.read_text())["verdict"] == "FAIL"
+    assert json.loads(record.read_text())["verdict"] == "pass"  # the workflow's, untouched
+
+
+def test_the_check_reads_the_recorded_paths_and_the_configs_bands(tmp_path, capsys):
+    """No layout of its own: results moved into any folders are found through the record."""
+    in_band_reruns(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    moved = {}
+    for kind in ("summary.json", "predictions.csv"):
+        for name in EXPERIMENTS:
+            moved[kind, name] = elsewhere / f"{kind}-{name}"
+            moved[kind, name].parent.mkdir(exist_ok=True)
+            shutil.move(tmp_path / "results" / name / kind, moved[kind, name])
+    inputs = Inputs(
+        summaries={name: str(moved["summary.json", name]) for name in EXPERIMENTS},
+        predictions={name: str(moved["predictions.csv", name]) for name in EXPERIMENTS},
+        data=str(tmp_path / "results" / "data.json"),
+    )
+    record = write_record(tmp_path, inputs)
+    assert main(check_argv(record)) == 0
     capsys.readouterr()
-    assert main([*argv, "--set", "verification.reruns.improved.expected=80.0"]) == 1
+    assert main(check_argv(record, "verification.reruns.improved.expected=80.0")) == 1
     out = capsys.readouterr().out
     assert "verification FAILED: improved: the rerun lies in its band" in out
     assert "80.00 +/- 8 (expected)" in out
 
 
 def test_missing_rerun_is_a_user_error(tmp_path, capsys):
-    argv = ["verify", "--config", str(CONFIG), "--config", str(SMOKE)]
-    argv += ["--set", f"output_dir={tmp_path}"]
-    assert main(argv) == 2
+    in_band_reruns(tmp_path)
+    record = write_record(tmp_path, rerun_inputs(tmp_path))
+    summary = tmp_path / "results" / "baseline" / "summary.json"
+    summary.unlink()
+    assert main(check_argv(record)) == 2
+    assert str(summary) in capsys.readouterr().err
+
+
+def test_check_without_checksums_is_a_user_error(tmp_path, capsys):
+    in_band_reruns(tmp_path)
+    sums = verification.write_checksums([tmp_path / "results/data.json"], tmp_path / "SHA256SUMS")
+    record = write_record(tmp_path, rerun_inputs(tmp_path, checksums=str(sums)))
+    sums.unlink()
+    assert main(check_argv(record)) == 2
     err = capsys.readouterr().err
-    assert str(tmp_path / "baseline" / "summary.json") in err
+    assert "SHA256SUMS is missing" in err and "write_checksums" in err
+
+
+@pytest.mark.parametrize("problem", ["missing", "no inputs", "out is read"])
+def test_the_check_refuses_what_it_cannot_do(tmp_path, capsys, problem):
+    in_band_reruns(tmp_path)
+    record = write_record(tmp_path, rerun_inputs(tmp_path))
+    argv = check_argv(record)
+    if problem == "missing":
+        argv = check_argv(tmp_path / "nope.json")
+    elif problem == "no inputs":  # a verdict written before the workflow recorded its inputs
+        old = json.loads(record.read_text())
+        del old["inputs"]
+        record.write_text(json.dumps(old))
+    else:  # the check never writes over what it reads: here the workflow's own verdict
+        argv += ["--out", str(record)]
+    before = record.read_text() if record.exists() else None
+    assert main(argv) == 2
+    assert {"missing": "nope.json is missing", "no inputs": "records no inputs"}.get(
+        problem, "is a file the check reads"
+    ) in capsys.readouterr().err
+    assert (record.read_text() if record.exists() else None) == before
+
+
+def test_verify_help_names_its_options(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["verify", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--check", "--out", "--config", "--set", "config.yaml", "verification.json"):
+        assert option in text
 
 
 # --------------------------------------------------------------------------- checksums
 
 
-def test_checksummed_files_cover_the_paper_but_not_the_check():
-    cfg = load_config([CONFIG, SMOKE])
-    files = {str(path) for path in verification.checksummed_files(cfg)}
-    out = cfg["output_dir"]
-    for expected in (
-        f"{out}/baseline/predictions.csv",
-        f"{out}/improved/metrics.jsonl",
-        f"{out}/improved/summary.json",
-        f"{out}/baseline/experiment.html",
-        f"{out}/figures/learning_curves.png",
-        f"{out}/figures/improved/class_grid.pdf",
-        f"{out}/tables/verification.tex",
-        f"{out}/tables/results.md",
-        f"{out}/paper/generated/numbers.tex",
-        f"{out}/paper/generated/verification.tex",
-    ):
-        assert expected in files
-    assert not any(f.endswith(("SHA256SUMS", "verification.json")) for f in files)
-    assert f"{out}/published/summary.json" not in files  # use_predictions is false in smoke
-
-
-def test_a_tampered_result_file_fails_the_check_naming_it(tmp_path, capsys):
-    cfg = smoke(tmp_path)
-    in_band_reruns(cfg)
-    out = paths.output_dir(cfg)
-    files = [out / name / "summary.json" for name in ("baseline", "improved")]
-    files += [out / "baseline" / "predictions.csv", out / "improved" / "predictions.csv"]
-    path = verification.write_checksums(cfg, files)
-    assert path == out / "SHA256SUMS"
-    assert verification.check_checksums(cfg) == []
-    argv = ["verify", "--check", "--config", str(CONFIG), "--config", str(SMOKE)]
-    argv += ["--set", f"output_dir={out}", "--set", f"published.download_dir={tmp_path}"]
-    assert main(argv) == 0
-    capsys.readouterr()
-
-    tampered = out / "improved" / "predictions.csv"
-    tampered.write_text(tampered.read_text().replace(",True,", ",False,", 1))
-    (out / "baseline" / "summary.json").unlink()
-    problems = verification.check_checksums(cfg)
-    assert [p.split(":")[0] for p in problems] == [str(files[0]), str(tampered)]
-    assert "missing" in problems[0] and "changed" in problems[1]
-    write_rerun(cfg, "baseline", np.repeat(np.arange(10), 16), np.repeat(np.arange(10), 16))
-    assert main(argv) == 1
-    report = capsys.readouterr().out
-    assert f"{tampered}: changed" in report
-    assert "verification FAILED: SHA256SUMS" in report
-
-
-def test_check_without_checksums_is_a_user_error(tmp_path, capsys):
-    cfg = smoke(tmp_path)
-    in_band_reruns(cfg)
-    argv = ["verify", "--check", "--config", str(CONFIG), "--config", str(SMOKE)]
-    argv += ["--set", f"output_dir={cfg['output_dir']}"]
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert "SHA256SUMS is missing" in err and "write_checksums" in err
+def test_checksums_are_in_the_sha256sum_format(tmp_path, monkeypatch):
+    """`sha256sum -c` reads the file (the paths as given, relative to where it runs)."""
+    monkeypatch.chdir(tmp_path)
+    Path("a").mkdir()
+    Path("a/one.txt").write_text("one\n")
+    Path("two.csv").write_bytes(b"x,y\n1,2\n")
+    sums = verification.write_checksums(["a/one.txt", "two.csv"], "out/SHA256SUMS")
+    digest = hashlib.sha256(b"one\n").hexdigest()
+    assert sums.read_text().splitlines()[0] == f"{digest}  a/one.txt"
+    assert verification.read_checksums(sums) == [
+        (digest, "a/one.txt"),
+        (hashlib.sha256(b"x,y\n1,2\n").hexdigest(), "two.csv"),
+    ]
+    if shutil.which("sha256sum") is None:
+        pytest.skip("no sha256sum on this machine")
+    checked = subprocess.run(["sha256sum", "-c", str(sums)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    Path("two.csv").write_text("changed\n")
+    assert subprocess.run(["sha256sum", "-c", str(sums)], capture_output=True).returncode == 1
+    assert verification.check_checksums(sums)[0].startswith("two.csv: changed")
 
 
 def test_write_checksums_refuses_missing_files(tmp_path):
-    cfg = smoke(tmp_path)
+    out = tmp_path / "SHA256SUMS"
     with pytest.raises(verification.VerificationError, match="missing"):
-        verification.write_checksums(cfg, [tmp_path / "nope.csv"])
-    assert not verification.checksums_path(cfg).exists()
+        verification.write_checksums([tmp_path / "nope.csv"], out)
+    assert not out.exists()
 
 
 # --------------------------------------------------------------------------- table, fetch
 
 
 def test_verification_table_for_the_paper_has_no_checksum_row(tmp_path, synthetic):
-    cfg = smoke(tmp_path, *synthetic)
-    in_band_reruns(cfg)
-    md, tex = verification.make_verification_table(cfg)
+    in_band_reruns(tmp_path)
+    md, tex = tmp_path / "tables/verification.md", tmp_path / "tables/verification.tex"
+    inputs = rerun_inputs(tmp_path, published_csvs=True)
+    written = verification.make_verification_table(claims(*synthetic), inputs, md, tex)
+    assert written == [md, tex]
     text = md.read_text()
     assert "| Claim | Published | Recomputed | Rerun | Tolerance | Verdict | Affected by |" in text
     assert "SHA256SUMS" not in text
@@ -529,22 +690,41 @@ def test_verification_table_for_the_paper_has_no_checksum_row(tmp_path, syntheti
     assert "| FAIL |" in text
 
 
-def test_offline_fetch_names_url_path_and_hash(tmp_path, monkeypatch):
-    def offline(*args, **kwargs):
-        raise urllib.error.URLError("no network")
+def offline(*args, **kwargs):
+    raise urllib.error.URLError("no network")
 
+
+def test_offline_fetch_names_url_and_where_to_place_the_file(tmp_path, monkeypatch):
     monkeypatch.setattr(published.urllib.request, "urlopen", offline)
-    cfg = smoke(tmp_path, "published.use_predictions=true")
+    spec = claims().runs["baseline"]["predictions"]
+    path = downloads(tmp_path)["baseline"]
     with pytest.raises(published.PublishedError) as error:
-        verification.verify_published(cfg)
+        published.fetch(spec["url"], spec["sha256"], path)
+    message = str(error.value)
+    assert "\n" not in message  # one line on the console
+    assert spec["url"] in message and str(path) in message and spec["sha256"] in message
+    assert "by hand" in message
+    assert not path.parent.exists() or not any(path.parent.iterdir())  # nothing half-written
+
+
+def test_offline_check_names_every_missing_file_at_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(published.urllib.request, "urlopen", offline)
+    checked = claims()
+    with pytest.raises(published.PublishedError) as error:
+        verification.verify_published(checked, downloads(tmp_path))
     message = str(error.value)
     assert message.startswith("2 published files cannot be used")  # both named at once
-    for run in ("baseline", "improved"):
-        spec = cfg["published"]["runs"][run]["predictions"]
-        assert spec["url"] in message and spec["sha256"] in message
-        assert str(published.local_path(cfg, run)) in message
-    assert "by hand" in message
-    assert not any((tmp_path / "downloads").glob("*"))  # nothing half-written
+    for run, path in downloads(tmp_path).items():
+        spec = checked.runs[run]["predictions"]
+        assert spec["url"] in message and spec["sha256"] in message and str(path) in message
+    assert not any((tmp_path / "downloads").glob("*"))
+
+
+def test_a_placed_file_is_verified_not_downloaded(tmp_path, synthetic, monkeypatch):
+    monkeypatch.setattr(published.urllib.request, "urlopen", offline)
+    spec = claims(*synthetic).runs["baseline"]["predictions"]
+    path = downloads(tmp_path)["baseline"]
+    assert published.fetch(spec["url"], spec["sha256"], path) == path
 
 
 def test_a_download_with_another_hash_is_refused_naming_url_and_destination(tmp_path, monkeypatch):
@@ -557,36 +737,11 @@ def test_a_download_with_another_hash_is_refused_naming_url_and_destination(tmp_
 
     other = b"Ground_Truth,Prediction,Is_Correct\n"
     monkeypatch.setattr(published.urllib.request, "urlopen", lambda url, timeout: Response(other))
-    cfg = smoke(tmp_path, "published.use_predictions=true")
+    spec = claims().runs["baseline"]["predictions"]
+    destination = downloads(tmp_path)["baseline"]
     with pytest.raises(published.PublishedError) as error:
-        published.fetch(cfg, "baseline")
+        published.fetch(spec["url"], spec["sha256"], destination)
     message = str(error.value)
-    spec = cfg["published"]["runs"]["baseline"]["predictions"]
-    destination = published.local_path(cfg, "baseline")
     assert spec["url"] in message and spec["sha256"] in message and str(destination) in message
     assert ".tmp" not in message and "refused" in message
-    assert not any((tmp_path / "downloads").glob("*"))  # neither the file nor a temporary one
-
-
-def test_verify_help_names_its_modes(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["verify", "--help"])
-    assert exit_info.value.code == 0
-    text = capsys.readouterr().out
-    for option in ("--published-only", "--check", "--write-table", "--write-checksums", "--set"):
-        assert option in text
-
-
-def test_check_does_not_go_with_a_write(tmp_path, capsys):
-    argv = ["verify", "--write-table", "--check", "--config", str(CONFIG), "--config", str(SMOKE)]
-    assert main([*argv, "--set", f"output_dir={tmp_path}"]) == 2
-    assert "--check and --out go with a check" in capsys.readouterr().err
-    assert not any(tmp_path.iterdir())
-
-
-def test_fetching_an_unknown_published_run_names_the_known_ones(tmp_path):
-    cfg = smoke(tmp_path, "published.use_predictions=true")
-    with pytest.raises(
-        published.PublishedError, match=r"no published run 'nope' .*baseline, improved"
-    ):
-        published.fetch(cfg, "nope")
+    assert not any(destination.parent.glob("*"))  # neither the file nor a temporary one

@@ -114,13 +114,16 @@ def test_changing_a_plot_option_reruns_only_figures(workflow):
 @pytest.mark.parametrize(
     ("setting", "reruns"),
     [
-        ("performance:\n  channels_last: false\n  chunk_batches: 2\n", False),
+        # every setting the run reads reruns its job; display and speed settings then resume
+        # its finished checkpoint (test_performance: the digest is unchanged) and only
+        # evaluate and render again
+        ("performance:\n  channels_last: false\n  chunk_batches: 2\n", True),
         ("performance:\n  float32_matmul_precision: high\n", True),  # TF32: other numerics
-        # display and speed settings rerun the job (to evaluate and render again) but resume
-        # its finished checkpoint: test_performance shows the digest is unchanged
         ("experiments:\n  baseline:\n    title: Another title\n", True),
         ("experiments:\n  improved:\n    train: {eval_batch_size: 64}\n", True),
         ("deterministic: true\n", True),  # other kernels
+        ("figures:\n  dpi: 99\n", False),  # the notebook's grids do not read the dpi
+        ("published:\n  repository: https://example.org/fork\n", False),
     ],
 )
 def test_which_settings_rerun_the_experiment_job(workflow, setting, reruns):
@@ -128,6 +131,74 @@ def test_which_settings_rerun_the_experiment_job(workflow, setting, reruns):
     (workdir / "config" / "speed.yaml").write_text(setting)
     result = snakemake(workdir, "--dry-run", configs=("config/test.yaml", "config/speed.yaml"))
     assert ("run_experiment" in result.stdout + result.stderr) is reruns
+
+
+@pytest.mark.parametrize(
+    ("setting", "rule"),
+    [
+        # what the paper's macros read: a change there rewrites numbers.tex and nothing upstream
+        ("published:\n  commit: 0123456789abcdef0123456789abcdef01234567\n", "make_paper_inputs"),
+        ("discrepancies: []\n", "make_discrepancies_table"),
+    ],
+)
+def test_a_changed_value_reruns_the_rules_that_read_it(workflow, setting, rule):
+    workdir, _, _ = workflow
+    (workdir / "config" / "value.yaml").write_text(setting)
+    result = snakemake(workdir, "--dry-run", configs=("config/test.yaml", "config/value.yaml"))
+    planned = result.stdout + result.stderr
+    assert rule in planned
+    assert "run_experiment" not in planned and "prepare_data" not in planned
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
+    """Every file under `folder`: its modification time and content."""
+    return {
+        str(path.relative_to(folder)): (path.stat().st_mtime_ns, path.read_bytes())
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and ".snakemake" not in path.parts
+    }
+
+
+def test_loading_or_dry_running_the_workflow_writes_nothing(workflow, tmp_path):
+    workdir, _, _ = workflow
+    before = snapshot(workdir)
+    # another seed while the run's results exist: a dry run plans, and changes nothing
+    snakemake(workdir, "--dry-run", "--config", "seed=7")
+    snakemake(workdir, "--lint", check=False)
+    assert snapshot(workdir) == before
+    fresh = copy_workflow(tmp_path / "fresh", tmp_path / "cache")
+    snakemake(fresh, "--dry-run")
+    assert not (fresh / "results").exists()
+
+
+def test_the_pdf_is_a_config_value(workflow):
+    workdir, _, _ = workflow
+    (workdir / "config" / "nopdf.yaml").write_text("paper_pdf: false\n")
+    without = snakemake(
+        workdir, "--dry-run", "--forceall", configs=("config/test.yaml", "config/nopdf.yaml")
+    )
+    with_pdf = snakemake(workdir, "--dry-run", "--forceall")
+    assert "build_paper" not in without.stdout + without.stderr
+    assert "build_paper" in with_pdf.stdout + with_pdf.stderr
+
+
+def test_training_jobs_leave_a_benchmark_file(workflow):
+    workdir, _, _ = workflow
+    for experiment in ("baseline", "improved"):
+        tsv = workdir / "results/demo/benchmarks/run_experiment" / f"{experiment}.tsv"
+        header, values = tsv.read_text().splitlines()[:2]
+        assert header.split("\t")[0] == "s" and float(values.split("\t")[0]) > 0
+
+
+def test_the_rendered_notebook_is_a_document(workflow):
+    workdir, _, _ = workflow
+    for experiment, other in (("baseline", "improved"), ("improved", "baseline")):
+        nb = json.loads((workdir / "results/demo" / experiment / "experiment.ipynb").read_text())
+        outputs = [o for cell in nb["cells"] for o in cell.get("outputs", [])]
+        assert not [o for o in outputs if o.get("name") == "stderr"]  # no warnings
+        text = json.dumps(nb)
+        assert f"How it differs from `{other}`" in text
+        assert "Against the published claim" in text and "agrees with" in text
 
 
 def test_a_failing_notebook_cell_fails_the_rule_and_names_the_cell(workflow, tmp_path):
@@ -165,10 +236,11 @@ def test_verify_passes_and_a_tampered_result_fails_the_check(workflow):
     tampered = out / "tables" / "results.md"
     original, stat = tampered.read_bytes(), tampered.stat()
     tampered.write_bytes(original + b"\n")
-    command = [sys.executable, "-m", "convnext_tinyimagenet", "verify", "--check", "--config"]
+    record, config = "results/demo/verification.json", "results/demo/config.yaml"
+    command = [sys.executable, "-m", "convnext_tinyimagenet", "verify", "--check", record]
     try:
         check = subprocess.run(
-            [*command, "results/demo/config.yaml"],
+            [*command, "--config", config],
             cwd=workdir,
             capture_output=True,
             text=True,

@@ -25,9 +25,10 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from . import atomic
+from .errors import ArtifactError
 
 
-class CheckpointError(Exception):
+class CheckpointError(ArtifactError):
     """A checkpoint that cannot be used (named in the message)."""
 
 

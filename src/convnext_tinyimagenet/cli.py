@@ -15,7 +15,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import paths
 from .checkpoint import CheckpointError
 from .config import DEFAULT_CONFIG, ConfigError, experiment_config, load_config
 from .data import DataError
@@ -23,6 +22,7 @@ from .figures import ResultFileError
 from .models import ModelError
 from .paper import PaperError
 from .published import PublishedError
+from .run_folder import run_dir
 from .runner import RunError
 from .verification import VerificationError
 
@@ -60,7 +60,7 @@ def _common(parser: argparse.ArgumentParser, *, experiment: bool) -> None:
             "--experiment", required=True, help="experiment name in the config (baseline, improved)"
         )
         parser.add_argument(
-            "--out", type=Path, help="output folder (default: results/<experiment>)"
+            "--out", type=Path, help="the run's folder (default: <output_dir>/<experiment>)"
         )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -94,18 +94,6 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate --out/model.safetensors: predictions.csv and summary.json.",
     )
     _common(evaluate, experiment=True)
-    step = commands.add_parser(
-        "step",
-        help="one workflow step (what a Snakemake rule runs)",
-        description="Run one step of the workflow by its rule name; outputs go under the "
-        "config's output_dir. Steps: " + ", ".join(STEPS),
-    )
-    step.add_argument("name", choices=sorted(STEPS), metavar="NAME", help="the step's rule name")
-    _common(step, experiment=False)
-    step.add_argument(
-        "--experiment",
-        help="experiment name, for per-experiment steps (fetch_published: the published run)",
-    )
     _add_verify(commands)
     bench = commands.add_parser(
         "bench",
@@ -131,37 +119,29 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_verify(commands: argparse._SubParsersAction) -> None:
     verify = commands.add_parser(
         "verify",
-        help="check the published claims, the reruns against them, and the checksums",
-        description="Recompute the published claims from the published prediction CSVs "
-        "(sha256-verified), compare each rerun with its band (config verification.reruns), "
-        "print one table and write <output_dir>/verification.json. Exit status 1 when a claim "
-        "fails or (with --check) a checksummed file changed; 2 when something is missing.",
+        help="check results received from elsewhere again: claims, reruns, checksums",
+        description="Check again the files a verdict JSON of the workflow records (it names the "
+        "published CSVs, each rerun's summary and predictions, the data summary and SHA256SUMS, "
+        "as paths relative to the folder the workflow ran in: run this there), against the "
+        "claims and bands of --config (the workflow writes the configuration it ran with to "
+        "<output_dir>/config.yaml). Prints one table; writes nothing unless --out says where. "
+        "Run it before Snakemake, which rebuilds from a changed file and records new checksums. "
+        "Exit status 1 when a claim fails or a checksummed file changed or went missing; 2 when "
+        "something is missing.",
     )
     _common(verify, experiment=False)
-    mode = verify.add_mutually_exclusive_group()
-    mode.add_argument(
-        "--published-only",
-        action="store_true",
-        help="check the published files alone (no rerun needed; writes "
-        "<output_dir>/published/verification.json)",
-    )
-    mode.add_argument(
-        "--write-table",
-        action="store_true",
-        help="write tables/verification.{md,tex} for the paper (published and reruns, no "
-        "checksums) and exit 0 whatever the verdicts, which the table records",
-    )
-    mode.add_argument(
-        "--write-checksums",
-        action="store_true",
-        help="write <output_dir>/SHA256SUMS over every file that goes into the paper",
-    )
     verify.add_argument(
         "--check",
-        action="store_true",
-        help="also recompute <output_dir>/SHA256SUMS; fail naming each changed or missing file",
+        type=Path,
+        required=True,
+        metavar="VERDICT",
+        help="the verdict JSON to check again: <output_dir>/verification.json (after a failed "
+        "check <output_dir>/logs/verify.json; <output_dir>/published/verification.json for the "
+        "published claims alone)",
     )
-    verify.add_argument("--out", type=Path, help="where to write the verification JSON")
+    verify.add_argument(
+        "--out", type=Path, help="also write this check's verdict JSON here (default: print only)"
+    )
 
 
 def _load(args: argparse.Namespace) -> dict:
@@ -184,7 +164,7 @@ def cmd_prepare_data(args: argparse.Namespace) -> int:
 def _experiment_args(args: argparse.Namespace) -> tuple[dict, Path]:
     cfg = _load(args)
     experiment_config(cfg, args.experiment)
-    return cfg, args.out or Path("results") / args.experiment
+    return cfg, args.out or Path(run_dir(cfg["output_dir"], args.experiment))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -203,91 +183,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _needs_store(function):
-    """Wrap a step that also takes the decoded data store (the image grids)."""
-
-    def step(cfg: dict, experiment: str) -> object:
-        from .data import load_store
-
-        return function(cfg, experiment, load_store(cfg["data"], progress=False))
-
-    return step
-
-
-def _steps() -> dict:
-    """Step name (the Snakemake rule's name) -> callable(cfg, experiment)."""
-    from . import fidelity, figures, paper, published, tables
-
-    return {
-        "fetch_published": lambda cfg, run: (
-            [published.fetch(cfg, run)] if run else list(published.fetch_all(cfg).values())
-        ),
-        "summarize_published": lambda cfg, _: published.summarize_published(
-            cfg, paths.published_summary(cfg)
-        ),
-        "plot_learning_curves": lambda cfg, _: figures.plot_learning_curves(cfg),
-        "plot_per_class_accuracy": lambda cfg, _: figures.plot_per_class_accuracy(cfg),
-        "plot_correct_wrong": _needs_store(figures.plot_correct_wrong),
-        "plot_class_grid": _needs_store(figures.plot_class_grid),
-        "make_results_table": lambda cfg, _: tables.make_results_table(cfg),
-        "make_class_table": tables.make_class_table,
-        "make_recipe_table": lambda cfg, _: tables.make_recipe_table(cfg),
-        "make_discrepancies_table": lambda cfg, _: tables.make_discrepancies_table(cfg),
-        "measure_input_fidelity": lambda cfg, _: fidelity.measure_input_fidelity(cfg),
-        "make_paper_inputs": lambda cfg, _: paper.make_paper_inputs(cfg),
-        "build_paper": lambda cfg, _: paper.build_paper_pdf(cfg),
-    }
-
-
-PER_EXPERIMENT_STEPS = {"plot_correct_wrong", "plot_class_grid", "make_class_table"}
-STEPS = (
-    "fetch_published",
-    "summarize_published",
-    "plot_learning_curves",
-    "plot_per_class_accuracy",
-    "plot_correct_wrong",
-    "plot_class_grid",
-    "make_results_table",
-    "make_class_table",
-    "make_recipe_table",
-    "make_discrepancies_table",
-    "measure_input_fidelity",
-    "make_paper_inputs",
-    "build_paper",
-)
-
-
-def cmd_step(args: argparse.Namespace) -> int:
-    cfg = _load(args)
-    if args.name in PER_EXPERIMENT_STEPS:
-        if not args.experiment:
-            raise ConfigError(f"step {args.name} needs --experiment")
-        experiment_config(cfg, args.experiment)
-    result = _steps()[args.name](cfg, args.experiment)
-    for path in result if isinstance(result, list) else []:
-        print(f"wrote {path}")
-    return 0
-
-
 def cmd_verify(args: argparse.Namespace) -> int:
     from . import verification
 
-    cfg = _load(args)
-    writes = args.write_table or args.write_checksums
-    if writes and (args.check or args.out):
-        raise VerificationError("--check and --out go with a check, not with --write-*")
-    if args.write_table:
-        written = verification.make_verification_table(cfg)
-    elif args.write_checksums:
-        files = verification.checksummed_files(cfg)
-        written = [verification.write_checksums(cfg, files)]
-    else:
-        return verification.run_verify(
-            cfg, published_only=args.published_only, check=args.check, out=args.out
-        )
-    for path in written:
-        print(f"wrote {path}")
-    return 0
+    claims = verification.Claims.from_config(_load(args))
+    result = verification.check_record(args.check, claims, out=args.out)
+    print(verification.render(result))
+    return 0 if result["verdict"] == verification.PASS else 1
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -310,7 +212,6 @@ COMMANDS = {
     "prepare-data": cmd_prepare_data,
     "train": cmd_train,
     "evaluate": cmd_evaluate,
-    "step": cmd_step,
     "verify": cmd_verify,
 }
 

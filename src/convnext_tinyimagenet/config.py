@@ -25,6 +25,7 @@ import yaml
 from jsonschema.exceptions import ValidationError, best_match
 
 from . import atomic
+from .errors import ArtifactError
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 DEFAULT_CONFIG = CONFIG_DIR / "config.yaml"
@@ -36,7 +37,7 @@ _FLOAT_12 = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?
 _MAX_VALUE_CHARS = 80
 
 
-class ConfigError(Exception):
+class ConfigError(ArtifactError):
     """A configuration problem, in one line: the key (dotted path), its value, what is allowed."""
 
 
@@ -482,8 +483,8 @@ def run_identity(cfg: Mapping, name: str) -> dict:
     section without :data:`NON_NUMERIC_EXPERIMENT_KEYS`; of the `performance` section only TF32
     matmuls (``float32_matmul_precision`` other than ``highest``), the one setting there that
     changes numerics (cuDNN's TF32 convolutions stay at PyTorch's default, as in the notebooks).
-    The run's checkpoint digest (runner.run_digest) is made from it, and so are the workflow's
-    rerun parameters (:func:`workflow_params`).
+    The run's checkpoint digest (runner.run_digest) is made from it: a change elsewhere in the
+    run's settings reruns the workflow's job, which then reuses its finished checkpoint.
     """
     experiment = experiment_config(cfg, name)
     for *parents, key in NON_NUMERIC_EXPERIMENT_KEYS:
@@ -504,12 +505,18 @@ def run_identity(cfg: Mapping, name: str) -> dict:
     return identity
 
 
-def workflow_params(cfg: Mapping, name: str) -> dict:
-    """What reruns experiment `name`'s workflow job: its :func:`run_identity` plus its whole
-    section, title and speed settings included, so that the notebook, predictions and summary
-    show the current config. A change outside the identity reruns the job without retraining:
-    it finds its finished checkpoint, evaluates and renders again."""
-    return run_identity(cfg, name) | {"experiment": experiment_config(cfg, name)}
+# The config sections one run reads, besides its own experiment's section.
+RUN_SECTIONS = ("seed", "device", "deterministic", "data", "normalize", "performance")
+
+
+def run_settings(cfg: Mapping, name: str) -> dict:
+    """What experiment `name`'s run reads: :data:`RUN_SECTIONS` and its own experiment section.
+
+    Shaped like the whole config (with one experiment), so that the runner reads it the same
+    way; it is the workflow's `run_experiment` params and the run folder's config.yaml.
+    """
+    settings = {key: copy.deepcopy(cfg[key]) for key in RUN_SECTIONS}
+    return settings | {"experiments": {name: experiment_config(cfg, name)}}
 
 
 def config_digest(cfg: Mapping) -> str:
@@ -538,23 +545,6 @@ def config_text(cfg: Mapping) -> str:
 def dump_config(cfg: Mapping, path: Path) -> None:
     """Write the configuration as YAML, atomically (a temporary file, then `os.replace`)."""
     atomic.write_text(path, config_text(cfg))
-
-
-def sync_resolved_config(cfg: Mapping, path: str | Path) -> bool:
-    """Write `cfg` to `path` unless the file already holds exactly that text.
-
-    Leaving an unchanged file alone keeps its modification time, so the workflow can write the
-    resolved config each time it loads without making it look new.
-
-    Returns:
-        True when the file was (re)written.
-    """
-    path = Path(path)
-    text = config_text(cfg)
-    if path.is_file() and path.read_text(encoding="utf-8") == text:
-        return False
-    atomic.write_text(path, text)
-    return True
 
 
 # --------------------------------------------------------------------------- formatting helpers

@@ -33,7 +33,9 @@ from typing import Any
 import numpy as np
 from numpy.lib.format import open_memmap
 from PIL import Image
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain bars: tqdm.auto warns in a notebook without ipywidgets
+
+from .errors import ArtifactError
 
 # Bump when the cache layout or decoding changes: it is part of every fingerprint, so old caches
 # are simply not found again instead of being misread.
@@ -48,7 +50,7 @@ _SPLITS = ("train", "val")
 _ID_DTYPE = "<U16"  # image ids are 16 hex characters
 
 
-class DataError(Exception):
+class DataError(ArtifactError):
     """The data (or the data config) is unusable; the message names the file, split or key."""
 
 

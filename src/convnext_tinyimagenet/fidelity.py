@@ -12,6 +12,7 @@ RandomErasing and normalisation ran on tensors in the notebooks too: there is no
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +23,10 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF  # noqa: N812
 from torchvision.transforms.autoaugment import _apply_op
 
-from . import atomic, paths
+from . import atomic
 from .augment import OPS, apply_op, op_table
 from .data import make_synthetic
-from .tables import write_table
+from .tables import save_table
 from .transforms import resize_uint8
 
 IMAGES = 32  # half uniform noise (the worst case for rounding), half synthetic class images
@@ -135,18 +136,34 @@ def summary(result: dict) -> dict:
     }
 
 
-def measure_input_fidelity(cfg: dict) -> list[Path]:
-    """`<output_dir>/fidelity/input_pipeline.json` and `tables/input_fidelity.{md,tex}`."""
-    augmented = [e["augment"] for e in cfg["experiments"].values()
-                 if (e.get("augment") or {}).get("randaugment")]  # fmt: skip
-    data = cfg["data"]
-    result = measure(int(data["image_size"]), int(data["input_size"]),
-                     augmented[0]["randaugment"] if augmented else None)  # fmt: skip
+def measure_input_fidelity(
+    json_path: Path,
+    md: Path,
+    tex: Path,
+    *,
+    image_size: int,
+    input_size: int,
+    augment: Mapping[str, Mapping],
+) -> list[Path]:
+    """Measure the input pipeline against PIL's kernels; write the result and its table.
+
+    Args:
+        json_path: where the measurement goes, with its :func:`summary`.
+        md, tex: the table for the paper.
+        image_size, input_size: the data's sizes (`data.image_size`, `data.input_size`).
+        augment: experiment name -> its `augment` section; the first with a RandAugment, in
+            order, sets the operations compared (none: only the resize).
+
+    Returns:
+        The JSON, Markdown and LaTeX paths.
+    """
+    augmented = [a for a in augment.values() if (a or {}).get("randaugment")]
+    randaugment = augmented[0]["randaugment"] if augmented else None
+    result = measure(int(image_size), int(input_size), randaugment)
     # The kernels are compared where the notebooks applied them, after the resize. A build with
     # `augment.at: source` augments before it instead: another computation (documented), which
     # this comparison does not describe.
     result["augment_at"] = augmented[0].get("at", "input") if augmented else None
     result["summary"] = summary(result)
-    json_path = atomic.write_json(paths.fidelity_summary(cfg), result)
-    frame = fidelity_frame(result)
-    return [json_path, *write_table(frame, paths.tables_dir(cfg) / "input_fidelity", align="lrrr")]
+    written = atomic.write_json(json_path, result)
+    return [written, *save_table(fidelity_frame(result), md, tex, align="lrrr")]

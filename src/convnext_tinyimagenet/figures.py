@@ -6,8 +6,8 @@ grids, the decoded data store. Two layers:
 
 - ``*_figure`` builders take plain frames/arrays and return a ``matplotlib.figure.Figure`` (no
   pyplot state), so a notebook can display them;
-- ``plot_*`` functions take the config, read the files under ``paths.output_dir(cfg)``, save
-  ``<stem>.png`` and ``<stem>.pdf`` atomically and return the written paths.
+- ``plot_*`` functions take the paths of the files they read and of the PNG and PDF they write
+  (the workflow's rules name them), and the settings they use; they return the written paths.
 
 The published figures these rebuild are listed in ../shared/reference/published-recipe.md
 ("Published figures").
@@ -26,7 +26,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from . import atomic, paths
+from . import atomic
+from .errors import ArtifactError
 
 if TYPE_CHECKING:
     from .data import Store
@@ -54,7 +55,7 @@ WRONG_COLOUR = "tab:red"
 PUBLISHED_EPOCH_COLUMNS = ("train_loss", "val_loss", "train_acc", "val_acc")
 
 
-class ResultFileError(FileNotFoundError):
+class ResultFileError(ArtifactError, FileNotFoundError):
     """A result file that a figure or table needs is missing or empty.
 
     The message names the file and the workflow rule or command that makes it.
@@ -110,13 +111,13 @@ def read_run_predictions(path: Path) -> pd.DataFrame:
     return read_predictions(require(path))
 
 
-def save_figure(fig: Figure, stem: Path, dpi: int) -> list[Path]:
-    """Write `fig` to `<stem>.png` (at `dpi`) and `<stem>.pdf`, each atomically.
+def save_figure(fig: Figure, png: Path, pdf: Path, dpi: int) -> list[Path]:
+    """Write `fig` to `png` (at `dpi`) and to `pdf`, each atomically.
 
     Returns:
         The two written paths, PNG first.
     """
-    png, pdf = stem.with_suffix(".png"), stem.with_suffix(".pdf")
+    png, pdf = Path(png), Path(pdf)
     # The temporary file ends in .tmp, so the format is given explicitly; no creation date in
     # the PDF, so rebuilding from the same files gives the same bytes.
     atomic.write_with(png, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
@@ -245,18 +246,31 @@ def learning_curves_figure(
     return fig
 
 
-def plot_learning_curves(cfg: dict) -> list[Path]:
-    """figures/learning_curves.{png,pdf}: every experiment in config order, published overlaid.
+def plot_learning_curves(
+    metrics: Mapping[str, Path],
+    png: Path,
+    pdf: Path,
+    *,
+    published: Mapping[str, Mapping],
+    titles: Mapping[str, str],
+    dpi: int,
+) -> list[Path]:
+    """The learning curves of every run, published values overlaid, as PNG and PDF.
+
+    Args:
+        metrics: experiment name -> its metrics.jsonl, in the order of the figure's rows.
+        png, pdf: the files to write.
+        published: published run name -> its `published.runs` entry (`epochs`, `best_epoch`,
+            `claim_metric`), drawn in the row of the experiment of the same name.
+        titles: experiment name -> row title.
+        dpi: resolution of the PNG.
 
     Returns:
         The written PNG and PDF paths.
     """
-    names = paths.experiments(cfg)
-    metrics = {n: read_metrics(paths.run_dir(cfg, n) / "metrics.jsonl") for n in names}
-    published = {n: r for n, r in cfg["published"]["runs"].items() if n in metrics}
-    titles = {n: cfg["experiments"][n].get("title", n) for n in names}
-    fig = learning_curves_figure(metrics, published, titles)
-    return save_figure(fig, paths.figures_dir(cfg) / "learning_curves", cfg["figures"]["dpi"])
+    frames = {name: read_metrics(path) for name, path in metrics.items()}
+    fig = learning_curves_figure(frames, published, titles)
+    return save_figure(fig, png, pdf, dpi)
 
 
 # --------------------------------------------------------------------------- image grids
@@ -327,25 +341,22 @@ def correct_wrong_figure(
     return fig
 
 
-def plot_correct_wrong(cfg: dict, experiment: str, store: Store) -> list[Path]:
-    """figures/<experiment>/correct_wrong.{png,pdf} from the run's predictions.csv.
+def plot_correct_wrong(
+    predictions: Path, store: Store, png: Path, pdf: Path, *, samples: int, seed: int, dpi: int
+) -> list[Path]:
+    """`samples` correctly and wrongly classified validation images of one run, as PNG and PDF.
 
     Args:
-        cfg: the loaded config (`figures.samples`, `figures.sample_seed`, `figures.dpi`).
-        experiment: experiment name.
+        predictions: the run's predictions.csv.
         store: the decoded data store the predictions were made on (validation images).
+        png, pdf: the files to write.
+        samples: images per row (`figures.samples`).
+        seed: the draw's pandas `random_state` (`figures.sample_seed`).
+        dpi: resolution of the PNG.
     """
-    predictions = read_run_predictions(paths.run_dir(cfg, experiment) / "predictions.csv")
-    fig_cfg = cfg["figures"]
-    fig = correct_wrong_figure(
-        predictions,
-        store.val.images,
-        store.classes,
-        int(fig_cfg["samples"]),
-        int(fig_cfg["sample_seed"]),
-    )
-    stem = paths.figures_dir(cfg) / experiment / "correct_wrong"
-    return save_figure(fig, stem, fig_cfg["dpi"])
+    frame = read_run_predictions(predictions)
+    fig = correct_wrong_figure(frame, store.val.images, store.classes, int(samples), int(seed))
+    return save_figure(fig, png, pdf, dpi)
 
 
 def pick_class_examples(predictions: pd.DataFrame, n_classes: int, seed: int) -> pd.DataFrame:
@@ -392,20 +403,23 @@ def class_grid_figure(
     return fig
 
 
-def plot_class_grid(cfg: dict, experiment: str, store: Store) -> list[Path]:
-    """figures/<experiment>/class_grid.{png,pdf}: one image per class 0..grid_classes-1."""
-    predictions = read_run_predictions(paths.run_dir(cfg, experiment) / "predictions.csv")
-    fig_cfg = cfg["figures"]
-    n_classes = min(int(fig_cfg["grid_classes"]), len(store.classes))
-    fig = class_grid_figure(
-        predictions,
-        store.val.images,
-        store.classes,
-        n_classes,
-        int(fig_cfg["grid_seed"]),
-    )
-    stem = paths.figures_dir(cfg) / experiment / "class_grid"
-    return save_figure(fig, stem, fig_cfg["dpi"])
+def plot_class_grid(
+    predictions: Path, store: Store, png: Path, pdf: Path, *, classes: int, seed: int, dpi: int
+) -> list[Path]:
+    """One validation image per class 0..classes-1 of one run, as PNG and PDF.
+
+    Args:
+        predictions: the run's predictions.csv.
+        store: the decoded data store the predictions were made on (validation images).
+        png, pdf: the files to write.
+        classes: classes drawn (`figures.grid_classes`), at most as many as the store has.
+        seed: seed of the draw (`figures.grid_seed`).
+        dpi: resolution of the PNG.
+    """
+    frame = read_run_predictions(predictions)
+    n_classes = min(int(classes), len(store.classes))
+    fig = class_grid_figure(frame, store.val.images, store.classes, n_classes, int(seed))
+    return save_figure(fig, png, pdf, dpi)
 
 
 # --------------------------------------------------------------------------- per-class accuracy
@@ -485,11 +499,16 @@ def per_class_accuracy_figure(
     return fig
 
 
-def plot_per_class_accuracy(cfg: dict) -> list[Path]:
-    """figures/per_class_accuracy.{png,pdf}: the second experiment against the first."""
-    names = paths.experiments(cfg)[:2]
-    per_class = {
-        n: read_summary(paths.run_dir(cfg, n) / "summary.json")["per_class"] for n in names
-    }
+def plot_per_class_accuracy(
+    summaries: Mapping[str, Path], png: Path, pdf: Path, *, dpi: int
+) -> list[Path]:
+    """The per-class accuracy of the second run against the first, as PNG and PDF.
+
+    Args:
+        summaries: run name -> its summary.json; the first two are compared, labelled by name.
+        png, pdf: the files to write.
+        dpi: resolution of the PNG.
+    """
+    per_class = {name: read_summary(path)["per_class"] for name, path in summaries.items()}
     fig = per_class_accuracy_figure(per_class)
-    return save_figure(fig, paths.figures_dir(cfg) / "per_class_accuracy", cfg["figures"]["dpi"])
+    return save_figure(fig, png, pdf, dpi)

@@ -25,13 +25,15 @@ import timm
 import torch
 from torch import nn
 
+from .errors import ArtifactError
+
 log = logging.getLogger(__name__)
 
 HEADS = ("linear", "token_attention")
 DEFAULT_DROPOUT = 0.2  # the notebook's value for both dropouts of the attention module
 
 
-class ModelError(Exception):
+class ModelError(ArtifactError):
     """A model config, weights file or trainable-module list that cannot be used."""
 
 

@@ -7,28 +7,37 @@ result files, like the workflow's own figures.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from . import figures, tables
-from .config import experiment_config, load_config
+from .config import experiment_config, load_config, run_settings
 from .data import Store, load_store
 from .evaluation import read_predictions
+from .run_folder import RunFolder
 from .runner import evaluate_experiment, train_experiment
+from .verification import check_rerun
 
 
-def setup(config_path: str, device: str) -> dict:
-    """Load and validate the config (with `device` applied) and send progress logs to stdout."""
+def setup(settings: dict | None, experiment: str, config_path: str) -> dict:
+    """This run's settings, and progress logs sent to stdout (the notebook's output).
+
+    Args:
+        settings: the run's settings as the workflow passes them (config.run_settings), or None
+            when the notebook is opened by hand: then they are read from `config_path`.
+        experiment: the experiment's name.
+        config_path: the config file read when `settings` is None.
+    """
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)
     shell = _ipython()
     if shell is not None:  # figures returned by a cell are shown as embedded PNGs
         shell.run_line_magic("matplotlib", "inline")
-    return load_config([config_path], [f"device={device}"])
+    if settings is None:
+        settings = run_settings(load_config([config_path]), experiment)
+    return settings
 
 
 def _ipython():
@@ -39,17 +48,97 @@ def _ipython():
     return get_ipython()
 
 
-def resolved_config(cfg: dict, experiment: str) -> str:
-    """The experiment's resolved settings with the data and seed they run on, as YAML."""
-    shown = {
-        "experiment": experiment,
-        "seed": cfg["seed"],
-        "device": cfg["device"],
-        "data": cfg["data"],
-        "normalize": cfg["normalize"],
-        **experiment_config(cfg, experiment),
+def _groups(exp: dict) -> str:
+    return " + ".join(group["name"] for group in exp["trainable"])
+
+
+def _augmentation(exp: dict) -> str:
+    augment = exp["augment"]
+    parts = []
+    if augment["randaugment"]:
+        ra = augment["randaugment"]
+        parts.append(f"RandAugment({ra['num_ops']} ops, magnitude {ra['magnitude']})")
+    if augment["random_erasing"]:
+        parts.append(f"RandomErasing(p={augment['random_erasing']['p']})")
+    return " + ".join(parts) or "none"
+
+
+def _scheduler(exp: dict) -> str:
+    scheduler = exp["train"]["scheduler"]
+    return "constant" if not scheduler else f"{scheduler['name']} (T_max {scheduler['t_max']})"
+
+
+# What a reader compares between two recipes: label -> how to read it off an experiment section.
+ASPECTS = {
+    "pretrained weights": lambda exp: f"`{exp['model']['tag']}`",
+    "head": lambda exp: exp["model"]["head"],
+    "what trains": _groups,
+    "augmentation": _augmentation,
+    "label smoothing": lambda exp: str(exp["train"]["label_smoothing"]),
+    "precision": lambda exp: exp["train"]["precision"],
+    "learning-rate schedule": _scheduler,
+    "early stopping on": lambda exp: exp["train"]["early_stopping"]["monitor"],
+}
+
+
+def introduction(cfg: dict, experiment: str, reference: dict | None) -> str:
+    """A generated paragraph: what this run does, and how it differs from `reference`.
+
+    Args:
+        cfg: this run's settings (config.run_settings).
+        experiment: its name.
+        reference: `{"name": ..., "settings": <experiment section>}` of the run it is compared
+            with (the other published run), or None.
+    """
+    exp = experiment_config(cfg, experiment)
+    stop = exp["train"]["early_stopping"]
+    cap = f"at most {stop['max_epochs']} epochs" if stop["max_epochs"] else "no epoch cap"
+    text = (
+        f"**{exp.get('title', experiment)}.** This notebook trains `{experiment}`: ConvNeXt-Tiny "
+        f"from {ASPECTS['pretrained weights'](exp)} with a {exp['model']['head']} head, tuning "
+        f"{_groups(exp)} with AdamW at batch {exp['train']['batch_size']} on "
+        f"{cfg['data']['source']} data resized to {cfg['data']['input_size']} px, until "
+        f"{stop['monitor']} has not improved for {stop['patience']} epochs ({cap}); then it "
+        f"evaluates the best epoch on the validation split."
+    )
+    if reference is None:
+        return text
+    other = reference["settings"]
+    changes = [
+        f"- {label}: {read(exp)} (`{reference['name']}`: {read(other)})"
+        for label, read in ASPECTS.items()
+        if read(exp) != read(other)
+    ]
+    if not changes:
+        return text + f"\n\nIts recipe equals `{reference['name']}`'s in every listed aspect."
+    return text + f"\n\nHow it differs from `{reference['name']}`:\n\n" + "\n".join(changes)
+
+
+def _flatten(value: object, prefix: str = "") -> dict[str, str]:
+    if isinstance(value, dict) and value:
+        flat: dict[str, str] = {}
+        for key, item in value.items():
+            flat |= _flatten(item, f"{prefix}.{key}" if prefix else str(key))
+        return flat
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return {
+            f"{prefix}.{item.get('name', index)}": ", ".join(f"{k} {v}" for k, v in item.items())
+            for index, item in enumerate(value)
+        }
+    return {prefix: "null" if value is None else str(value)}
+
+
+def settings_table(cfg: dict, experiment: str) -> pd.DataFrame:
+    """The run's settings, one row per key: what the run read, compactly."""
+    data = cfg["data"]
+    rows = {
+        "seed": str(cfg["seed"]),
+        "device": str(cfg["device"]),
+        "data": f"{data['source']}, {data['image_size']} px images -> {data['input_size']} px",
     }
-    return yaml.safe_dump(shown, sort_keys=False)
+    shown = {k: v for k, v in experiment_config(cfg, experiment).items() if k != "title"}
+    rows |= _flatten(shown)
+    return pd.DataFrame({"value": rows}).rename_axis("setting")
 
 
 def data_summary(cfg: dict) -> tuple[Store, pd.DataFrame]:
@@ -74,13 +163,12 @@ def train(cfg: dict, experiment: str, out_dir: str) -> pd.DataFrame:
     return pd.DataFrame(history)[[*columns, "seconds", "best"]].set_index("epoch").round(4)
 
 
-def learning_curves(cfg: dict, experiment: str, out_dir: str):
-    """This run's learning curves with the published values overlaid."""
-    metrics = {experiment: figures.read_metrics(Path(out_dir) / "metrics.jsonl")}
-    published = cfg["published"]["runs"]
+def learning_curves(cfg: dict, experiment: str, out_dir: str, published: dict | None):
+    """This run's learning curves with the published run's values overlaid (when there is one)."""
+    metrics = {experiment: figures.read_metrics(RunFolder(out_dir).metrics)}
     return figures.learning_curves_figure(
         metrics,
-        {experiment: published[experiment]} if experiment in published else None,
+        {experiment: published} if published is not None else None,
         {experiment: experiment_config(cfg, experiment).get("title", experiment)},
     )
 
@@ -105,26 +193,51 @@ def classes(summary: dict, k: int = 5) -> pd.DataFrame:
     return tables.class_frame(summary, k)
 
 
-def correct_wrong(cfg: dict, out_dir: str, store: Store):
+def correct_wrong(options: dict, out_dir: str, store: Store):
     """The seeded 8-correct / 8-wrong grid, from predictions.csv."""
-    predictions = read_predictions(Path(out_dir) / "predictions.csv")
-    options = cfg["figures"]
+    predictions = read_predictions(RunFolder(out_dir).predictions)
     return figures.correct_wrong_figure(
         predictions, store.val.images, store.classes, options["samples"], options["sample_seed"]
     )
 
 
-def class_grid(cfg: dict, out_dir: str, store: Store):
+def class_grid(options: dict, out_dir: str, store: Store):
     """One validation image per class (the first classes), from predictions.csv."""
-    predictions = read_predictions(Path(out_dir) / "predictions.csv")
-    n_classes = min(cfg["figures"]["grid_classes"], len(store.classes))
+    predictions = read_predictions(RunFolder(out_dir).predictions)
+    n_classes = min(options["grid_classes"], len(store.classes))
     return figures.class_grid_figure(
-        predictions, store.val.images, store.classes, n_classes, cfg["figures"]["grid_seed"]
+        predictions, store.val.images, store.classes, n_classes, options["grid_seed"]
     )
 
 
-def summary_json(out_dir: str) -> str:
-    """summary.json of a run, without the per-class list, for display."""
-    summary = json.loads((Path(out_dir) / "summary.json").read_text())
-    summary.pop("per_class", None)
-    return json.dumps(summary, indent=2)
+def against_claim(
+    experiment: str, summary: dict, published: dict | None, band: dict | None
+) -> tuple[str, pd.DataFrame]:
+    """The rerun against the published claim: a sentence with the verdict, and its numbers.
+
+    The rerun's figure is computed as the claim was (exact or batch mean); when the config sets
+    an explicit `expected` (the demo's synthetic data), it is checked against that instead, and
+    the published claim is shown for reference.
+    """
+    check = check_rerun(experiment, summary, published, band)
+    low, high = summary["wilson95"]
+    rows = {
+        "rerun, exact accuracy %": f"{summary['accuracy']:.2f}",
+        "95 % Wilson interval %": f"[{low:.2f}, {high:.2f}]",
+        "rerun, mean of batch accuracies %": f"{summary['accuracy_batch_mean']:.2f}",
+        "published claim %": "n/a" if published is None else f"{published['claim']:.2f}",
+    }
+    if "expected" not in check:
+        return f"Not checked: {check['reason']}.", pd.DataFrame({"value": rows})
+    rows |= {
+        "checked against": f"{check['expected']:.2f} ({check['basis']}, {check['metric']})",
+        "tolerance pp": f"{check['tolerance_pp']:.2f}",
+        "difference pp": f"{check['difference']:+.2f}",
+        "verdict": check["verdict"],
+    }
+    agrees = "agrees with" if check["verdict"] == "pass" else "does NOT agree with"
+    sentence = (
+        f"The rerun's {check['metric']} accuracy, {check['value']:.2f} %, {agrees} "
+        f"{check['expected']:.2f} % ({check['basis']}) within {check['tolerance_pp']:.2f} pp."
+    )
+    return sentence, pd.DataFrame({"value": rows})

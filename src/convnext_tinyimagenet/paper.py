@@ -1,11 +1,11 @@
-"""The paper's generated inputs (`<output_dir>/paper/generated/`) and its PDF build.
+"""The paper's numbers: every value `paper/paper.tex` prints, as `\\newcommand` macros.
 
-The TeX source (`paper/paper.tex`) types no number: every accuracy, interval, count, size and
-hyperparameter it prints is a `\\newcommand` macro written here from the result files
-(`summary.json`, `metrics.jsonl`, `provenance.json`, `data.json`, the published summary) and the
-config, or sits in a table written by the tables step. `make_paper_inputs` gathers all of it into
-`<output_dir>/paper/generated/`; `build_paper_pdf` runs latexmk there on `paper/paper.tex` and
-puts the PDF at `<output_dir>/paper.pdf`.
+The TeX source types no number: every accuracy, interval, count, size and hyperparameter it
+prints is a macro written here from the result files (`summary.json`, `metrics.jsonl`,
+`provenance.json`, `data.json`, the input-fidelity measurement, the published summary) and the
+config values the text cites (:class:`PaperConfig`), or sits in a table the tables rules write.
+Rule `make_paper_inputs` writes the macros (`numbers.tex`) with :func:`make_paper_inputs`; rule
+`build_paper` runs latexmk on the source (rules/paper.smk).
 
 Macro names are letters only (TeX control words cannot hold digits): the experiment name in
 CamelCase, then what it is, e.g. `BaselineRerunAcc`, `ImprovedStagesThreeLr`.
@@ -16,40 +16,55 @@ from __future__ import annotations
 import json
 import math
 import re
-import shutil
-import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import atomic, paths
+from . import atomic
+from .errors import ArtifactError
 from .stats import newcombe_difference
 from .tables import latex_escape
 
 NA = "n/a"
-FIGURE_EXPERIMENT = "improved"  # the run whose sample grids the paper shows
-# verification: published claims and reruns checked, written before the checksums (verification.py)
-TABLES = ("results", "recipe", "discrepancies", "verification", "input_fidelity")
-LATEXMK_COMMAND = ("latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-outdir=build")
-TEX_PACKAGES = "latexmk texlive-latex-recommended texlive-latex-extra"
+# the run whose sample grids the paper shows: paper.tex includes figures/improved/*.pdf, and
+# rules/paper.smk names them as build_paper's inputs
+FIGURE_EXPERIMENT = "improved"
 DIGIT_WORDS = ("Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine")
 _MACRO_NAME = re.compile(r"^[A-Za-z]+$")
 
 
-class PaperError(Exception):
-    """The paper cannot be prepared or built; the message says why and what to do."""
+class PaperError(ArtifactError):
+    """The paper's numbers cannot be written; the message says why."""
 
 
 class MissingInputError(PaperError, FileNotFoundError):
-    """A result file the paper needs does not exist; the message names it and its maker."""
+    """A result file handed to the paper does not exist; the message names it."""
 
 
-class PaperToolError(PaperError):
-    """The TeX tools that build the PDF are not installed."""
+@dataclass(frozen=True)
+class PaperConfig:
+    """The config values the paper's text cites (rule make_paper_inputs' params).
 
+    Attributes:
+        experiments: config `experiments` in order; the last is compared with the first.
+        published_runs: config `published.runs` (the README's claims, epochs and minutes).
+        published_repository: config `published.repository`.
+        published_commit: config `published.commit` (the text cites its first 7 characters).
+        figures: config `figures` (how many samples and grid classes, and their seeds).
+        input_size: config `data.input_size`, the side every image is resized to.
+        seed: config `seed`.
+        output_dir: config `output_dir`, where the text says the results are.
+    """
 
-class LatexError(PaperError):
-    """LaTeX stopped on an error; the message quotes it and names the log."""
+    experiments: Mapping[str, dict]
+    published_runs: Mapping[str, dict]
+    published_repository: str
+    published_commit: str
+    figures: Mapping[str, Any]
+    input_size: int
+    seed: int
+    output_dir: str
 
 
 # --------------------------------------------------------------------------- formatting
@@ -103,7 +118,7 @@ def number(value: float | None) -> str:
 
 
 def macros(
-    cfg: dict,
+    config: PaperConfig,
     summaries: Mapping[str, dict],
     published: Mapping[str, dict] | None,
     data_info: dict,
@@ -115,32 +130,32 @@ def macros(
     """Every number and fact the paper prints, as LaTeX-ready strings keyed by macro name.
 
     Args:
-        cfg: the validated configuration the results were made with.
+        config: the config values the text cites.
         summaries: experiment → its `summary.json`.
-        published: run → figures recomputed from the published predictions
-            (`paths.published_summary`), or None when they were not used: those values
-            then read `n/a` and `PublishedAvailable` is `false`.
-        data_info: the data store's summary (`paths.data_summary`).
+        published: run → figures recomputed from the published predictions (the published
+            summary), or None when they were not used: those values then read `n/a` and
+            `PublishedAvailable` is `false`.
+        data_info: the data store's summary (`data.json`).
         provenance: experiment → its `provenance.json` (device, versions, precision used).
         metrics: experiment → its `metrics.jsonl` rows (for the training time).
-        fidelity: the input pipeline measured against PIL's (`paths.fidelity_summary`).
+        fidelity: the input pipeline measured against PIL's (`input_pipeline.json`).
 
     Returns:
         Macro name (letters only) → value, already formatted and LaTeX-escaped.
     """
-    values = _data_macros(cfg, data_info)
-    for name in paths.experiments(cfg):
+    values = _data_macros(config, data_info)
+    for name in config.experiments:
         prefix = camel(name)
         summary = summaries[name]
         values |= _prefixed(prefix, _rerun_macros(summary))
-        values |= _prefixed(prefix, _recipe_macros(cfg["experiments"][name], data_info))
-        run = cfg["published"]["runs"].get(name)
+        values |= _prefixed(prefix, _recipe_macros(config.experiments[name], data_info))
+        run = config.published_runs.get(name)
         found = (published or {}).get(name)
         values |= _prefixed(prefix, _published_macros(run, found, summary))
         values |= _prefixed(prefix, _provenance_macros((provenance or {}).get(name)))
         values |= _prefixed(prefix, _time_macros((metrics or {}).get(name)))
-    values |= _comparison_macros(cfg, summaries, published)
-    values |= _figure_macros(cfg)
+    values |= _comparison_macros(config, summaries, published)
+    values |= _figure_macros(config.figures)
     values |= _fidelity_macros(fidelity)
     values |= _environment_macros(provenance)
     for key in values:
@@ -153,40 +168,39 @@ def _prefixed(prefix: str, values: Mapping[str, str]) -> dict[str, str]:
     return {prefix + key: value for key, value in values.items()}
 
 
-def describe_data(cfg: dict, data_info: dict) -> tuple[str, str]:
+def describe_data(data_info: dict) -> tuple[str, str]:
     """(what data, which config) in words; synthetic data is what config/smoke.yaml selects."""
-    source = data_info.get("source", cfg["data"]["source"])
+    source = data_info["source"]
     if source == "synthetic":
         return "synthetic images (smoke config), not TinyImageNet", "smoke"
     if source == "hf":
-        return f"TinyImageNet ({cfg['data']['hf']['id']})", "paper"
+        return f"TinyImageNet ({data_info['id']})", "paper"
     if source == "folder":
         return "TinyImageNet (the original tiny-imagenet-200.zip, unpacked)", "paper"
     return f"{source} data", "custom"
 
 
-def _data_macros(cfg: dict, data_info: dict) -> dict[str, str]:
-    description, config_name = describe_data(cfg, data_info)
-    synthetic = data_info.get("source", cfg["data"]["source"]) == "synthetic"
+def _data_macros(config: PaperConfig, data_info: dict) -> dict[str, str]:
+    description, config_name = describe_data(data_info)
     num_train, num_val = data_info["num_train"], data_info["num_val"]
     num_classes = data_info["num_classes"]
     return {
         "DataDescription": tex_escape(description),
         "ConfigName": tex_escape(config_name),
-        "IsSynthetic": "true" if synthetic else "false",
-        "DataSource": tex_escape(data_info.get("source", cfg["data"]["source"])),
+        "IsSynthetic": "true" if data_info["source"] == "synthetic" else "false",
+        "DataSource": tex_escape(data_info["source"]),
         "DataFingerprint": tex_escape(str(data_info.get("fingerprint", NA))[:12]),
         "TrainImages": count(num_train),
         "ValImages": count(num_val),
         "NumClasses": count(num_classes),
         "TrainPerClass": count(num_train // num_classes) if num_classes else NA,
         "ValPerClass": count(num_val // num_classes) if num_classes else NA,
-        "ImageSize": count(data_info.get("image_size", cfg["data"]["image_size"])),
-        "InputSize": count(cfg["data"]["input_size"]),
-        "Seed": count(cfg["seed"]),
-        "OutputDir": tex_escape(cfg["output_dir"]),
-        "PublishedCommit": tex_escape(str(cfg["published"]["commit"])[:7]),
-        "PublishedRepository": tex_escape(cfg["published"]["repository"]),
+        "ImageSize": count(data_info["image_size"]),
+        "InputSize": count(config.input_size),
+        "Seed": count(config.seed),
+        "OutputDir": tex_escape(config.output_dir),
+        "PublishedCommit": tex_escape(str(config.published_commit)[:7]),
+        "PublishedRepository": tex_escape(config.published_repository),
     }
 
 
@@ -289,10 +303,10 @@ def _time_macros(rows: list[dict] | None) -> dict[str, str]:
 
 
 def _comparison_macros(
-    cfg: dict, summaries: Mapping[str, dict], published: Mapping[str, dict] | None
+    config: PaperConfig, summaries: Mapping[str, dict], published: Mapping[str, dict] | None
 ) -> dict[str, str]:
     """Improved minus baseline: rerun (with an interval), README claims, published exact."""
-    names = paths.experiments(cfg)
+    names = list(config.experiments)
     values = {
         "NumExperiments": count(len(names)),
         "PublishedAvailable": "true" if published else "false",
@@ -306,7 +320,7 @@ def _comparison_macros(
         "RerunDifferenceLow": signed(low),
         "RerunDifferenceHigh": signed(high),
     }
-    runs = cfg["published"]["runs"]
+    runs = config.published_runs
     claims = [runs.get(n, {}).get("claim") for n in (last, first)]
     values["PublishedDifference"] = signed(
         None if None in claims else claims[0] - claims[1]  # type: ignore[operator]
@@ -328,8 +342,7 @@ def _class_changes(before: Mapping[str, float], after: Mapping[str, float]) -> d
     }
 
 
-def _figure_macros(cfg: dict) -> dict[str, str]:
-    figures = cfg["figures"]
+def _figure_macros(figures: Mapping[str, Any]) -> dict[str, str]:
     return {
         "SampleCount": count(figures["samples"]),
         "SampleSeed": count(figures["sample_seed"]),
@@ -392,167 +405,65 @@ def write_macros(values: Mapping[str, str], path: str | Path) -> Path:
 # --------------------------------------------------------------------------- inputs
 
 
-def _read_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
-
-
-def result_inputs(cfg: dict) -> dict[Path, str]:
-    """Result files the macros read → what makes each one (for error messages)."""
-    found: dict[Path, str] = {
-        paths.data_summary(cfg): "`python -m convnext_tinyimagenet prepare-data --out <it>`",
-    }
-    for name in paths.experiments(cfg):
-        run = paths.run_dir(cfg, name)
-        train = f"`python -m convnext_tinyimagenet train --experiment {name}`"
-        found[run / "metrics.jsonl"] = train
-        found[run / "provenance.json"] = train
-        found[run / "summary.json"] = (
-            f"`python -m convnext_tinyimagenet evaluate --experiment {name}`"
-        )
-    found[paths.fidelity_summary(cfg)] = "the step that measures the input pipeline against PIL"
-    if cfg["published"]["use_predictions"]:
-        found[paths.published_summary(cfg)] = (
-            "the step that recomputes the published predictions (set "
-            "published.use_predictions: false to build without them)"
-        )
-    return found
-
-
-def copied_inputs(cfg: dict) -> dict[str, tuple[Path, str]]:
-    """File name in the generated folder → (source file, what makes it)."""
-    tables, figures = paths.tables_dir(cfg), paths.figures_dir(cfg)
-    table_maker = "the tables step (convnext_tinyimagenet.tables)"
-    figure_maker = "the figures step (convnext_tinyimagenet.figures)"
-    names = [*TABLES, *(f"classes_{name}" for name in paths.experiments(cfg))]
-    found = {f"{name}.tex": (tables / f"{name}.tex", table_maker) for name in names}
-    for name in ("learning_curves", "per_class_accuracy"):
-        found[f"{name}.pdf"] = (figures / f"{name}.pdf", figure_maker)
-    for name in ("correct_wrong", "class_grid"):
-        source = figures / FIGURE_EXPERIMENT / f"{name}.pdf"
-        found[f"{name}_{FIGURE_EXPERIMENT}.pdf"] = (source, figure_maker)
-    return found
-
-
-def paper_sources(cfg: dict) -> list[Path]:
-    """Every file `make_paper_inputs` reads (a Snakemake rule's `input:`)."""
-    return [*result_inputs(cfg), *(source for source, _ in copied_inputs(cfg).values())]
-
-
-def _check_exist(needed: Iterable[tuple[Path, str]]) -> None:
-    missing = [f"  {path} (made by {maker})" for path, maker in needed if not path.is_file()]
-    if missing:
-        lines = "\n".join(missing)
-        raise MissingInputError(f"the paper needs {len(missing)} missing file(s):\n{lines}")
-
-
-def make_paper_inputs(cfg: dict, generated_dir: str | Path | None = None) -> list[Path]:
-    """Write `numbers.tex` and copy the tables and figures the paper includes.
+def make_paper_inputs(
+    numbers: str | Path,
+    config: PaperConfig,
+    *,
+    summaries: Sequence[str | Path],
+    metrics: Sequence[str | Path],
+    provenance: Sequence[str | Path],
+    data: str | Path,
+    fidelity: str | Path,
+    published: str | Path | None = None,
+) -> Path:
+    """Write the paper's macros to `numbers` from the result files and the cited config values.
 
     Args:
-        cfg: the validated configuration whose `output_dir` holds the results.
-        generated_dir: where to write; default `<output_dir>/paper/generated/`.
+        numbers: the macros file to write.
+        config: the config values the text cites.
+        summaries: each experiment's `summary.json`, in the order of `config.experiments`.
+        metrics: each experiment's `metrics.jsonl`, in the same order.
+        provenance: each experiment's `provenance.json`, in the same order.
+        data: the data store's summary (`data.json`).
+        fidelity: the input pipeline measured against PIL's (`input_pipeline.json`).
+        published: the figures recomputed from the published predictions, or None when the
+            config does not read them (their macros then read `n/a`).
 
     Returns:
-        The files written, `numbers.tex` first.
+        The path written.
 
     Raises:
-        MissingInputError: a needed file does not exist; names every missing one and its maker.
+        MissingInputError: a file handed in does not exist (one line naming each).
     """
-    out = Path(generated_dir) if generated_dir is not None else paths.paper_generated(cfg)
-    results = result_inputs(cfg)
-    copies = copied_inputs(cfg)
-    _check_exist([*results.items(), *copies.values()])
-    names = paths.experiments(cfg)
-    runs = {name: paths.run_dir(cfg, name) for name in names}
-    published_path = paths.published_summary(cfg)
+    names = list(config.experiments)
+    runs = {"summary": summaries, "metrics": metrics, "provenance": provenance}
+    for kind, files in runs.items():
+        if len(files) != len(names):
+            raise ValueError(f"{len(files)} {kind} files for the {len(names)} experiments {names}")
+    files = [*summaries, *metrics, *provenance, data, fidelity]
+    _check_exist(files if published is None else [*files, published])
     values = macros(
-        cfg,
-        {name: _read_json(run / "summary.json") for name, run in runs.items()},
-        _read_json(published_path) if published_path in results else None,
-        _read_json(paths.data_summary(cfg)),
-        provenance={name: _read_json(run / "provenance.json") for name, run in runs.items()},
-        metrics={name: _read_jsonl(run / "metrics.jsonl") for name, run in runs.items()},
-        fidelity=_read_json(paths.fidelity_summary(cfg)),
+        config,
+        dict(zip(names, map(_read_json, summaries), strict=True)),
+        None if published is None else _read_json(published),
+        _read_json(data),
+        provenance=dict(zip(names, map(_read_json, provenance), strict=True)),
+        metrics=dict(zip(names, map(_read_jsonl, metrics), strict=True)),
+        fidelity=_read_json(fidelity),
     )
-    written = [write_macros(values, out / "numbers.tex")]
-    for target, (source, _) in copies.items():
-        written.append(_copy(source, out / target))
-    return written
+    return write_macros(values, numbers)
 
 
-def _copy(source: Path, target: Path) -> Path:
-    return atomic.write_with(target, lambda tmp: shutil.copyfile(source, tmp))
-
-
-# --------------------------------------------------------------------------- build
-
-
-def build_paper(
-    work_dir: str | Path, source: str | Path | None = None, timeout: float = 600
-) -> Path:
-    """Run latexmk on `source` (default `paper/paper.tex`) in `work_dir`; return the PDF.
-
-    The paper reads its inputs as `generated/...`, relative to `work_dir`; latexmk writes into
-    `work_dir/build/`.
-
-    Raises:
-        PaperToolError: latexmk or pdflatex is not installed (the PDF is skipped).
-        LatexError: LaTeX stopped; the message quotes the first error and names the log.
-    """
-    work_dir = Path(work_dir)
-    source = Path(source) if source is not None else paths.PAPER_SOURCE / "paper.tex"
-    missing = [tool for tool in ("latexmk", "pdflatex") if shutil.which(tool) is None]
+def _check_exist(files: Sequence[str | Path]) -> None:
+    missing = [str(path) for path in files if not Path(path).is_file()]
     if missing:
-        raise PaperToolError(
-            f"{' and '.join(missing)} not found: the paper PDF was skipped. Install the TeX "
-            f"tools that build it: apt-get install {TEX_PACKAGES}"
-        )
-    try:
-        result = subprocess.run(
-            (*LATEXMK_COMMAND, str(source.resolve())),
-            cwd=work_dir,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise LatexError(f"latexmk ran past {timeout:.0f} s in {work_dir}") from exc
-    pdf = work_dir / "build" / f"{source.stem}.pdf"
-    if result.returncode != 0 or not pdf.is_file():
-        raise LatexError(_failure_message(work_dir / "build" / f"{source.stem}.log", result))
-    return pdf
+        raise MissingInputError(f"the paper's numbers need missing file(s): {', '.join(missing)}")
 
 
-def build_paper_pdf(cfg: dict, timeout: float = 600) -> Path:
-    """Build the paper from `<output_dir>/paper/generated/` into `<output_dir>/paper.pdf`."""
-    pdf = build_paper(paths.paper_dir(cfg), timeout=timeout)
-    return _copy(pdf, paths.paper_pdf(cfg))
+def _read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def first_tex_error(log: str, context: int = 3) -> str | None:
-    """The first `! ...` error of a LaTeX log and up to `context` lines after it (where it is)."""
-    lines = log.splitlines()
-    for i, line in enumerate(lines):
-        if line.startswith("!"):
-            quoted = [line]
-            for following in lines[i + 1 : i + 1 + context]:
-                if not following.strip():
-                    break
-                quoted.append(following)
-            return "\n".join(quoted)
-    return None
-
-
-def _failure_message(log_path: Path, result: subprocess.CompletedProcess) -> str:
-    log = log_path.read_text(encoding="utf-8", errors="replace") if log_path.is_file() else ""
-    error = first_tex_error(log)
-    if error is None:
-        tail = "\n".join((result.stdout + result.stderr).splitlines()[-15:])
-        return f"latexmk failed (exit {result.returncode}); its last output:\n{tail}"
-    return f"LaTeX failed (exit {result.returncode}):\n{error}\nfull log: {log_path}"
+def _read_jsonl(path: str | Path) -> list[dict]:
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]

@@ -1,8 +1,9 @@
 """The original study's published prediction CSVs: checksum-verified download and recomputation.
 
-The CSVs are never part of this repository: config pins each one's URL and sha256, and
-:func:`fetch` downloads it on demand into `published.download_dir`. A file whose sha256 differs
-is refused (and never used), whether it was downloaded or placed there by hand.
+The CSVs are never part of this repository: config pins each one's URL and sha256, and the
+workflow's `fetch_published` rule downloads each (:func:`fetch`) to the path it names, in
+`published.download_dir`. A file whose sha256 differs is refused (and never used), whether it was
+downloaded or placed there by hand.
 """
 
 from __future__ import annotations
@@ -10,18 +11,19 @@ from __future__ import annotations
 import hashlib
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import urlparse
 
 import numpy as np
 import pandas as pd
 
 from . import atomic
+from .errors import ArtifactError
 
 PUBLISHED_BATCH_SIZE = 32  # both notebooks' validation batch size
 
 
-class PublishedError(Exception):
+class PublishedError(ArtifactError):
     """A published file that cannot be fetched or does not match its pinned sha256."""
 
 
@@ -34,12 +36,6 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def local_path(cfg: dict, run: str) -> Path:
-    """Where run `run`'s predictions live once fetched: download_dir / the URL's file name."""
-    url = cfg["published"]["runs"][run]["predictions"]["url"]
-    return Path(cfg["published"]["download_dir"]) / Path(urlparse(url).path).name
-
-
 def verify(path: Path, expected: str) -> None:
     """Raise PublishedError unless `path` has sha256 `expected`."""
     actual = sha256(path)
@@ -50,46 +46,51 @@ def verify(path: Path, expected: str) -> None:
         )
 
 
-def fetch(cfg: dict, run: str, *, timeout: float = 30.0) -> Path:
-    """Return the verified local copy of run `run`'s published predictions, downloading it once.
+def fetch(url: str, expected: str, path: Path, *, timeout: float = 30.0) -> Path:
+    """Return `path` verified against sha256 `expected`, downloading it from `url` if absent.
 
     The download goes to a temporary file that is checked before it replaces anything.
+
+    Raises:
+        PublishedError: in one line, naming `url` and `path` (to place the file by hand), when
+            the download fails or gives other bytes, or when `path` has another sha256.
     """
-    runs = cfg["published"]["runs"]
-    if run not in runs:
-        raise PublishedError(f"no published run {run!r} (published.runs: {', '.join(runs)})")
-    spec = runs[run]["predictions"]
-    path = local_path(cfg, run)
+    path = Path(path)
     if path.is_file():
-        verify(path, spec["sha256"])
+        verify(path, expected)
         return path
 
     def download(tmp: Path) -> None:
         try:
-            with urllib.request.urlopen(spec["url"], timeout=timeout) as response:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
                 tmp.write_bytes(response.read())
         except (urllib.error.URLError, OSError) as exc:
             raise PublishedError(
-                f"cannot download {spec['url']} ({exc}). Offline? Place the file by hand at "
-                f"{path} (sha256 {spec['sha256']}); it is verified before use"
+                f"cannot download {url} ({exc}). Offline? Place the file by hand at "
+                f"{path} (sha256 {expected}); it is verified before use"
             ) from exc
         actual = sha256(tmp)
-        if actual != spec["sha256"]:
+        if actual != expected:
             raise PublishedError(
-                f"{spec['url']} was downloaded with sha256 {actual}, expected {spec['sha256']}: "
-                f"refused, and nothing was written to {path}. The file behind the URL is not "
-                f"the one the paper pinned; place the original at {path} by hand"
+                f"{url} was downloaded with sha256 {actual}, expected {expected}: refused, and "
+                f"nothing was written to {path}. The file behind the URL is not the one the "
+                f"paper pinned; place the original at {path} by hand"
             )
 
     return atomic.write_with(path, download)
 
 
-def fetch_all(cfg: dict, *, timeout: float = 30.0) -> dict[str, Path]:
-    """:func:`fetch` for every published run; one error naming every file that failed."""
-    paths, problems = {}, []
-    for run in cfg["published"]["runs"]:
+def fetch_all(files: Mapping[str, Path], pins: Mapping[str, Mapping]) -> dict[str, Path]:
+    """:func:`fetch` for every run; one error naming every file that failed.
+
+    Args:
+        files: published run name -> where its CSV is (or goes).
+        pins: published run name -> its `url` and `sha256` (`published.runs.<run>.predictions`).
+    """
+    fetched, problems = {}, []
+    for run, path in files.items():
         try:
-            paths[run] = fetch(cfg, run, timeout=timeout)
+            fetched[run] = fetch(pins[run]["url"], pins[run]["sha256"], path)
         except PublishedError as exc:
             problems.append(str(exc))
     if len(problems) == 1:
@@ -97,7 +98,7 @@ def fetch_all(cfg: dict, *, timeout: float = 30.0) -> dict[str, Path]:
     if problems:
         listed = "\n".join(f"  - {problem}" for problem in problems)
         raise PublishedError(f"{len(problems)} published files cannot be used:\n{listed}")
-    return paths
+    return fetched
 
 
 def read_predictions(path: Path) -> pd.DataFrame:
@@ -125,8 +126,8 @@ def read_predictions(path: Path) -> pd.DataFrame:
 
 def recompute(frame: pd.DataFrame, batch_size: int = PUBLISHED_BATCH_SIZE) -> dict:
     """Exact and batch-mean accuracy (%) and per-class accuracy of a published prediction set."""
-    # Imported here: training imports torch, and the workflow's Snakefile imports this module
-    # (through verification) only to name files.
+    # Imported here: training imports torch (seconds of import), which reading a CSV does not
+    # need; batch_means, a numpy statistic, would import at the top from stats.
     from .training import batch_means
 
     correct = frame["correct"].to_numpy()
@@ -143,16 +144,27 @@ def recompute(frame: pd.DataFrame, batch_size: int = PUBLISHED_BATCH_SIZE) -> di
     }
 
 
-def summarize_published(cfg: dict, out: Path) -> dict:
-    """Fetch, verify and recompute every published run; write the summary JSON to `out`."""
+def summarize_published(
+    files: Mapping[str, Path], claims: Mapping[str, float], pins: Mapping[str, str], out: Path
+) -> dict:
+    """Verify and recompute every published run's CSV; write the summary JSON to `out`.
+
+    Args:
+        files: published run name -> its prediction CSV.
+        claims: published run name -> its claimed accuracy (%).
+        pins: published run name -> the CSV's pinned sha256; a file with another is refused.
+        out: the summary JSON to write.
+
+    Returns:
+        Run name -> claim, file, sha256 and :func:`recompute`'s figures, as written.
+    """
     summary = {}
-    fetched = fetch_all(cfg)
-    for run, spec in cfg["published"]["runs"].items():
-        path = fetched[run]
+    for run, path in files.items():
+        verify(path, pins[run])
         summary[run] = {
-            "claim": spec["claim"],
+            "claim": claims[run],
             "file": str(path),
-            "sha256": spec["predictions"]["sha256"],
+            "sha256": pins[run],
             **recompute(read_predictions(path)),
         }
     atomic.write_json(out, summary)

@@ -1,16 +1,4 @@
-"""Train and evaluate one experiment of the config into one output folder.
-
-`<out>/` after `train` and `evaluate`:
-  config.yaml        the resolved config (all files merged, --set applied)
-  provenance.json    seed, versions, device, git commit, data fingerprint, start/end per command
-  metrics.jsonl      one JSON line per epoch
-  model.safetensors  the best epoch's weights (restored at the end, as both notebooks did)
-  checkpoints/<run digest>/  the last complete epoch, for resuming (see checkpoint.py); one
-                     folder per config, so a changed config starts afresh and the earlier
-                     run's checkpoints stay
-  predictions.csv    one row per validation image
-  summary.json       accuracy (exact and batch-mean), top-5, Wilson 95 % interval, per class
-"""
+"""Train and evaluate one experiment of the config into one run folder (run_folder.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +8,9 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -28,8 +18,10 @@ from torch import nn
 from . import atomic, checkpoint, features, provenance
 from .config import config_digest, dump_config, experiment_config, run_identity
 from .data import Store, load_store
+from .errors import ArtifactError
 from .evaluation import predictions_frame, summarize_predictions, write_predictions
 from .models import configure_trainable, create_model
+from .run_folder import RunFolder
 from .training import (
     BatchLoader,
     EarlyStopping,
@@ -48,7 +40,7 @@ from .transforms import Pipeline
 log = logging.getLogger(__name__)
 
 
-class RunError(Exception):
+class RunError(ArtifactError):
     """A run that cannot start or continue (the message names the folder or file)."""
 
 
@@ -98,17 +90,16 @@ def _data_device(split) -> str:
     return str(split.images.device) if isinstance(split.images, torch.Tensor) else "host"
 
 
-def update_provenance(out: Path, section: str, record: dict) -> None:
-    """Set one command's section of <out>/provenance.json, keeping the others."""
-    path = out / "provenance.json"
+def update_provenance(path: Path, section: str, record: dict) -> None:
+    """Set one command's section of a run's provenance.json, keeping the others."""
     current = json.loads(path.read_text()) if path.is_file() else {}
     current[section] = record
     atomic.write_json(path, current)
 
 
-def write_metrics(out: Path, history: list[dict]) -> None:
+def write_metrics(path: Path, history: list[dict]) -> None:
     """Rewrite metrics.jsonl from the full history (so a resumed run has every epoch once)."""
-    atomic.write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
+    atomic.write_text(path, "".join(json.dumps(r) + "\n" for r in history))
 
 
 def _build(cfg: dict, name: str, store: Store, device: torch.device, pretrained: bool) -> nn.Module:
@@ -121,53 +112,129 @@ def _build(cfg: dict, name: str, store: Store, device: torch.device, pretrained:
     return model
 
 
+@dataclass
+class Training:
+    """What one run trains and keeps between epochs (and restores from a checkpoint)."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: Any
+    stopper: EarlyStopping
+    precision: str
+    history: list[dict] = field(default_factory=list)
+
+    def state(self, digest: str, epoch: int, finished: bool) -> dict:
+        """The checkpoint's state: everything but the weights."""
+        return {
+            "digest": digest,
+            "epoch": epoch,
+            "finished": finished,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else {},
+            "scaler": self.scaler.state_dict() if self.scaler is not None else {},
+            "early_stopping": self.stopper.state_dict(),
+            "history": self.history,
+        }
+
+    def restore(self, latest: checkpoint.Checkpoint) -> None:
+        """Continue from a checkpoint: weights, optimizer, schedule, scaler, stopper, history."""
+        state = latest.state
+        checkpoint.load_weights(self.model, latest.weights)
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state["scaler"]:
+            self.scaler.load_state_dict(state["scaler"])
+        self.stopper = EarlyStopping(**state["early_stopping"])
+        self.history = list(state["history"])
+
+
+@dataclass
+class Inputs:
+    """What one epoch reads: the training split, the validation loader and how to forward."""
+
+    train: Any
+    val_loader: BatchLoader
+    pipeline: Any
+    forward: Callable[[torch.Tensor], torch.Tensor]
+
+
 def train_experiment(cfg: dict, name: str, out: Path, *, progress: bool = True) -> list[dict]:
     """Train experiment `name` into `out`, resuming from its last complete epoch if present.
+
+    Restore (the last checkpoint of this run's identity), build the inputs, fit epochs until
+    early stopping or the epoch cap, then finish: publish the best epoch's weights, as both
+    notebooks restored them, and record provenance.
 
     Returns:
         The per-epoch history (the lines of metrics.jsonl).
     """
-    out = Path(out)
-    exp = experiment_config(cfg, name)
-    train_cfg, stop_cfg = exp["train"], exp["train"]["early_stopping"]
-    digest = run_digest(cfg, name)
-    ckdir = out / "checkpoints" / digest[:16]
+    folder, digest = RunFolder(out), run_digest(cfg, name)
+    latest = _latest_checkpoint(folder.checkpoints(digest), digest)
+    started = provenance.now()
+    device = _configure(cfg)
+    store = load_store(cfg["data"], progress=progress)
+    training = _restore(cfg, name, store, device, latest)
+    folder.root.mkdir(parents=True, exist_ok=True)
+    dump_config(cfg, folder.config)
+    inputs = _build_inputs(cfg, name, store, training, device)
+    if not (latest and latest.state["finished"]):
+        _fit(cfg, name, training, inputs, device, folder, progress=progress)
+    _finish(cfg, name, training, folder, store, device, inputs)
+    _record_train(cfg, name, training, folder, store, device, inputs, latest, started)
+    return training.history
+
+
+def _latest_checkpoint(ckdir: Path, digest: str) -> checkpoint.Checkpoint | None:
     latest = checkpoint.load_latest(ckdir)
     if latest is not None and latest.state["digest"] != digest:
         raise RunError(f"{ckdir} holds a checkpoint of another config: delete it to start over")
-    started = provenance.now()
+    return latest
+
+
+def _configure(cfg: dict) -> torch.device:
+    """The device, with the process-wide determinism and matmul settings applied."""
     device = resolve_device(cfg["device"])
     configure_determinism(bool(cfg["deterministic"]))
-    perf = cfg["performance"]
-    configure_performance(perf)
-    store = load_store(cfg["data"], progress=progress)
+    configure_performance(cfg["performance"])
+    return device
+
+
+def _restore(
+    cfg: dict, name: str, store: Store, device: torch.device, latest: checkpoint.Checkpoint | None
+) -> Training:
+    """The model and its optimisation, new (seeded head) or continued from `latest`."""
+    exp = experiment_config(cfg, name)
+    train_cfg, stop_cfg = exp["train"], exp["train"]["early_stopping"]
     seed_everything(cfg["seed"])  # the new head's initialisation
     model = _build(cfg, name, store, device, pretrained=latest is None)
-    groups = configure_trainable(model, exp["trainable"])
-    optimizer = torch.optim.AdamW(groups)
-    scheduler = make_scheduler(optimizer, train_cfg["scheduler"])
+    optimizer = torch.optim.AdamW(configure_trainable(model, exp["trainable"]))
     precision = effective_precision(train_cfg["precision"], device)
-    scaler = make_scaler(precision, device)
-    stopper = EarlyStopping(
-        stop_cfg["monitor"], int(stop_cfg["patience"]), float(stop_cfg["min_delta"])
+    training = Training(
+        model=model,
+        optimizer=optimizer,
+        scheduler=make_scheduler(optimizer, train_cfg["scheduler"]),
+        scaler=make_scaler(precision, device),
+        stopper=EarlyStopping(
+            stop_cfg["monitor"], int(stop_cfg["patience"]), float(stop_cfg["min_delta"])
+        ),
+        precision=precision,
     )
-    history: list[dict] = []
     if latest is not None:
-        state = latest.state
-        checkpoint.load_weights(model, latest.weights)
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        if scaler is not None and state["scaler"]:
-            scaler.load_state_dict(state["scaler"])
-        stopper = EarlyStopping(**state["early_stopping"])
-        history = list(state["history"])
-        log.info("%s: resuming after epoch %d from %s", name, latest.epoch, ckdir)
-    out.mkdir(parents=True, exist_ok=True)
-    dump_config(cfg, out / "config.yaml")
+        training.restore(latest)
+        log.info("%s: resuming after epoch %d", name, latest.epoch)
+    return training
 
+
+def _build_inputs(
+    cfg: dict, name: str, store: Store, training: Training, device: torch.device
+) -> Inputs:
+    """The splits on their device, the validation loader, the transforms and the forward:
+    cached backbone features and the head alone where the backbone is frozen and unaugmented."""
+    exp, perf, model = experiment_config(cfg, name), cfg["performance"], training.model
+    train_cfg = exp["train"]
     pipeline = Pipeline.from_config(cfg, exp)
-    batch_size = int(train_cfg["batch_size"])
     train_split, val_split, forward = store.train, store.val, make_forward(model, perf)
     if train_cfg["feature_cache"]:
         if not features.cacheable(exp):
@@ -176,104 +243,155 @@ def train_experiment(cfg: dict, name: str, out: Path, *, progress: bool = True) 
                 f"or its data are augmented, so features change every epoch (set it to false)"
             )
         cached = features.cached_features(
-            model, store, pipeline, device, precision, int(train_cfg["eval_batch_size"]),
+            model, store, pipeline, device, training.precision, int(train_cfg["eval_batch_size"]),
             Path(cfg["data"]["cache_dir"]) / "features", forward=make_forward(model.features, perf),
         )  # fmt: skip
         train_split = features.feature_split(cached["train"], store.train)
         val_split = features.feature_split(cached["val"], store.val)
         pipeline, forward = features.FeaturePipeline(), make_forward(model.forward_head, perf)
-    train_split = resident(train_split, device, perf["resident_data"])
-    val_split = resident(val_split, device, perf["resident_data"])
-    criterion = nn.CrossEntropyLoss(label_smoothing=float(train_cfg["label_smoothing"]))
-    per_image_loss = nn.CrossEntropyLoss(
-        label_smoothing=float(train_cfg["label_smoothing"]), reduction="none"
-    )
     val_loader = BatchLoader(
-        val_split, int(train_cfg["eval_batch_size"]), shuffle=False,
-        transform=pipeline.eval_transform(), device=device,
+        resident(val_split, device, perf["resident_data"]), int(train_cfg["eval_batch_size"]),
+        shuffle=False, transform=pipeline.eval_transform(), device=device,
     )  # fmt: skip
-    max_epochs = stop_cfg["max_epochs"]
-    steps = -(-len(store.train.labels) // batch_size)
+    train_split = resident(train_split, device, perf["resident_data"])
+    return Inputs(train=train_split, val_loader=val_loader, pipeline=pipeline, forward=forward)
+
+
+def _fit(
+    cfg: dict,
+    name: str,
+    training: Training,
+    inputs: Inputs,
+    device: torch.device,
+    folder: RunFolder,
+    *,
+    progress: bool,
+) -> None:
+    """Epochs until early stopping or the cap; a checkpoint and metrics.jsonl after each."""
+    train_cfg = experiment_config(cfg, name)["train"]
+    batch_size, max_epochs = int(train_cfg["batch_size"]), train_cfg["early_stopping"]["max_epochs"]
+    smoothing = float(train_cfg["label_smoothing"])
+    criterion = nn.CrossEntropyLoss(label_smoothing=smoothing)
+    per_image_loss = nn.CrossEntropyLoss(label_smoothing=smoothing, reduction="none")
     log.info(
-        "%s: %d train / %d val images, batch %d -> %d steps per epoch, %s on %s",
-        name, len(store.train.labels), len(store.val.labels), batch_size, steps, precision, device,
+        "%s: %d train images, batch %d -> %d steps per epoch, %s on %s", name,
+        len(inputs.train), batch_size, -(-len(inputs.train) // batch_size), training.precision,
+        device,
     )  # fmt: skip
-    finished = bool(latest and latest.state["finished"])
-    epoch = len(history) + 1
+    digest, stopper, finished = run_digest(cfg, name), training.stopper, False
+    epoch = len(training.history) + 1
     while not finished:
-        # one generator per epoch: first every augmentation draw, then the order
-        generator = seed_everything(epoch_seed(cfg["seed"], epoch))
-        train_loader = BatchLoader(
-            train_split,
-            batch_size,
-            shuffle=True,
-            generator=generator,
-            transform=pipeline.train_transform(len(train_split), generator),
-            device=device,
-            chunk_batches=int(perf["chunk_batches"]),
-        )
-        lrs = {g["name"]: g["lr"] for g in optimizer.param_groups}
-        start = time.perf_counter()
-        record: dict = {"epoch": epoch}
-        record |= train_one_epoch(
-            model, train_loader, optimizer, criterion, device, precision, scaler,
-            forward=forward, progress=progress, desc=f"{name} epoch {epoch} train",
-        )  # fmt: skip
-        val_start = time.perf_counter()
-        per_image = predict(
-            model, val_loader, per_image_loss, device, precision,
-            forward=forward, progress=progress, desc=f"{name} epoch {epoch} val",
-        )  # fmt: skip
-        record |= summarize(per_image, batch_size)
-        record["val_seconds"] = time.perf_counter() - val_start
-        record["seconds"] = time.perf_counter() - start
-        record["images_per_second"] = record["train_images"] / record["train_seconds"]
-        record["lr"] = lrs
+        record = _epoch(cfg, name, epoch, training, inputs, device, criterion, per_image_loss,
+                        progress=progress)  # fmt: skip
         record["best"] = stopper.update(epoch, record[stopper.monitor])
-        history.append(record)
-        if scheduler is not None:
-            scheduler.step()
+        training.history.append(record)
+        if training.scheduler is not None:
+            training.scheduler.step()
         finished = stopper.should_stop or (max_epochs is not None and epoch >= max_epochs)
-        state = {
-            "digest": digest,
-            "epoch": epoch,
-            "finished": finished,
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict() if scheduler is not None else {},
-            "scaler": scaler.state_dict() if scaler is not None else {},
-            "early_stopping": stopper.state_dict(),
-            "history": history,
-        }
-        checkpoint.save(ckdir, epoch, model, state, best_epoch=stopper.best_epoch)
-        write_metrics(out, history)
-        log.info(
-            "%s epoch %d: train loss %.4f acc %.2f | val loss %.4f acc %.2f (batch-mean %.2f)%s",
-            name, epoch, record["train_loss"], record["train_acc"], record["val_loss"],
-            record["val_acc"], record["val_acc_batch_mean"], " *best*" if record["best"] else "",
+        checkpoint.save(
+            folder.checkpoints(digest), epoch, training.model,
+            training.state(digest, epoch, finished), best_epoch=stopper.best_epoch,
         )  # fmt: skip
+        write_metrics(folder.metrics, training.history)
+        _log_epoch(name, record)
         epoch += 1
 
-    # Restore the best epoch, as both notebooks did, by publishing its weights as the model.
-    best = checkpoint.best_weights(ckdir, stopper.best_epoch)
-    atomic.write_with(out / "model.safetensors", lambda tmp: shutil.copyfile(best, tmp))
-    write_metrics(out, history)
-    update_provenance(
-        out,
-        "train",
-        provenance.collect(seed=cfg["seed"], device=device, data=store.info, config_digest=digest)
-        | {
-            "experiment": name,
-            "precision": precision,
-            "configured_precision": train_cfg["precision"],
-            "epochs": len(history),
-            "best_epoch": stopper.best_epoch,
-            "performance": perf | {"data_on": _data_device(train_split)},
-            "resumed_after_epoch": latest.epoch if latest is not None else None,
-            "started": started,
-            "finished": provenance.now(),
-        },
+
+def _epoch(
+    cfg: dict,
+    name: str,
+    epoch: int,
+    training: Training,
+    inputs: Inputs,
+    device: torch.device,
+    criterion: nn.Module,
+    per_image_loss: nn.Module,
+    *,
+    progress: bool,
+) -> dict:
+    """Train one epoch and validate: the epoch's metrics record (without `best`)."""
+    batch_size = int(experiment_config(cfg, name)["train"]["batch_size"])
+    # one generator per epoch: first every augmentation draw, then the order
+    generator = seed_everything(epoch_seed(cfg["seed"], epoch))
+    train_loader = BatchLoader(
+        inputs.train, batch_size, shuffle=True, generator=generator,
+        transform=inputs.pipeline.train_transform(len(inputs.train), generator), device=device,
+        chunk_batches=int(cfg["performance"]["chunk_batches"]),
+    )  # fmt: skip
+    lrs = {g["name"]: g["lr"] for g in training.optimizer.param_groups}
+    start = time.perf_counter()
+    record: dict = {"epoch": epoch}
+    record |= train_one_epoch(
+        training.model, train_loader, training.optimizer, criterion, device, training.precision,
+        training.scaler, forward=inputs.forward, progress=progress,
+        desc=f"{name} epoch {epoch} train",
+    )  # fmt: skip
+    val_start = time.perf_counter()
+    per_image = predict(
+        training.model, inputs.val_loader, per_image_loss, device, training.precision,
+        forward=inputs.forward, progress=progress, desc=f"{name} epoch {epoch} val",
+    )  # fmt: skip
+    record |= summarize(per_image, batch_size)
+    record["val_seconds"] = time.perf_counter() - val_start
+    record["seconds"] = time.perf_counter() - start
+    record["images_per_second"] = record["train_images"] / record["train_seconds"]
+    record["lr"] = lrs
+    return record
+
+
+def _log_epoch(name: str, record: dict) -> None:
+    log.info(
+        "%s epoch %d: train loss %.4f acc %.2f | val loss %.4f acc %.2f (batch-mean %.2f)%s",
+        name, record["epoch"], record["train_loss"], record["train_acc"], record["val_loss"],
+        record["val_acc"], record["val_acc_batch_mean"], " *best*" if record["best"] else "",
+    )  # fmt: skip
+
+
+def _finish(
+    cfg: dict,
+    name: str,
+    training: Training,
+    folder: RunFolder,
+    store: Store,
+    device: torch.device,
+    inputs: Inputs,
+) -> None:
+    """Publish the best epoch's weights as the model (both notebooks restored the best)."""
+    best = checkpoint.best_weights(
+        folder.checkpoints(run_digest(cfg, name)), training.stopper.best_epoch
     )
-    return history
+    atomic.write_with(folder.model, lambda tmp: shutil.copyfile(best, tmp))
+    write_metrics(folder.metrics, training.history)
+
+
+def _record_train(
+    cfg: dict,
+    name: str,
+    training: Training,
+    folder: RunFolder,
+    store: Store,
+    device: torch.device,
+    inputs: Inputs,
+    latest: checkpoint.Checkpoint | None,
+    started: str,
+) -> None:
+    """The train section of provenance.json."""
+    train_cfg = experiment_config(cfg, name)["train"]
+    record = provenance.collect(
+        seed=cfg["seed"], device=device, data=store.info, config_digest=run_digest(cfg, name)
+    )
+    record |= {
+        "experiment": name,
+        "precision": training.precision,
+        "configured_precision": train_cfg["precision"],
+        "epochs": len(training.history),
+        "best_epoch": training.stopper.best_epoch,
+        "performance": cfg["performance"] | {"data_on": _data_device(inputs.train)},
+        "resumed_after_epoch": latest.epoch if latest is not None else None,
+        "started": started,
+        "finished": provenance.now(),
+    }
+    update_provenance(folder.provenance, "train", record)
 
 
 def evaluate_experiment(cfg: dict, name: str, out: Path, *, progress: bool = True) -> dict:
@@ -282,8 +400,8 @@ def evaluate_experiment(cfg: dict, name: str, out: Path, *, progress: bool = Tru
     Returns:
         The summary written to summary.json.
     """
-    out = Path(out)
-    weights = out / "model.safetensors"
+    folder = RunFolder(out)
+    weights = folder.model
     if not weights.is_file():
         raise RunError(f"no trained model at {weights}: run `train` for {name!r} first")
     exp = experiment_config(cfg, name)
@@ -317,15 +435,15 @@ def evaluate_experiment(cfg: dict, name: str, out: Path, *, progress: bool = Tru
     summary = {"experiment": name, "title": exp.get("title", name)}
     summary |= summarize_predictions(frame, store.classes, int(train_cfg["batch_size"]))
     summary["loss"] = float(per_image["loss"].mean())
-    metrics = out / "metrics.jsonl"
+    metrics = folder.metrics
     if metrics.is_file():
         history = [json.loads(line) for line in metrics.read_text().splitlines() if line]
         summary["epochs"] = len(history)
         summary["best_epoch"] = next((r["epoch"] for r in reversed(history) if r["best"]), None)
-    write_predictions(frame, out / "predictions.csv")
-    atomic.write_json(out / "summary.json", summary)
+    write_predictions(frame, folder.predictions)
+    atomic.write_json(folder.summary, summary)
     update_provenance(
-        out,
+        folder.provenance,
         "evaluate",
         provenance.collect(
             seed=cfg["seed"], device=device, data=store.info, config_digest=run_digest(cfg, name)

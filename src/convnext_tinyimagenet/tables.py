@@ -1,9 +1,11 @@
 """Tables built from result files and the config, written as Markdown and LaTeX (booktabs).
 
-Each table is a small ``pd.DataFrame`` of strings, written by :func:`write_table` to
-``<stem>.md`` (a GitHub pipe table) and ``<stem>.tex`` (a bare ``tabular`` with
+Each table is a small ``pd.DataFrame`` of strings, written by :func:`save_table` to a Markdown
+file (a GitHub pipe table) and a LaTeX file (a bare ``tabular`` with
 ``\\toprule``/``\\midrule``/``\\bottomrule``; the paper wraps it in its own float). Both writers
-are hand-made so that nothing depends on ``tabulate`` or pandas' LaTeX styler.
+are hand-made so that nothing depends on ``tabulate`` or pandas' LaTeX styler. The ``make_*``
+functions take the files they read and write (the workflow's rules name them) and the config
+values they use.
 
 Tables: ``results`` (published claim, published predictions, this rerun), ``classes_<run>``
 (top and bottom classes), ``recipe`` (every hyperparameter, from the config) and
@@ -12,22 +14,18 @@ Tables: ``results`` (published claim, published predictions, this rerun), ``clas
 
 from __future__ import annotations
 
-import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from . import atomic, paths
-from .figures import ResultFileError, read_summary
+from . import atomic
+from .figures import read_summary, require
 
 NA = "n/a"
-PUBLISHED_MADE_BY = (
-    "`snakemake summarize_published` (python -m convnext_tinyimagenet step summarize_published);"
-    " or set published.use_predictions=false"
-)
+PUBLISHED_MADE_BY = "`snakemake summarize_published`; or set published.use_predictions=false"
 
 # One LaTeX replacement per special character, applied in a single pass so that the backslashes
 # a replacement introduces are not escaped again.
@@ -143,40 +141,42 @@ def _check_width(frame: pd.DataFrame, columns: list[str]) -> None:
         raise ValueError(f"{len(columns)} column specs for {len(frame.columns)} columns")
 
 
-def write_table(frame: pd.DataFrame, stem: Path, *, align: str | None = None) -> list[Path]:
-    """Write `frame` to `<stem>.md` and `<stem>.tex`, each atomically.
+def save_table(frame: pd.DataFrame, md: Path, tex: Path, *, align: str | None = None) -> list[Path]:
+    """Write `frame` as Markdown to `md` and as LaTeX to `tex`, each atomically.
 
     Args:
         frame: the table; column names are the header, cells are written with ``str``.
-        stem: the path without suffix.
+        md, tex: the files to write.
         align: a tabular column spec, one of l/c/r/p{width} per column; default: numeric
             columns right, others left. Markdown reads p{width} as left.
 
     Returns:
         The Markdown and the LaTeX path.
     """
-    stem = Path(stem)
-    md, tex = stem.with_suffix(".md"), stem.with_suffix(".tex")
+    md, tex = Path(md), Path(tex)
     atomic.write_text(md, markdown_table(frame, align))
     atomic.write_text(tex, latex_table(frame, align))
     return [md, tex]
 
 
+def write_table(frame: pd.DataFrame, stem: Path, *, align: str | None = None) -> list[Path]:
+    """:func:`save_table` to `<stem>.md` and `<stem>.tex`."""
+    stem = Path(stem)
+    return save_table(frame, stem.with_suffix(".md"), stem.with_suffix(".tex"), align=align)
+
+
 # --------------------------------------------------------------------------- results
 
 
-def load_published_summary(cfg: dict) -> dict | None:
-    """The published summary JSON, or None when `published.use_predictions` is false.
+def read_published_summary(path: Path | None) -> dict | None:
+    """The published summary JSON at `path`; None without one (published predictions unused).
 
     Raises:
-        ResultFileError: if the published predictions are to be used but the file is missing.
+        ResultFileError: if `path` is given but missing.
     """
-    if not cfg["published"].get("use_predictions", False):
+    if path is None:
         return None
-    path = paths.published_summary(cfg)
-    if not path.is_file():
-        raise ResultFileError(f"{path} is missing; it is made by {PUBLISHED_MADE_BY}")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return read_summary(require(path, made_by=PUBLISHED_MADE_BY))
 
 
 def _pct(value: float) -> str:
@@ -196,28 +196,31 @@ def _rerun_cell(summary: Mapping) -> str:
 
 
 def results_frame(
-    cfg: dict, summaries: Mapping[str, Mapping], published: Mapping | None
+    summaries: Mapping[str, Mapping],
+    published: Mapping | None,
+    claims: Mapping[str, float],
+    titles: Mapping[str, str],
 ) -> pd.DataFrame:
     """One row per experiment: published claim, published predictions, this rerun.
 
     Args:
-        cfg: the loaded config (titles and the published claims).
         summaries: experiment name -> its summary.json.
         published: the published summary JSON (run -> `accuracy`, `accuracy_batch_mean`), or None
             when the published predictions are not used.
+        claims: published run name -> its claim (%); an experiment without one reads n/a.
+        titles: experiment name -> its title, the row's label.
 
     Returns:
         Columns: run, claim (%), exact (batch-mean) accuracy of the published predictions (%),
         this rerun's accuracy with its Wilson 95 % interval (%), n, epochs, best epoch; "n/a"
         where a value does not exist.
     """
-    runs = cfg["published"]["runs"]
     rows = []
     for name, summary in summaries.items():
-        claim = runs.get(name, {}).get("claim")
+        claim = claims.get(name)
         rows.append(
             {
-                "Run": cfg["experiments"][name].get("title", name),
+                "Run": titles.get(name, name),
                 "Claim (%)": NA if claim is None else _pct(claim),
                 "Published CSV (%): exact (batch mean)": _published_cell(published, name),
                 "Rerun (%) [Wilson 95 %]": _rerun_cell(summary),
@@ -233,15 +236,29 @@ def _or_na(value: object) -> str:
     return NA if value is None else str(value)
 
 
-def make_results_table(cfg: dict) -> list[Path]:
-    """tables/results.{md,tex} from every experiment's summary.json and the published summary."""
-    summaries = {
-        n: read_summary(paths.run_dir(cfg, n) / "summary.json") for n in paths.experiments(cfg)
-    }
-    frame = results_frame(cfg, summaries, load_published_summary(cfg))
+def make_results_table(
+    summaries: Mapping[str, Path],
+    published: Path | None,
+    md: Path,
+    tex: Path,
+    *,
+    claims: Mapping[str, float],
+    titles: Mapping[str, str],
+) -> list[Path]:
+    """The results table: every experiment's summary.json against the published figures.
+
+    Args:
+        summaries: experiment name -> its summary.json, in the order of the rows.
+        published: the published summary JSON, or None when the published predictions are not
+            used (`published.use_predictions`).
+        md, tex: the files to write.
+        claims, titles: as in :func:`results_frame`.
+    """
+    read = {name: read_summary(path) for name, path in summaries.items()}
+    frame = results_frame(read, read_published_summary(published), claims, titles)
     # The run titles are long: a paragraph column lets them wrap in the paper.
     align = r"p{0.25\linewidth}rrrrrr"
-    return write_table(frame, paths.tables_dir(cfg) / "results", align=align)
+    return save_table(frame, md, tex, align=align)
 
 
 # --------------------------------------------------------------------------- classes
@@ -279,11 +296,9 @@ def class_frame(summary: Mapping, k: int = 5) -> pd.DataFrame:
     )
 
 
-def make_class_table(cfg: dict, experiment: str) -> list[Path]:
-    """tables/classes_<experiment>.{md,tex}: top-5 and bottom-5 classes of one run."""
-    summary = read_summary(paths.run_dir(cfg, experiment) / "summary.json")
-    stem = paths.tables_dir(cfg) / f"classes_{experiment}"
-    return write_table(class_frame(summary), stem, align="lrlr")
+def make_class_table(summary: Path, md: Path, tex: Path) -> list[Path]:
+    """The top-5 and bottom-5 classes of the run whose summary.json is `summary`."""
+    return save_table(class_frame(read_summary(summary)), md, tex, align="lrlr")
 
 
 # --------------------------------------------------------------------------- recipe
@@ -309,10 +324,10 @@ def _scheduler(scheduler: Mapping | None) -> str:
     return f"{scheduler['name']} ({_value(rest)})"
 
 
-def _group_names(cfg: dict) -> list[str]:
+def _group_names(experiments: Mapping[str, Mapping]) -> list[str]:
     """Trainable group names of all experiments, in order of first appearance."""
     names: list[str] = []
-    for exp in cfg["experiments"].values():
+    for exp in experiments.values():
         names += [g["name"] for g in exp["trainable"] if g["name"] not in names]
     return names
 
@@ -324,11 +339,10 @@ def _group_cell(exp: Mapping, group: str) -> str:
     return "frozen"
 
 
-def _recipe_column(cfg: dict, exp: Mapping, groups: list[str]) -> dict[str, str]:
-    """Row label -> value for one experiment; shared settings come from the top-level config."""
+def _recipe_column(exp: Mapping, groups: list[str]) -> dict[str, str]:
+    """Row label -> value for the settings of one experiment's own config section."""
     model, train, augment = exp["model"], exp["train"], exp["augment"]
     stopping = train["early_stopping"]
-    data = cfg["data"]
     column = {
         "Pretrained weights (timm tag)": model["tag"],
         "Pretrained": _value(model["pretrained"]),
@@ -349,13 +363,19 @@ def _recipe_column(cfg: dict, exp: Mapping, groups: list[str]) -> dict[str, str]
         "RandAugment": _value(augment["randaugment"]),
         "RandomErasing": _value(augment["random_erasing"]),
         "Augmented at": _augment_at(augment),
-        "Image size / input size": f"{data['image_size']} / {data['input_size']}",
-        "Normalize mean": _value(cfg["normalize"]["mean"]),
-        "Normalize std": _value(cfg["normalize"]["std"]),
-        "Data source": _data_source(data),
-        "Seed": _value(cfg["seed"]),
     }
     return column
+
+
+def _shared_rows(data: Mapping, normalize: Mapping, seed: int) -> dict[str, str]:
+    """Row label -> value for the settings all experiments share."""
+    return {
+        "Image size / input size": f"{data['image_size']} / {data['input_size']}",
+        "Normalize mean": _value(normalize["mean"]),
+        "Normalize std": _value(normalize["std"]),
+        "Data source": _data_source(data),
+        "Seed": _value(seed),
+    }
 
 
 def _augment_at(augment: Mapping) -> str:
@@ -374,31 +394,43 @@ def _data_source(data: Mapping) -> str:
     return f"{source}: {_value(data.get(source, {}))}"
 
 
-def recipe_frame(cfg: dict) -> pd.DataFrame:
+def recipe_frame(
+    experiments: Mapping[str, Mapping], data: Mapping, normalize: Mapping, seed: int
+) -> pd.DataFrame:
     """Every hyperparameter of every experiment side by side, all read from the config.
 
     Rows are settings (only their labels are written here); columns are the experiments in
-    config order. Data, normalisation and seed are shared by all experiments and repeated.
-    Frozen groups read "frozen"; settings an experiment lacks read "n/a".
+    config order. Data (`data`), normalisation (`normalize`) and `seed` are shared by all
+    experiments and repeated. Frozen groups read "frozen"; settings an experiment lacks read
+    "n/a".
     """
-    groups = _group_names(cfg)
-    columns = {name: _recipe_column(cfg, exp, groups) for name, exp in cfg["experiments"].items()}
+    groups = _group_names(experiments)
+    shared = _shared_rows(data, normalize, seed)
+    columns = {name: _recipe_column(exp, groups) | shared for name, exp in experiments.items()}
     frame = pd.DataFrame(columns)
     frame.index.name = "Setting"
     return frame.reset_index()
 
 
-def make_recipe_table(cfg: dict) -> list[Path]:
-    """tables/recipe.{md,tex}: the hyperparameters of all experiments."""
-    frame = recipe_frame(cfg)
-    return write_table(frame, paths.tables_dir(cfg) / "recipe", align="l" * len(frame.columns))
+def make_recipe_table(
+    md: Path,
+    tex: Path,
+    *,
+    experiments: Mapping[str, Mapping],
+    data: Mapping,
+    normalize: Mapping,
+    seed: int,
+) -> list[Path]:
+    """The hyperparameters of all experiments (the config sections of :func:`recipe_frame`)."""
+    frame = recipe_frame(experiments, data, normalize, seed)
+    return save_table(frame, md, tex, align="l" * len(frame.columns))
 
 
 # --------------------------------------------------------------------------- discrepancies
 
 
-def discrepancies_frame(cfg: dict) -> pd.DataFrame:
-    """README vs notebooks, one row per `discrepancies` entry of the config."""
+def discrepancies_frame(discrepancies: Sequence[Mapping]) -> pd.DataFrame:
+    """README vs notebooks, one row per entry of the config's `discrepancies`."""
     return pd.DataFrame(
         [
             {
@@ -407,16 +439,16 @@ def discrepancies_frame(cfg: dict) -> pd.DataFrame:
                 "Notebooks ran": d["ran"],
                 "Affects": ", ".join(d["affects"]),
             }
-            for d in cfg["discrepancies"]
+            for d in discrepancies
         ],
         columns=["Topic", "README says", "Notebooks ran", "Affects"],
     )
 
 
-def make_discrepancies_table(cfg: dict) -> list[Path]:
-    """tables/discrepancies.{md,tex}; paragraph columns so long sentences wrap in the paper."""
+def make_discrepancies_table(
+    md: Path, tex: Path, *, discrepancies: Sequence[Mapping]
+) -> list[Path]:
+    """The discrepancies table; paragraph columns so long sentences wrap in the paper."""
     # Widths sum to 0.85 of the line; the column padding (8 x 6 pt) takes most of the rest.
     align = r"p{0.13\linewidth}p{0.27\linewidth}p{0.35\linewidth}p{0.10\linewidth}"
-    return write_table(
-        discrepancies_frame(cfg), paths.tables_dir(cfg) / "discrepancies", align=align
-    )
+    return save_table(discrepancies_frame(discrepancies), md, tex, align=align)

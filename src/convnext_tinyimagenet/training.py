@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain bars: tqdm.auto warns in a notebook without ipywidgets
 
 from .data import Split
 

@@ -3,41 +3,45 @@
 Three checks, each a small function returning a plain dict:
 
 - :func:`verify_published` recomputes the published claims from the published prediction CSVs
-  (fetched and sha256-verified by :mod:`published`): exact and batch-mean accuracy, per-class
-  accuracy, Wilson 95 % intervals, and the improved-minus-baseline difference with Newcombe's
-  interval for *independent* proportions, because the two files list the validation images in
-  different orders (Hugging Face `valid` vs ImageFolder) without image ids. Each claim is checked
-  against the figure its notebook actually computed (`published.runs.<run>.claim_metric`).
-- :func:`verify_rerun` compares each rerun (`<output_dir>/<experiment>/summary.json`) with its
-  band from `verification.reruns` (the published claim, or an explicit expectation such as the
-  smoke config's), and pairs it image by image with the published predictions where both list
-  the images in the same order (same data source, same labels row by row).
-- :func:`write_checksums` / :func:`check_checksums`: `<output_dir>/SHA256SUMS` over every file
-  that goes into the paper (:func:`checksummed_files`), written at the end of the workflow and
-  recomputed by `verify --check`.
+  (sha256-verified by :mod:`published`): exact and batch-mean accuracy, per-class accuracy,
+  Wilson 95 % intervals, and the improved-minus-baseline difference with Newcombe's interval for
+  *independent* proportions, because the two files list the validation images in different
+  orders (Hugging Face `valid` vs ImageFolder) without image ids. Each claim is checked against
+  the figure its notebook actually computed (`published.runs.<run>.claim_metric`).
+- :func:`verify_rerun` compares each rerun (its summary.json) with its band from
+  `verification.reruns` (the published claim, or an explicit expectation such as the smoke
+  config's), and pairs it image by image with the published predictions where both list the
+  images in the same order (same data source, same labels row by row).
+- :func:`write_checksums` / :func:`check_checksums`: a SHA256SUMS file (`sha256sum -c` format)
+  over the files the workflow's rule hands it, recomputed by the `verify` rule.
 
-:func:`verification_rows` turns the results into one row per claim (published value, recomputed
-value, rerun value, tolerance, verdict, the README-vs-notebook discrepancies that affect it);
-:func:`run_verify` is the `verify` command. The paper's table (:func:`make_verification_table`)
-holds the published and rerun rows only: the paper is itself checksummed, so the checksum row
-cannot be part of it.
+What the checks compare with is a :class:`Claims` (the config values they read); what they read
+is an :class:`Inputs` (the paths the workflow's rules name). :func:`check` runs whichever checks
+its inputs allow and records the inputs in the verdict, so that :func:`check_record` (the
+`verify --check` command, for results received from elsewhere) reads the same files again
+without a layout of its own. :func:`verification_rows` turns the results into one row per claim
+(published value, recomputed value, rerun value, tolerance, verdict, the README-vs-notebook
+discrepancies that affect it). The paper's table (:func:`make_verification_table`) holds the
+published and rerun rows only: the paper is itself checksummed, so the checksum row cannot be
+part of it.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import shutil
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import pandas as pd
 
-from . import atomic, paths, published, stats
+from . import atomic, published, stats
 from .config import ConfigError
-from .figures import read_run_predictions, read_summary
-from .paper import copied_inputs
-from .tables import write_table
+from .errors import ArtifactError
+from .figures import read_run_predictions, read_summary, require
+from .tables import markdown_table, save_table
 
 PASS, FAIL, NOT_CHECKED, INFO = "pass", "FAIL", "not checked", "info"
 CHECKED = "checked"
@@ -53,33 +57,111 @@ SOURCE_ORDER = {
 }
 # Float slack for "within the band": 86.3019 - 86.30 must not fail on the 17th digit.
 _EPS = 1e-9
-CHECKSUMS_MADE_BY = (
-    "`snakemake write_checksums` (python -m convnext_tinyimagenet verify --write-checksums)"
-)
+CHECKSUMS_MADE_BY = "the workflow's rule write_checksums (`snakemake write_checksums`)"
+DATA_MADE_BY = "the workflow's rule prepare_data (`snakemake prepare_data`)"
 
 
-class VerificationError(Exception):
+class VerificationError(ArtifactError):
     """Verification cannot run as asked (a missing file, a missing input); the message says why."""
 
 
-# --------------------------------------------------------------------------- paths
+class VerificationFailedError(ArtifactError):
+    """The checks ran and a claim does not hold, or a checksummed file changed."""
 
 
-def checksums_path(cfg: dict) -> Path:
-    """`<output_dir>/SHA256SUMS`."""
-    return paths.output_dir(cfg) / "SHA256SUMS"
+# --------------------------------------------------------------------------- what is checked
 
 
-def result_path(cfg: dict, *, published_only: bool = False) -> Path:
-    """`<output_dir>/verification.json`, or `<output_dir>/published/verification.json`."""
-    if published_only:
-        return paths.output_dir(cfg) / "published" / "verification.json"
-    return paths.output_dir(cfg) / "verification.json"
+@dataclass(frozen=True)
+class Claims:
+    """The config values the checks read.
+
+    Attributes:
+        runs: `published.runs`, each with its claim, claim_metric, source and predictions (url,
+            sha256), in config order: the published gain is the last run minus the first.
+        rounding_pp: `verification.claim_rounding_pp`, the claims' rounding.
+        bands: `verification.reruns`, experiment -> expected and tolerance_pp.
+        discrepancies: the README-vs-notebook discrepancies, named beside what they affect.
+    """
+
+    runs: Mapping[str, Mapping]
+    rounding_pp: float
+    bands: Mapping[str, Mapping] = field(default_factory=dict)
+    discrepancies: Sequence[Mapping] = ()
+
+    @classmethod
+    def from_config(cls, cfg: Mapping) -> Claims:
+        """The claims of a whole configuration (the by-hand `verify --check`)."""
+        return cls(
+            runs=cfg["published"]["runs"],
+            rounding_pp=cfg["verification"]["claim_rounding_pp"],
+            bands=cfg["verification"]["reruns"],
+            discrepancies=cfg["discrepancies"],
+        )
 
 
-def table_stem(cfg: dict) -> Path:
-    """`<output_dir>/tables/verification` (.md and .tex)."""
-    return paths.tables_dir(cfg) / "verification"
+@dataclass(frozen=True)
+class Inputs:
+    """The files the checks read, as the workflow's rule named them.
+
+    The verdict JSON records them (its `inputs`), so a later check reads the same files: paths
+    relative to the folder the workflow ran in, as in SHA256SUMS.
+
+    Attributes:
+        published: published run -> its prediction CSV; empty when config does not read them.
+        summaries: experiment -> its summary.json, in config order (the rerun gain is the last
+            minus the first); empty when no rerun is checked.
+        predictions: experiment -> its predictions.csv, for the same experiments.
+        data: the data summary: which source, hence which image order, the reruns read.
+        checksums: the SHA256SUMS to recompute, or None.
+    """
+
+    published: Mapping[str, str] = field(default_factory=dict)
+    summaries: Mapping[str, str] = field(default_factory=dict)
+    predictions: Mapping[str, str] = field(default_factory=dict)
+    data: str | None = None
+    checksums: str | None = None
+
+    def record(self) -> dict:
+        """The inputs as JSON values (paths as strings)."""
+        return {
+            "published": {name: str(path) for name, path in self.published.items()},
+            "summaries": {name: str(path) for name, path in self.summaries.items()},
+            "predictions": {name: str(path) for name, path in self.predictions.items()},
+            "data": None if self.data is None else str(self.data),
+            "checksums": None if self.checksums is None else str(self.checksums),
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping) -> Inputs:
+        """The inputs a verdict JSON recorded (:meth:`record`)."""
+        return cls(
+            published=record.get("published") or {},
+            summaries=record.get("summaries") or {},
+            predictions=record.get("predictions") or {},
+            data=record.get("data"),
+            checksums=record.get("checksums"),
+        )
+
+
+def named(names: Iterable[str], files: Sequence[str]) -> dict[str, str]:
+    """Name each of a rule's files: `files` lists one per name, in the order of `names`.
+
+    A rule lists its per-experiment inputs (`per_experiment(...)`) and the published CSVs
+    (`PUBLISHED_FILES`) in config order; a list with none at all (the published CSVs when config
+    does not read them) names nothing.
+
+    Raises:
+        VerificationError: the counts differ (the rule and the names disagree).
+    """
+    names, files = list(names), list(files)
+    if not files:
+        return {}
+    if len(files) != len(names):
+        raise VerificationError(
+            f"{len(files)} files for {len(names)} names ({', '.join(names)}): {', '.join(files)}"
+        )
+    return dict(zip(names, files, strict=True))
 
 
 # --------------------------------------------------------------------------- published claims
@@ -183,7 +265,21 @@ def paired_comparison(first: pd.DataFrame, second: pd.DataFrame) -> dict:
     }
 
 
-def compare_published(cfg: dict, runs: Mapping[str, dict], frames: Mapping) -> dict | None:
+def _published_pairing(first: str, last: str, runs: Mapping, frames: Mapping) -> dict:
+    """Pair two published runs' rows where both files follow the same source's image order."""
+    sources = (runs[first]["source"], runs[last]["source"])
+    if sources[0] == sources[1]:
+        return paired_comparison(frames[last], frames[first])
+    return {
+        "status": "not paired",
+        "reason": f"the {first} rows follow {SOURCE_ORDER[sources[0]]}, the {last} rows "
+        f"{SOURCE_ORDER[sources[1]]}, and no image ids were saved: row i is not the same "
+        "image in both files. Per-class accuracy compares (50 images per class in both); "
+        "per-image pairing does not",
+    }
+
+
+def compare_published(claims: Claims, runs: Mapping[str, dict], frames: Mapping) -> dict | None:
     """The last published run minus the first: the claimed gain, recomputed, with its interval.
 
     The difference of the claims is checked against the difference of the recomputed figures
@@ -197,23 +293,11 @@ def compare_published(cfg: dict, runs: Mapping[str, dict], frames: Mapping) -> d
     if len(names) < 2:
         return None
     first, last = names[0], names[-1]
-    specs = cfg["published"]["runs"]
-    rounding = cfg["verification"]["claim_rounding_pp"]
+    specs, rounding = claims.runs, claims.rounding_pp
     claimed = specs[last]["claim"] - specs[first]["claim"]
     recomputed = runs[last]["recomputed"] - runs[first]["recomputed"]
     exact = runs[last]["accuracy"] - runs[first]["accuracy"]
-    sources = (specs[first]["source"], specs[last]["source"])
-    pairing = (
-        paired_comparison(frames[last], frames[first])
-        if sources[0] == sources[1]
-        else {
-            "status": "not paired",
-            "reason": f"the {first} rows follow {SOURCE_ORDER[sources[0]]}, the {last} rows "
-            f"{SOURCE_ORDER[sources[1]]}, and no image ids were saved: row i is not the same "
-            "image in both files. Per-class accuracy compares (50 images per class in both); "
-            "per-image pairing does not",
-        }
-    )
+    pairing = _published_pairing(first, last, runs, frames)
     if pairing["status"] == "paired":
         low, high = pairing["ci95"]
         method = "Newcombe's paired score interval (same images, same order)"
@@ -245,12 +329,13 @@ def compare_published(cfg: dict, runs: Mapping[str, dict], frames: Mapping) -> d
     }
 
 
-def verify_published(cfg: dict) -> dict:
+def verify_published(claims: Claims, files: Mapping[str, str]) -> dict:
     """Check every published claim against the published prediction CSVs.
 
-    The CSVs are fetched (downloaded once, sha256-verified; a file that differs is refused) only
-    when `published.use_predictions` is true; otherwise nothing is checked and the result says
-    so.
+    Args:
+        claims: the claims and their pinned files.
+        files: published run -> its CSV, each verified against its sha256 (a file that differs
+            is refused) and downloaded if absent; empty: nothing is checked, the result says so.
 
     Returns:
         ``status`` ("checked" or "not checked"), ``reason`` when not checked, ``runs`` (run ->
@@ -260,48 +345,47 @@ def verify_published(cfg: dict) -> dict:
     Raises:
         published.PublishedError: a file cannot be fetched or does not match its sha256.
     """
-    if not cfg["published"]["use_predictions"]:
+    if not files:
         return {"status": NOT_CHECKED, "reason": NOT_FETCHED, "runs": {}, "comparison": None}
-    rounding = cfg["verification"]["claim_rounding_pp"]
+    pins = {name: claims.runs[name]["predictions"] for name in files}
+    fetched = published.fetch_all(files, pins)
     runs, frames = {}, {}
-    fetched = published.fetch_all(cfg)
-    for name, spec in cfg["published"]["runs"].items():
-        path = fetched[name]
+    for name, path in fetched.items():
+        spec = claims.runs[name]
         frames[name] = published.read_predictions(path)
         runs[name] = {
             "file": str(path),
             "sha256": spec["predictions"]["sha256"],
             "url": spec["predictions"]["url"],
             "source": spec["source"],
-            **check_published_run(spec, frames[name], rounding),
+            **check_published_run(spec, frames[name], claims.rounding_pp),
         }
-    return {"status": CHECKED, "runs": runs, "comparison": compare_published(cfg, runs, frames)}
+    return {"status": CHECKED, "runs": runs, "comparison": compare_published(claims, runs, frames)}
 
 
-def needs_published_message(cfg: dict) -> str:
-    """Why `verify --published-only` cannot run without the published CSVs, and how to fix it."""
-    places = "; ".join(
-        f"{published.local_path(cfg, name)} (sha256 {spec['predictions']['sha256']}, from "
-        f"{spec['predictions']['url']})"
-        for name, spec in cfg["published"]["runs"].items()
+def needs_published_message(runs: Mapping[str, Mapping]) -> str:
+    """Why checking the published claims alone cannot run without their CSVs, and the fix."""
+    pins = "; ".join(
+        f"{name} from {spec['predictions']['url']} (sha256 {spec['predictions']['sha256']})"
+        for name, spec in runs.items()
     )
     return (
-        "checking the published claims needs the published prediction CSVs, but "
-        "published.use_predictions is false. Set it true (--set published.use_predictions=true;"
-        " for snakemake, in a --configfile): it downloads them (sha256-verified), or uses "
-        f"copies placed by hand at the expected paths: {places}"
+        "checking the published claims needs the published prediction CSVs, but none were "
+        "given: the workflow reads them only with published.use_predictions true. Set it (for "
+        "snakemake, in a --configfile); rule fetch_published then downloads each, sha256-"
+        f"verified, or names where to place it by hand: {pins}"
     )
 
 
 # --------------------------------------------------------------------------- reruns
 
 
-def _rerun_source(cfg: dict) -> str:
-    """The data source the reruns read: from the data summary when it exists, else config."""
-    summary = paths.data_summary(cfg)
-    if summary.is_file():
-        return json.loads(summary.read_text(encoding="utf-8")).get("source", "")
-    return cfg["data"]["source"]
+def _rerun_source(data: str | None) -> str:
+    """The data source the reruns read, from the data summary."""
+    if data is None:
+        raise VerificationError("checking the reruns needs the data summary, and none was given")
+    summary = require(Path(data), made_by=DATA_MADE_BY)
+    return json.loads(summary.read_text(encoding="utf-8")).get("source", "")
 
 
 def _in_validation_order(frame: pd.DataFrame) -> pd.DataFrame:
@@ -347,20 +431,26 @@ def check_rerun(name: str, summary: Mapping, spec: Mapping | None, band: Mapping
     }
 
 
-def _check_rerun_names(cfg: dict) -> None:
-    unknown = [name for name in cfg["verification"]["reruns"] if name not in cfg["experiments"]]
+def _check_rerun_names(bands: Mapping, names: Sequence[str], predictions: Mapping) -> None:
+    unknown = [name for name in bands if name not in names]
     if unknown:
         raise ConfigError(
             f"verification.reruns.{unknown[0]} names no experiment "
-            f"(experiments: {', '.join(cfg['experiments'])})"
+            f"(experiments: {', '.join(names)})"
+        )
+    if set(predictions) != set(names):
+        raise VerificationError(
+            f"reruns with a summary ({', '.join(names)}) and with predictions "
+            f"({', '.join(predictions)}) differ"
         )
 
 
-def verify_rerun(cfg: dict, published_result: Mapping) -> dict:
+def verify_rerun(claims: Claims, inputs: Inputs, published_result: Mapping) -> dict:
     """Compare every rerun with its band, and pair it with the published run where possible.
 
     Args:
-        cfg: the configuration the reruns were made with.
+        claims: the published claims and the reruns' bands.
+        inputs: each rerun's summary.json and predictions.csv, and the data summary.
         published_result: :func:`verify_published`'s result (pairing needs its files).
 
     Returns:
@@ -371,17 +461,18 @@ def verify_rerun(cfg: dict, published_result: Mapping) -> dict:
     Raises:
         ResultFileError: a summary.json or predictions.csv is missing (the message names it).
     """
-    _check_rerun_names(cfg)
-    names = paths.experiments(cfg)
-    source = _rerun_source(cfg)
+    names = list(inputs.summaries)
+    _check_rerun_names(claims.bands, names, inputs.predictions)
+    source = _rerun_source(inputs.data)
     runs, frames = {}, {}
     for name in names:
-        run = paths.run_dir(cfg, name)
-        summary = read_summary(run / "summary.json")
-        frames[name] = _in_validation_order(read_run_predictions(run / "predictions.csv"))
-        spec = cfg["published"]["runs"].get(name)
-        runs[name] = check_rerun(name, summary, spec, cfg["verification"]["reruns"].get(name))
-        runs[name]["pairing"] = _pair_with_published(cfg, name, spec, source, frames[name])
+        summary = read_summary(inputs.summaries[name])
+        frames[name] = _in_validation_order(read_run_predictions(inputs.predictions[name]))
+        spec = claims.runs.get(name)
+        runs[name] = check_rerun(name, summary, spec, claims.bands.get(name))
+        runs[name]["pairing"] = _pair_with_published(
+            name, spec, source, frames[name], published_result
+        )
         runs[name]["source"] = source
     difference = None
     if len(names) >= 2:
@@ -396,11 +487,11 @@ def verify_rerun(cfg: dict, published_result: Mapping) -> dict:
 
 
 def _pair_with_published(
-    cfg: dict, name: str, spec: Mapping | None, source: str, frame: pd.DataFrame
+    name: str, spec: Mapping | None, source: str, frame: pd.DataFrame, published_result: Mapping
 ) -> dict:
     if spec is None:
         return {"status": "not paired", "reason": "no published run of this name"}
-    if not cfg["published"]["use_predictions"]:
+    if published_result["status"] != CHECKED:
         return {"status": NOT_CHECKED, "reason": NOT_FETCHED}
     if source != spec["source"]:
         return {
@@ -408,66 +499,31 @@ def _pair_with_published(
             "reason": f"the rerun read the {source!r} source; the published rows follow "
             f"{SOURCE_ORDER[spec['source']]} (rerun with data.source: {spec['source']} to pair)",
         }
-    theirs = published.read_predictions(published.fetch(cfg, name))
+    # the file verify_published read, after its sha256 was verified
+    theirs = published.read_predictions(Path(published_result["runs"][name]["file"]))
     return paired_comparison(frame, theirs)
 
 
 # --------------------------------------------------------------------------- checksums
 
 
-def checksummed_files(cfg: dict) -> list[Path]:
-    """Every file that goes into the paper, in a fixed order.
+def write_checksums(files: Iterable[str | Path], out: str | Path) -> Path:
+    """Write `out` in the `sha256sum -c` format over `files`, atomically.
 
-    Per experiment: predictions, metrics, summary, provenance and the rendered notebook; the
-    data summary and (when used) the published summary; every figure (PNG and PDF) and table
-    (Markdown and LaTeX); the paper's generated inputs; and the PDF where latexmk builds it.
-    """
-    names = paths.experiments(cfg)
-    files = [paths.data_summary(cfg)]
-    for name in names:
-        run = paths.run_dir(cfg, name)
-        files += [
-            run / f
-            for f in (
-                "predictions.csv",
-                "metrics.jsonl",
-                "summary.json",
-                "provenance.json",
-                "experiment.html",
-            )
-        ]
-    if cfg["published"]["use_predictions"]:
-        files.append(paths.published_summary(cfg))
-    files.append(paths.fidelity_summary(cfg))
-    figures = paths.figures_dir(cfg)
-    stems = [figures / "learning_curves", figures / "per_class_accuracy"]
-    stems += [figures / n / kind for n in names for kind in ("correct_wrong", "class_grid")]
-    files += [stem.with_suffix(suffix) for stem in stems for suffix in (".png", ".pdf")]
-    tables = ["results", "recipe", "discrepancies", "verification", "input_fidelity"]
-    tables += [f"classes_{n}" for n in names]
-    for table in tables:
-        files += [paths.tables_dir(cfg) / f"{table}{suffix}" for suffix in (".md", ".tex")]
-    generated = paths.paper_generated(cfg)
-    files += [generated / "numbers.tex", *(generated / name for name in copied_inputs(cfg))]
-    if shutil.which("latexmk"):  # as the workflow's all_outputs: the PDF only where it is built
-        files.append(paths.paper_pdf(cfg))
-    return files
-
-
-def write_checksums(cfg: dict, files: Iterable[Path]) -> Path:
-    """Write `<output_dir>/SHA256SUMS` (`sha256sum -c` format) over `files`, atomically.
+    Each line is `<sha256>  <path>`, the path as given (the workflow's rule hands paths relative
+    to its folder, so `sha256sum -c` runs there).
 
     Raises:
         VerificationError: a file is missing (a checksum of nothing would certify nothing).
     """
-    files = list(files)
-    missing = [str(f) for f in files if not Path(f).is_file()]
+    files = [str(f) for f in files]
+    missing = [f for f in files if not Path(f).is_file()]
     if missing:
         raise VerificationError(
             f"cannot write checksums: {len(missing)} file(s) missing: {', '.join(missing)}"
         )
     lines = [f"{published.sha256(Path(f))}  {f}" for f in files]
-    return atomic.write_text(checksums_path(cfg), "\n".join(lines) + "\n")
+    return atomic.write_text(out, "\n".join(lines) + "\n")
 
 
 def read_checksums(path: Path) -> list[tuple[str, str]]:
@@ -483,13 +539,13 @@ def read_checksums(path: Path) -> list[tuple[str, str]]:
     return pairs
 
 
-def check_checksums(cfg: dict) -> list[str]:
-    """Recompute `<output_dir>/SHA256SUMS`; one line per file that changed or went missing.
+def check_checksums(path: str | Path) -> list[str]:
+    """Recompute the SHA256SUMS at `path`; one line per file that changed or went missing.
 
     Raises:
-        VerificationError: there is no SHA256SUMS (the message says how it is made).
+        VerificationError: there is no such file (the message says how it is made).
     """
-    path = checksums_path(cfg)
+    path = Path(path)
     if not path.is_file():
         raise VerificationError(f"{path} is missing; it is made by {CHECKSUMS_MADE_BY}")
     problems = []
@@ -506,13 +562,13 @@ def check_checksums(cfg: dict) -> list[str]:
     return problems
 
 
-def checksum_report(cfg: dict) -> dict:
+def checksum_report(path: str | Path) -> dict:
     """:func:`check_checksums` as a result dict (file count, problems, verdict)."""
-    problems = check_checksums(cfg)
-    count = len(read_checksums(checksums_path(cfg)))
+    problems = check_checksums(path)
+    count = len(read_checksums(Path(path)))
     return {
         "status": CHECKED,
-        "file": str(checksums_path(cfg)),
+        "file": str(path),
         "files": count,
         "problems": problems,
         "verdict": FAIL if problems else PASS,
@@ -530,14 +586,13 @@ def _signed(value: float) -> str:
     return f"{value:+.2f}"
 
 
-def caveats(cfg: dict, runs: Sequence[str]) -> str:
+def caveats(discrepancies: Sequence[Mapping], runs: Sequence[str]) -> str:
     """Topics of the README-vs-notebook discrepancies that affect any of `runs`."""
-    topics = [d["topic"] for d in cfg["discrepancies"] if set(d["affects"]) & set(runs)]
+    topics = [d["topic"] for d in discrepancies if set(d["affects"]) & set(runs)]
     return "; ".join(topics) if topics else "none"
 
 
-def _published_cells(cfg: dict, name: str, found: Mapping | None, reason: str) -> dict:
-    spec = cfg["published"]["runs"][name]
+def _published_cells(spec: Mapping, name: str, found: Mapping | None, reason: str) -> dict:
     claim = f"{name}: the claim is the {METRIC_WORDS[spec['claim_metric']]} of its predictions"
     if found is None:
         return {
@@ -565,12 +620,11 @@ def _published_cells(cfg: dict, name: str, found: Mapping | None, reason: str) -
     }
 
 
-def _comparison_cells(cfg: dict, comparison: Mapping | None, reason: str) -> dict | None:
-    runs = list(cfg["published"]["runs"])
+def _comparison_cells(specs: Mapping, comparison: Mapping | None, reason: str) -> dict | None:
+    runs = list(specs)
     if len(runs) < 2:
         return None
     first, last = runs[0], runs[-1]
-    specs = cfg["published"]["runs"]
     claimed = specs[last]["claim"] - specs[first]["claim"]
     cells = {
         "Claim": f"{last} - {first}: the published gain holds",
@@ -594,9 +648,8 @@ def _comparison_cells(cfg: dict, comparison: Mapping | None, reason: str) -> dic
     }
 
 
-def _rerun_cells(cfg: dict, name: str, rerun: Mapping, found: Mapping | None) -> dict:
+def _rerun_cells(spec: Mapping | None, name: str, rerun: Mapping, found: Mapping | None) -> dict:
     low, high = rerun["wilson95"]
-    spec = cfg["published"]["runs"].get(name)
     cells = {
         "Claim": f"{name}: the rerun lies in its band",
         "Published": NA if spec is None else _pct(spec["claim"]),
@@ -659,8 +712,36 @@ def _difference_cells(difference: Mapping) -> dict:
     }
 
 
+def _rerun_rows(claims: Claims, rerun_result: Mapping, found: Mapping) -> list[dict]:
+    rows = []
+    for name, rerun in rerun_result["runs"].items():
+        cells = _rerun_cells(claims.runs.get(name), name, rerun, found.get(name))
+        rows.append(cells | {"Affected by": caveats(claims.discrepancies, [name])})
+        if rerun["pairing"]["status"] in ("paired", "not paired") and name in found:
+            rows.append(_paired_cells(name, rerun["pairing"]) | {"Affected by": NA})
+    if rerun_result.get("difference"):
+        names = [rerun_result["difference"]["first"], rerun_result["difference"]["last"]]
+        cells = _difference_cells(rerun_result["difference"])
+        rows.append(cells | {"Affected by": caveats(claims.discrepancies, names)})
+    return rows
+
+
+def _checksum_row(checksum_result: Mapping) -> dict:
+    problems = checksum_result["problems"]
+    return {
+        "Claim": "SHA256SUMS: the paper's files are unchanged",
+        "Published": NA,
+        "Recomputed": f"{checksum_result['files'] - len(problems)} of "
+        f"{checksum_result['files']} files match",
+        "Rerun": NA,
+        "Tolerance": "exact",
+        "Verdict": checksum_result["verdict"],
+        "Affected by": "; ".join(problems) if problems else "none",
+    }
+
+
 def verification_rows(
-    cfg: dict,
+    claims: Claims,
     published_result: Mapping,
     rerun_result: Mapping | None = None,
     checksum_result: Mapping | None = None,
@@ -668,7 +749,7 @@ def verification_rows(
     """One row per claim: published, recomputed and rerun value, tolerance, verdict, caveats.
 
     Args:
-        cfg: the configuration (claims, bands, discrepancies).
+        claims: the claims, bands and discrepancies.
         published_result: :func:`verify_published`'s result.
         rerun_result: :func:`verify_rerun`'s result, or None (published only).
         checksum_result: :func:`checksum_report`'s result, or None (not checked).
@@ -680,36 +761,16 @@ def verification_rows(
     reason = published_result.get("reason", "")
     found = published_result.get("runs", {})
     rows = []
-    for name in cfg["published"]["runs"]:
-        cells = _published_cells(cfg, name, found.get(name), reason)
-        rows.append(cells | {"Affected by": caveats(cfg, [name])})
-    comparison = _comparison_cells(cfg, published_result.get("comparison"), reason)
+    for name, spec in claims.runs.items():
+        cells = _published_cells(spec, name, found.get(name), reason)
+        rows.append(cells | {"Affected by": caveats(claims.discrepancies, [name])})
+    comparison = _comparison_cells(claims.runs, published_result.get("comparison"), reason)
     if comparison is not None:
-        rows.append(comparison | {"Affected by": caveats(cfg, list(cfg["published"]["runs"]))})
+        rows.append(comparison | {"Affected by": caveats(claims.discrepancies, list(claims.runs))})
     if rerun_result is not None:
-        for name, rerun in rerun_result["runs"].items():
-            cells = _rerun_cells(cfg, name, rerun, found.get(name))
-            rows.append(cells | {"Affected by": caveats(cfg, [name])})
-            if rerun["pairing"]["status"] in ("paired", "not paired") and name in found:
-                rows.append(_paired_cells(name, rerun["pairing"]) | {"Affected by": NA})
-        if rerun_result.get("difference"):
-            names = [rerun_result["difference"]["first"], rerun_result["difference"]["last"]]
-            cells = _difference_cells(rerun_result["difference"])
-            rows.append(cells | {"Affected by": caveats(cfg, names)})
+        rows += _rerun_rows(claims, rerun_result, found)
     if checksum_result is not None:
-        problems = checksum_result["problems"]
-        rows.append(
-            {
-                "Claim": "SHA256SUMS: the paper's files are unchanged",
-                "Published": NA,
-                "Recomputed": f"{checksum_result['files'] - len(problems)} of "
-                f"{checksum_result['files']} files match",
-                "Rerun": NA,
-                "Tolerance": "exact",
-                "Verdict": checksum_result["verdict"],
-                "Affected by": "; ".join(problems) if problems else "none",
-            }
-        )
+        rows.append(_checksum_row(checksum_result))
     return rows
 
 
@@ -727,7 +788,7 @@ def rows_frame(rows: Sequence[Mapping]) -> pd.DataFrame:
     return pd.DataFrame([[row[c] for c in COLUMNS] for row in rows], columns=list(COLUMNS))
 
 
-# --------------------------------------------------------------------------- the command
+# --------------------------------------------------------------------------- the verdict
 
 
 def band_explanation(rerun_result: Mapping) -> str | None:
@@ -759,13 +820,13 @@ def band_explanation(rerun_result: Mapping) -> str | None:
 
 
 def assemble(
-    cfg: dict,
+    claims: Claims,
     published_result: Mapping,
     rerun_result: Mapping | None,
     checksum_result: Mapping | None,
 ) -> dict:
     """Everything `verify` found, with the rows and the overall verdict (verification.json)."""
-    rows = verification_rows(cfg, published_result, rerun_result, checksum_result)
+    rows = verification_rows(claims, published_result, rerun_result, checksum_result)
     failed = [row["Claim"] for row in rows if row["Verdict"] == FAIL]
     bands = None if rerun_result is None else band_explanation(rerun_result)
     notes = [bands] if bands else []
@@ -789,7 +850,7 @@ def assemble(
         "checksums": dict(checksum_result)
         if checksum_result is not None
         else {"status": NOT_CHECKED},
-        "discrepancies": cfg["discrepancies"],
+        "discrepancies": list(claims.discrepancies),
         "notes": notes,
         "rows": rows,
     }
@@ -797,8 +858,6 @@ def assemble(
 
 def render(result: Mapping) -> str:
     """The one-screen report: the table, the notes, the problems and the verdict."""
-    from .tables import markdown_table
-
     lines = [markdown_table(rows_frame(result["rows"])).rstrip(), ""]
     lines += [f"- {note}" for note in result["notes"]]
     for problem in result["checksums"].get("problems", []):
@@ -815,48 +874,114 @@ def render(result: Mapping) -> str:
     return "\n".join(lines)
 
 
-def run_verify(
-    cfg: dict,
-    *,
-    published_only: bool = False,
-    check: bool = False,
-    out: Path | None = None,
-    echo: Callable[[str], object] = print,
-) -> int:
-    """The `verify` command: check, write the JSON, print the table; return the exit status.
+def check(claims: Claims, inputs: Inputs) -> dict:
+    """Run every check `inputs` allow and assemble the verdict, recording the inputs in it.
 
-    Args:
-        cfg: the configuration the results were made with.
-        published_only: check the published files alone (needs them; trains nothing).
-        check: also recompute SHA256SUMS.
-        out: where to write the JSON (default :func:`result_path`).
-        echo: where the one-screen report goes.
-
-    Returns:
-        0 when every checked claim holds, 1 when any fails.
+    The published claims are checked when their CSVs are given, the reruns when their
+    summaries are, the checksums when a SHA256SUMS is.
 
     Raises:
-        VerificationError: published-only without the published predictions, or no SHA256SUMS.
+        VerificationError: nothing to check (no published CSVs and no rerun), or a missing
+            SHA256SUMS or data summary.
         ResultFileError: a rerun's result file is missing.
         published.PublishedError: a published file cannot be fetched or fails its sha256.
     """
-    published_result = verify_published(cfg)
-    if published_only and published_result["status"] != CHECKED:
-        raise VerificationError(needs_published_message(cfg))
-    rerun_result = None if published_only else verify_rerun(cfg, published_result)
-    checksum_result = checksum_report(cfg) if check else None
-    result = assemble(cfg, published_result, rerun_result, checksum_result)
-    atomic.write_json(out or result_path(cfg, published_only=published_only), result)
-    echo(render(result))
-    return 0 if result["verdict"] == PASS else 1
+    published_result = verify_published(claims, inputs.published)
+    if not inputs.summaries and published_result["status"] != CHECKED:
+        raise VerificationError(needs_published_message(claims.runs))
+    rerun_result = verify_rerun(claims, inputs, published_result) if inputs.summaries else None
+    checksum_result = None if inputs.checksums is None else checksum_report(inputs.checksums)
+    result = assemble(claims, published_result, rerun_result, checksum_result)
+    return result | {"inputs": inputs.record()}
 
 
-def make_verification_table(cfg: dict) -> list[Path]:
-    """tables/verification.{md,tex} for the paper: published claims and reruns, no checksums.
+def record_verdict(
+    claims: Claims, inputs: Inputs, *, verdict: Path, out: Path, console: TextIO | None = None
+) -> dict:
+    """The workflow's check: keep the verdict, print the report, write `out` only on a pass.
 
-    Written whatever the verdicts (the table records them); `verify` fails on them later.
+    Snakemake deletes a failed job's outputs but keeps its logs, so the verdict JSON goes to
+    `verdict` (a log) first: a failed check keeps it there as well as its printout.
+
+    Args:
+        claims, inputs: what :func:`check` compares and reads.
+        verdict: the JSON kept whatever the verdict.
+        out: the JSON written when every check passes.
+        console: where the report is printed as well (prints go to the rule's log).
+
+    Raises:
+        VerificationFailedError: a claim does not hold or a file changed (the message names them).
     """
-    published_result = verify_published(cfg)
-    rerun_result = verify_rerun(cfg, published_result)
-    rows = verification_rows(cfg, published_result, rerun_result)
-    return write_table(rows_frame(rows), table_stem(cfg), align=TABLE_ALIGN)
+    Path(verdict).unlink(missing_ok=True)  # no earlier verdict outlives a check that stops
+    result = check(claims, inputs)
+    atomic.write_json(verdict, result)
+    report = render(result)
+    print(report)
+    if console is not None:
+        print(report, file=console, flush=True)
+    if result["verdict"] != PASS:
+        raise VerificationFailedError(
+            f"verification FAILED: {'; '.join(result['failed'])} (verdict in {verdict})"
+        )
+    atomic.write_json(out, result)
+    return result
+
+
+def check_record(record: Path, claims: Claims, *, out: Path | None = None) -> dict:
+    """`verify --check`: check again the files a verdict JSON of the workflow records.
+
+    The paths are the ones the workflow's rule named, relative to the folder it ran in (run
+    this there); the claims and bands come from the caller's configuration.
+
+    Args:
+        record: a verdict JSON the workflow wrote (`verification.json`, `logs/verify.json`, or
+            the published claims' alone).
+        claims: the configuration's claims, bands and discrepancies.
+        out: where to write this check's verdict JSON; None: nowhere. Never a file it checks.
+
+    Raises:
+        VerificationError: the record is missing or records no inputs, or `out` is one of the
+            files the check reads.
+    """
+    record = Path(record)
+    if not record.is_file():
+        raise VerificationError(
+            f"{record} is missing: name a verdict JSON the workflow wrote (its rule verify "
+            "writes verification.json, and logs/verify.json also after a failed check)"
+        )
+    recorded = json.loads(record.read_text(encoding="utf-8")).get("inputs")
+    if not recorded:
+        raise VerificationError(f"{record} records no inputs; `snakemake verify` rewrites it")
+    inputs = Inputs.from_record(recorded)
+    if out is not None and _is_read(Path(out), record, inputs):
+        raise VerificationError(f"--out {out} is a file the check reads; name another")
+    result = check(claims, inputs)
+    if out is not None:
+        atomic.write_json(out, result)
+    return result
+
+
+def _is_read(out: Path, record: Path, inputs: Inputs) -> bool:
+    """Whether `out` is the record, a file it names, or a file its SHA256SUMS lists."""
+    recorded = inputs.record()
+    read = [record, *recorded["published"].values(), *recorded["summaries"].values()]
+    read += [*recorded["predictions"].values(), recorded["data"], recorded["checksums"]]
+    checksums = recorded["checksums"]
+    if checksums and Path(checksums).is_file():
+        read += [name for _, name in read_checksums(Path(checksums))]
+    return any(Path(path).resolve() == out.resolve() for path in read if path)
+
+
+def make_verification_table(claims: Claims, inputs: Inputs, md: Path, tex: Path) -> list[Path]:
+    """The paper's verification table: published claims and reruns, no checksums.
+
+    Written whatever the verdicts (the table records them); the `verify` rule fails on them
+    later.
+
+    Returns:
+        The Markdown and the LaTeX path.
+    """
+    published_result = verify_published(claims, inputs.published)
+    rerun_result = verify_rerun(claims, inputs, published_result)
+    rows = verification_rows(claims, published_result, rerun_result)
+    return save_table(rows_frame(rows), md, tex, align=TABLE_ALIGN)

@@ -1,0 +1,11 @@
+"""Rule make_discrepancies_table: the published README against what its notebooks ran."""
+
+from convnext_tinyimagenet import tables
+from convnext_tinyimagenet.workflow import rule_log
+
+with rule_log(snakemake):
+    tables.make_discrepancies_table(
+        snakemake.output.md,
+        snakemake.output.tex,
+        discrepancies=snakemake.params.discrepancies,
+    )

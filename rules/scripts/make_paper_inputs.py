@@ -1,0 +1,26 @@
+"""Rule make_paper_inputs: the macros (numbers.tex) every number in the paper is printed with."""
+
+from convnext_tinyimagenet.paper import PaperConfig, make_paper_inputs
+from convnext_tinyimagenet.workflow import rule_log
+
+with rule_log(snakemake):
+    params, inputs = snakemake.params, snakemake.input
+    make_paper_inputs(
+        snakemake.output.numbers,
+        PaperConfig(
+            experiments=params.experiments,
+            published_runs=params.published_runs,
+            published_repository=params.published_repository,
+            published_commit=params.published_commit,
+            figures=params.figures,
+            input_size=params.input_size,
+            seed=params.seed,
+            output_dir=params.output_dir,
+        ),
+        summaries=inputs.summaries,
+        metrics=inputs.metrics,
+        provenance=inputs.provenance,
+        data=inputs.data,
+        fidelity=inputs.fidelity,
+        published=inputs.published[0] if inputs.published else None,
+    )

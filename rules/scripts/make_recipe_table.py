@@ -1,0 +1,14 @@
+"""Rule make_recipe_table: every hyperparameter of every experiment, from the config."""
+
+from convnext_tinyimagenet import tables
+from convnext_tinyimagenet.workflow import rule_log
+
+with rule_log(snakemake):
+    tables.make_recipe_table(
+        snakemake.output.md,
+        snakemake.output.tex,
+        experiments=snakemake.params.experiments,
+        data=snakemake.params.data,
+        normalize=snakemake.params.normalize,
+        seed=snakemake.params.seed,
+    )

@@ -1,0 +1,73 @@
+"""The rules' scripts: each hands the package its rule's paths and values, inside rule_log."""
+
+import logging
+import re
+from types import SimpleNamespace
+
+import pytest
+
+from convnext_tinyimagenet.errors import ArtifactError
+from convnext_tinyimagenet.workflow import rule_log
+
+from .conftest import ROOT
+
+SCRIPTS = sorted((ROOT / "rules" / "scripts").glob("*.py"))
+
+
+def fake_snakemake(log_path):
+    return SimpleNamespace(log=[str(log_path)], rule="make_something")
+
+
+def test_rule_log_sends_logging_and_prints_to_the_log(tmp_path, capsys):
+    log = tmp_path / "logs" / "rule.log"
+    with rule_log(fake_snakemake(log)):
+        logging.getLogger("x").info("a logged line")
+        print("a printed line")
+    assert capsys.readouterr().err == ""
+    assert log.read_text().splitlines() == ["a logged line", "a printed line"]
+
+
+def test_a_user_error_is_one_console_line_and_kept_in_the_log(tmp_path, capsys):
+    log = tmp_path / "rule.log"
+    with pytest.raises(SystemExit) as exit_info, rule_log(fake_snakemake(log)):
+        raise ArtifactError("resources/x.csv is missing: place it by hand")
+    assert exit_info.value.code == 1
+    line = "error in rule make_something: resources/x.csv is missing: place it by hand"
+    assert capsys.readouterr().err.strip() == line
+    assert log.read_text().strip() == line
+
+
+def test_a_bug_leaves_its_traceback_in_the_log(tmp_path, capsys):
+    log = tmp_path / "rule.log"
+    with pytest.raises(SystemExit), rule_log(fake_snakemake(log)):
+        raise KeyError("oops")
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error in rule make_something: KeyError") and str(log) in err
+    assert "Traceback (most recent call last)" in log.read_text()
+
+
+def rule_scripts() -> dict[str, str]:
+    """rule name -> the script its `script:` directive names."""
+    found = {}
+    for smk in (ROOT / "rules").glob("*.smk"):
+        for rule, body in re.findall(r"^rule (\w+):\n((?:    .*\n|\n)+)", smk.read_text(), re.M):
+            script = re.search(r'script:\s*\n\s*"([^"]+)"', body)
+            if script:
+                found[rule] = script.group(1)
+    return found
+
+
+def test_each_script_rule_names_an_existing_script_of_its_own_name():
+    scripts = rule_scripts()
+    assert "prepare_data" in scripts and "run_experiment" in scripts  # parsed at all
+    for rule, script in scripts.items():
+        assert script == f"scripts/{rule}.py"
+        assert (ROOT / "rules" / script).is_file()
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda path: path.name)
+def test_scripts_read_their_rule_not_the_config(script):
+    text = script.read_text()
+    assert "snakemake.config" not in text
+    assert "with rule_log(snakemake):" in text
+    assert script.stem in rule_scripts()  # no orphan script
