@@ -9,8 +9,8 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF  # noqa: N812
 from torchvision.transforms.autoaugment import _apply_op
 
-from convnext_tinyimagenet import augment
-from convnext_tinyimagenet.augment import OPS, apply_op, op_table
+from convnext_tinyimagenet.data import augment
+from convnext_tinyimagenet.data.augment import OPS, apply_op, op_table
 
 
 def _images(size: int, n: int = 24) -> torch.Tensor:

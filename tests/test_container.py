@@ -253,7 +253,7 @@ def test_dockerignore_keeps_what_the_image_copies(instructions):
 
 def test_image_records_the_commit_it_was_built_from(instructions, variables):
     """The image copies no .git: a build argument carries the commit into provenance.json."""
-    from convnext_tinyimagenet.provenance import COMMIT_VARIABLE
+    from convnext_tinyimagenet.train.provenance import COMMIT_VARIABLE
 
     args = [parse_pairs(a) for k, a in instructions if k == "ARG"]
     assert any("GIT_COMMIT" in pairs for pairs in args), "no ARG GIT_COMMIT"

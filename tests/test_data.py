@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from convnext_tinyimagenet import data
-from convnext_tinyimagenet.data import DataError, image_id, load_store, make_synthetic
+from convnext_tinyimagenet.data import store as data
+from convnext_tinyimagenet.data.store import DataError, image_id, load_store, make_synthetic
 
 # Written to wnids.txt out of order: the label order must still be the sorted one.
 WNIDS_FILE_ORDER = ("n01641577", "n01443537", "n01629819")

@@ -2,9 +2,9 @@
 
 import pytest
 
-from convnext_tinyimagenet import features
 from convnext_tinyimagenet.config import experiment_config
-from convnext_tinyimagenet.runner import RunError, train_experiment
+from convnext_tinyimagenet.train import features
+from convnext_tinyimagenet.train.runner import RunError, train_experiment
 
 from .conftest import smoke_config
 

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from convnext_tinyimagenet import fidelity
-from convnext_tinyimagenet.augment import OPS
 from convnext_tinyimagenet.config import load_config
+from convnext_tinyimagenet.data.augment import OPS
+from convnext_tinyimagenet.tools import fidelity
 
 from .conftest import CONFIG, SMOKE
 

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from matplotlib.colors import to_rgba
 
-from convnext_tinyimagenet import figures
-from convnext_tinyimagenet.data import Split, Store
-from convnext_tinyimagenet.figures import ResultFileError
+from convnext_tinyimagenet.data.store import Split, Store
+from convnext_tinyimagenet.report import figures
+from convnext_tinyimagenet.run_folder import ResultFileError
 
 from .conftest import smoke_config
 

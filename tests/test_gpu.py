@@ -14,11 +14,11 @@ import torch
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.autoaugment import _apply_op
 
-from convnext_tinyimagenet.augment import OPS, apply_op, op_table
-from convnext_tinyimagenet.data import Split
-from convnext_tinyimagenet.runner import evaluate_experiment, train_experiment
-from convnext_tinyimagenet.training import BatchLoader, resident
-from convnext_tinyimagenet.transforms import Pipeline
+from convnext_tinyimagenet.data.augment import OPS, apply_op, op_table
+from convnext_tinyimagenet.data.store import Split
+from convnext_tinyimagenet.data.transforms import Pipeline
+from convnext_tinyimagenet.train.engine import BatchLoader, resident
+from convnext_tinyimagenet.train.runner import evaluate_experiment, train_experiment
 
 from .conftest import smoke_config
 

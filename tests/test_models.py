@@ -12,13 +12,12 @@ import torch.nn.functional as F  # noqa: N812
 from safetensors.torch import save_file
 from torch import nn
 
-from convnext_tinyimagenet.models import (
+from convnext_tinyimagenet.train.models import (
     Classifier,
     ModelError,
     TokenAttention,
     configure_trainable,
     create_model,
-    pretrained_data_config,
 )
 
 TAG = "convnext_tiny.fb_in1k"
@@ -219,7 +218,7 @@ def test_unknown_head():
 
 def test_pretrained_data_config():
     model = create_model(LINEAR | {"tag": TAG}, num_classes=10)  # pretrained=False: cfg only
-    cfg = pretrained_data_config(model)
+    cfg = timm.data.resolve_model_data_config(model.backbone)  # what the weights expect
     assert cfg["mean"] == pytest.approx((0.485, 0.456, 0.406))
     assert cfg["std"] == pytest.approx((0.229, 0.224, 0.225))
     assert cfg["input_size"] == (3, 224, 224)

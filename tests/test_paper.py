@@ -20,9 +20,9 @@ from typing import Any
 import matplotlib
 import pytest
 
-from convnext_tinyimagenet import paper
 from convnext_tinyimagenet.config import load_config
-from convnext_tinyimagenet.evaluation import wilson_interval
+from convnext_tinyimagenet.report import paper
+from convnext_tinyimagenet.stats import wilson_interval
 
 from .conftest import CONFIG, ROOT, SMOKE
 
@@ -400,7 +400,7 @@ def test_number(value, expected):
     ("value", "expected"), [(3.694, "+3.69"), (-0.42, "$-$0.42"), (0, "+0.00")]
 )
 def test_signed(value, expected):
-    assert paper.signed(value) == expected
+    assert paper.tex_signed(value) == expected
 
 
 def test_newcombe_difference_matches_published_example():

@@ -5,10 +5,10 @@ import copy
 import pytest
 import torch
 
-from convnext_tinyimagenet import runner
 from convnext_tinyimagenet.config import run_identity
-from convnext_tinyimagenet.models import create_model
-from convnext_tinyimagenet.runner import make_forward, run_digest
+from convnext_tinyimagenet.train import runner
+from convnext_tinyimagenet.train.models import create_model
+from convnext_tinyimagenet.train.runner import make_forward, run_digest
 
 from .conftest import smoke_config
 

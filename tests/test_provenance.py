@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from convnext_tinyimagenet.provenance import COMMIT_VARIABLE, git_commit
+from convnext_tinyimagenet.train.provenance import COMMIT_VARIABLE, git_commit
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 import torch
 
-from convnext_tinyimagenet.data import load_store
-from convnext_tinyimagenet.runner import RunError, evaluate_experiment, train_experiment
+from convnext_tinyimagenet.data.store import load_store
+from convnext_tinyimagenet.train.runner import RunError, evaluate_experiment, train_experiment
 
 from .conftest import CONFIG, SMOKE, smoke_config
 
@@ -139,7 +139,7 @@ def test_a_changed_config_trains_afresh_and_keeps_the_earlier_checkpoints(
 
 
 def test_missing_dataset_stops_evaluation_and_leaves_results(runs, tmp_path):
-    from convnext_tinyimagenet.data import DataError
+    from convnext_tinyimagenet.data.store import DataError
 
     _, out = runs
     before = _digest(out["improved"])
@@ -230,7 +230,7 @@ def test_the_model_is_the_best_epochs_not_the_last(tmp_path, smoke_cache, monkey
     evaluation scores that model."""
     from safetensors.torch import load_file
 
-    from convnext_tinyimagenet import runner
+    from convnext_tinyimagenet.train import runner
 
     scripted = iter([1.0, 0.5, 0.9])  # baseline monitor: val_loss_batch_mean, lower is better
     real = runner.summarize

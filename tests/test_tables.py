@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from convnext_tinyimagenet import tables
-from convnext_tinyimagenet.figures import ResultFileError
+from convnext_tinyimagenet.report import tables
+from convnext_tinyimagenet.run_folder import ResultFileError
 
 from .conftest import smoke_config
 

@@ -6,11 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from convnext_tinyimagenet.evaluation import wilson_interval
-from convnext_tinyimagenet.training import (
+from convnext_tinyimagenet.stats import batch_means, wilson_interval
+from convnext_tinyimagenet.train.engine import (
     EarlyStopping,
-    batch_means,
-    cosine_lr,
     effective_precision,
     epoch_seed,
     make_scheduler,
@@ -31,6 +29,11 @@ def test_cosine_schedule_matches_analytic_values_per_group():
             assert group["lr"] == pytest.approx(expected, rel=1e-9, abs=1e-15)
         optimizer.step()
         scheduler.step()
+
+
+def cosine_lr(base_lr: float, epoch: int, t_max: int, eta_min: float = 0.0) -> float:
+    """Analytic CosineAnnealingLR value after `epoch` scheduler steps."""
+    return eta_min + (base_lr - eta_min) * (1 + math.cos(math.pi * epoch / t_max)) / 2
 
 
 def test_cosine_lr_closed_form_points():
@@ -138,7 +141,7 @@ def test_epoch_seeds_differ_per_epoch_and_seed():
 
 
 def _split(n=70, size=8):
-    from convnext_tinyimagenet.data import Split
+    from convnext_tinyimagenet.data.store import Split
 
     rng = np.random.default_rng(0)
     return Split(
@@ -149,7 +152,7 @@ def _split(n=70, size=8):
 
 
 def test_batch_loader_yields_the_store_rows_in_batches():
-    from convnext_tinyimagenet.training import BatchLoader
+    from convnext_tinyimagenet.train.engine import BatchLoader
 
     split = _split()
     loader = BatchLoader(split, 32, shuffle=False)
@@ -168,8 +171,8 @@ def test_batch_loader_yields_the_store_rows_in_batches():
 
 @pytest.mark.parametrize("chunk_batches", [2, 3, 10])
 def test_chunked_augmented_batches_equal_batch_by_batch(chunk_batches):
-    from convnext_tinyimagenet.training import BatchLoader
-    from convnext_tinyimagenet.transforms import Pipeline
+    from convnext_tinyimagenet.data.transforms import Pipeline
+    from convnext_tinyimagenet.train.engine import BatchLoader
 
     split = _split(size=16)
     pipeline = Pipeline(16, (0.5,) * 3, (0.25,) * 3, {"num_ops": 2, "magnitude": 9}, {"p": 0.5})
@@ -187,7 +190,7 @@ def test_chunked_augmented_batches_equal_batch_by_batch(chunk_batches):
 
 @pytest.mark.parametrize("mode", ["auto", True, False])
 def test_resident_split_gives_the_same_batches(mode):
-    from convnext_tinyimagenet.training import BatchLoader, resident
+    from convnext_tinyimagenet.train.engine import BatchLoader, resident
 
     split = _split()
     held = resident(split, torch.device("cpu"), mode)

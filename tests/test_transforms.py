@@ -6,8 +6,8 @@ import torch
 from PIL import Image
 from torchvision import transforms as T  # noqa: N812
 
-from convnext_tinyimagenet import augment
-from convnext_tinyimagenet.transforms import Pipeline, normalize, resize_uint8
+from convnext_tinyimagenet.data import augment
+from convnext_tinyimagenet.data.transforms import Pipeline, normalize, resize_uint8
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 

@@ -23,16 +23,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from convnext_tinyimagenet import published, stats, verification
+from convnext_tinyimagenet import stats
 from convnext_tinyimagenet.cli import main
 from convnext_tinyimagenet.config import load_config
-from convnext_tinyimagenet.evaluation import (
-    Z95,
-    predictions_frame,
-    summarize_predictions,
-    write_predictions,
-)
-from convnext_tinyimagenet.verification import Claims, Inputs
+from convnext_tinyimagenet.run_folder import write_predictions
+from convnext_tinyimagenet.stats import Z95
+from convnext_tinyimagenet.train.evaluation import predictions_frame, summarize_predictions
+from convnext_tinyimagenet.verify import published, verification
+from convnext_tinyimagenet.verify.verification import Claims, Inputs
 
 from .conftest import CONFIG, SHARED_PUBLISHED, SMOKE
 

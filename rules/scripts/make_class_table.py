@@ -1,6 +1,6 @@
 """Rule make_class_table: the top and bottom classes of one run."""
 
-from convnext_tinyimagenet import tables
+from convnext_tinyimagenet.report import tables
 from convnext_tinyimagenet.workflow import rule_log
 
 with rule_log(snakemake):

@@ -1,6 +1,6 @@
 """Rule make_paper_inputs: the macros (numbers.tex) every number in the paper is printed with."""
 
-from convnext_tinyimagenet.paper import PaperConfig, make_paper_inputs
+from convnext_tinyimagenet.report.paper import PaperConfig, make_paper_inputs
 from convnext_tinyimagenet.workflow import rule_log
 
 with rule_log(snakemake):

@@ -1,6 +1,6 @@
 """Rule make_recipe_table: every hyperparameter of every experiment, from the config."""
 
-from convnext_tinyimagenet import tables
+from convnext_tinyimagenet.report import tables
 from convnext_tinyimagenet.workflow import rule_log
 
 with rule_log(snakemake):

@@ -1,6 +1,6 @@
 """Rule make_results_table: each run's accuracy against the published claim and predictions."""
 
-from convnext_tinyimagenet import tables
+from convnext_tinyimagenet.report import tables
 from convnext_tinyimagenet.workflow import rule_log
 
 with rule_log(snakemake):

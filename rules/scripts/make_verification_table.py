@@ -1,6 +1,6 @@
 """Rule make_verification_table: the paper's table of published claims and reruns."""
 
-from convnext_tinyimagenet.verification import Claims, Inputs, make_verification_table, named
+from convnext_tinyimagenet.verify.verification import Claims, Inputs, make_verification_table, named
 from convnext_tinyimagenet.workflow import rule_log
 
 with rule_log(snakemake):

@@ -1,6 +1,6 @@
 """Rule measure_input_fidelity: this project's resize and RandAugment against PIL's kernels."""
 
-from convnext_tinyimagenet import fidelity
+from convnext_tinyimagenet.tools import fidelity
 from convnext_tinyimagenet.workflow import rule_log
 
 with rule_log(snakemake):

@@ -1,7 +1,7 @@
 """Rule plot_correct_wrong: correctly and wrongly classified validation images of one run."""
 
-from convnext_tinyimagenet import figures
-from convnext_tinyimagenet.data import load_store
+from convnext_tinyimagenet.data.store import load_store
+from convnext_tinyimagenet.report import figures
 from convnext_tinyimagenet.workflow import rule_log
 
 with rule_log(snakemake):

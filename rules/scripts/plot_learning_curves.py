@@ -1,6 +1,6 @@
 """Rule plot_learning_curves: every run's curves, the published values overlaid."""
 
-from convnext_tinyimagenet import figures
+from convnext_tinyimagenet.report import figures
 from convnext_tinyimagenet.workflow import rule_log
 
 with rule_log(snakemake):

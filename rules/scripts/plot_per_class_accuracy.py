@@ -1,6 +1,6 @@
 """Rule plot_per_class_accuracy: the second run's per-class accuracy against the first's."""
 
-from convnext_tinyimagenet import figures
+from convnext_tinyimagenet.report import figures
 from convnext_tinyimagenet.workflow import rule_log
 
 with rule_log(snakemake):

@@ -1,7 +1,7 @@
 """Rule prepare_data: decode the dataset once into its cache; write the store's summary."""
 
 from convnext_tinyimagenet import atomic
-from convnext_tinyimagenet.data import load_store
+from convnext_tinyimagenet.data.store import load_store
 from convnext_tinyimagenet.workflow import rule_log
 
 with rule_log(snakemake):

@@ -1,7 +1,7 @@
 """Rule summarize_published: each published run's figures, recomputed from its CSV."""
 
-from convnext_tinyimagenet.published import summarize_published
-from convnext_tinyimagenet.verification import named
+from convnext_tinyimagenet.verify.published import summarize_published
+from convnext_tinyimagenet.verify.verification import named
 from convnext_tinyimagenet.workflow import rule_log
 
 with rule_log(snakemake):

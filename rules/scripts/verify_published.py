@@ -2,7 +2,7 @@
 
 import sys
 
-from convnext_tinyimagenet.verification import Claims, Inputs, named, record_verdict
+from convnext_tinyimagenet.verify.verification import Claims, Inputs, named, record_verdict
 from convnext_tinyimagenet.workflow import rule_log
 
 with rule_log(snakemake):

@@ -15,28 +15,18 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .checkpoint import CheckpointError
-from .config import DEFAULT_CONFIG, ConfigError, experiment_config, load_config
-from .data import DataError
-from .figures import ResultFileError
-from .models import ModelError
-from .paper import PaperError
-from .published import PublishedError
-from .run_folder import run_dir
-from .runner import RunError
-from .verification import VerificationError
-
-USER_ERRORS = (
-    ConfigError,
-    DataError,
-    ModelError,
-    RunError,
-    CheckpointError,
-    PublishedError,
-    ResultFileError,
-    PaperError,
-    VerificationError,
+from convnext_tinyimagenet import atomic
+from convnext_tinyimagenet.config import DEFAULT_CONFIG, experiment_config, load_config
+from convnext_tinyimagenet.data.store import load_store
+from convnext_tinyimagenet.errors import ArtifactError
+from convnext_tinyimagenet.run_folder import run_dir
+from convnext_tinyimagenet.tools.bench import SIZES, format_table, run_bench, write_result
+from convnext_tinyimagenet.train.runner import (
+    evaluate_experiment,
+    resolve_device,
+    train_experiment,
 )
+from convnext_tinyimagenet.verify import verification
 
 
 def _common(parser: argparse.ArgumentParser, *, experiment: bool) -> None:
@@ -149,14 +139,10 @@ def _load(args: argparse.Namespace) -> dict:
 
 
 def cmd_prepare_data(args: argparse.Namespace) -> int:
-    from .data import load_store
-
     cfg = _load(args)
     store = load_store(cfg["data"], progress=not args.no_progress)
     print(json.dumps(store.info, indent=2))
     if args.out:
-        from . import atomic
-
         atomic.write_json(args.out, store.info)
     return 0
 
@@ -168,24 +154,18 @@ def _experiment_args(args: argparse.Namespace) -> tuple[dict, Path]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .runner import train_experiment
-
     cfg, out = _experiment_args(args)
     train_experiment(cfg, args.experiment, out, progress=not args.no_progress)
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .runner import evaluate_experiment
-
     cfg, out = _experiment_args(args)
     evaluate_experiment(cfg, args.experiment, out, progress=not args.no_progress)
     return 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from . import verification
-
     claims = verification.Claims.from_config(_load(args))
     result = verification.check_record(args.check, claims, out=args.out)
     print(verification.render(result))
@@ -193,9 +173,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import SIZES, format_table, run_bench, write_result
-    from .runner import resolve_device
-
     cfg = _load(args)
     device = resolve_device(args.device)
     result = run_bench(cfg, SIZES[args.size], device)
@@ -222,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         return COMMANDS[args.command](args)
-    except USER_ERRORS as exc:
+    except ArtifactError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -24,8 +24,8 @@ import jsonschema
 import yaml
 from jsonschema.exceptions import ValidationError, best_match
 
-from . import atomic
-from .errors import ArtifactError
+from convnext_tinyimagenet import atomic
+from convnext_tinyimagenet.errors import ArtifactError
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 DEFAULT_CONFIG = CONFIG_DIR / "config.yaml"

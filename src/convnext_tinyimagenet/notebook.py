@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import figures, tables
-from .config import experiment_config, load_config, run_settings
-from .data import Store, load_store
-from .evaluation import read_predictions
-from .run_folder import RunFolder
-from .runner import evaluate_experiment, train_experiment
-from .verification import check_rerun
+from convnext_tinyimagenet.config import experiment_config, load_config, run_settings
+from convnext_tinyimagenet.data.store import Store, load_store
+from convnext_tinyimagenet.numbers import pct
+from convnext_tinyimagenet.report import figures, tables
+from convnext_tinyimagenet.run_folder import RunFolder, read_predictions
+from convnext_tinyimagenet.train.runner import evaluate_experiment, train_experiment
+from convnext_tinyimagenet.verify.verification import check_rerun
 
 
 def setup(settings: dict | None, experiment: str, config_path: str) -> dict:
@@ -225,7 +225,7 @@ def against_claim(
         "rerun, exact accuracy %": f"{summary['accuracy']:.2f}",
         "95 % Wilson interval %": f"[{low:.2f}, {high:.2f}]",
         "rerun, mean of batch accuracies %": f"{summary['accuracy_batch_mean']:.2f}",
-        "published claim %": "n/a" if published is None else f"{published['claim']:.2f}",
+        "published claim %": pct(None if published is None else published["claim"]),
     }
     if "expected" not in check:
         return f"Not checked: {check['reason']}.", pd.DataFrame({"value": rows})

@@ -11,14 +11,23 @@
   summary.json       accuracy (exact and batch-mean), top-5, Wilson 95 % interval, per class
 
 The workflow's `run_experiment` rule declares its outputs from :data:`FILES` and
-:func:`run_dir`; the by-hand commands (`train`, `evaluate`) use the same two names.
-This module imports nothing heavy: the Snakefile reads it when it loads.
+:func:`run_dir`; the by-hand commands (`train`, `evaluate`) use the same two names. The readers
+and writers here are the only code that opens these files; a missing or empty one is a
+:class:`ResultFileError` that says what makes it. This module imports no torch: the Snakefile
+reads it when it loads, and the figures and tables read results through it.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import pandas as pd
+
+from convnext_tinyimagenet import atomic
+from convnext_tinyimagenet.errors import ArtifactError
 
 # output key of the run_experiment rule -> file name in the run's folder
 FILES = {
@@ -71,3 +80,83 @@ class RunFolder:
     def checkpoints(self, digest: str) -> Path:
         """One folder per run identity (the first 16 hex digits of its digest)."""
         return self.root / "checkpoints" / digest[:16]
+
+
+# --------------------------------------------------------------------------- reading and writing
+
+PREDICTION_COLUMNS = ("image_id", "index", "label", "prediction", "correct", "top5", "confidence")
+
+# How each result file is made, for the error message when it is missing.
+_TRAIN = "`snakemake run_experiment` (or python -m convnext_tinyimagenet train --experiment NAME)"
+_EVALUATE = (
+    "`snakemake run_experiment` (or python -m convnext_tinyimagenet evaluate --experiment NAME)"
+)
+MADE_BY = {
+    FILES["metrics"]: _TRAIN,
+    FILES["predictions"]: _EVALUATE,
+    FILES["summary"]: _EVALUATE,
+}
+
+
+class ResultFileError(ArtifactError, FileNotFoundError):
+    """A result file that a figure, table or check needs is missing, empty or malformed.
+
+    The message names the file and the workflow rule or command that makes it.
+    """
+
+
+def result_error(
+    path: Path, problem: str = "is missing", made_by: str | None = None
+) -> ResultFileError:
+    """A ResultFileError for `path` whose message says how the file is made (by default looked
+    up by its file name in :data:`MADE_BY`)."""
+    made_by = made_by or MADE_BY.get(Path(path).name, "the workflow")
+    return ResultFileError(f"{path} {problem}; it is made by {made_by}")
+
+
+def require(path: Path, made_by: str | None = None) -> Path:
+    """Return `path` if it is a file, else raise :class:`ResultFileError` saying how to make it."""
+    path = Path(path)
+    if not path.is_file():
+        raise result_error(path, made_by=made_by)
+    return path
+
+
+def read_metrics(path: Path) -> pd.DataFrame:
+    """Read metrics.jsonl: one row per epoch, in file order (an empty file is an error)."""
+    path = require(path)
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not lines:
+        raise result_error(path, "is empty (no epoch finished)")
+    return pd.DataFrame([json.loads(line) for line in lines])
+
+
+def write_metrics(path: Path, history: Sequence[dict]) -> None:
+    """Rewrite metrics.jsonl from the full history (so a resumed run has every epoch once)."""
+    atomic.write_text(path, "".join(json.dumps(r) + "\n" for r in history))
+
+
+def read_summary(path: Path) -> dict:
+    """Read a summary.json written by the evaluation."""
+    return json.loads(require(path).read_text(encoding="utf-8"))
+
+
+def read_predictions(path: Path) -> pd.DataFrame:
+    """Read a predictions.csv written by :func:`write_predictions`."""
+    frame = pd.read_csv(require(path))
+    missing = [c for c in PREDICTION_COLUMNS if c not in frame.columns]
+    if missing:
+        raise result_error(path, f"lacks the columns {', '.join(missing)}")
+    return frame
+
+
+def write_predictions(frame: pd.DataFrame, path: Path) -> Path:
+    """Atomically write predictions.csv."""
+    return atomic.write_with(path, lambda tmp: frame.to_csv(tmp, index=False))
+
+
+def update_provenance(path: Path, section: str, record: dict) -> None:
+    """Set one command's section of a run's provenance.json, keeping the others."""
+    current = json.loads(path.read_text()) if path.is_file() else {}
+    current[section] = record
+    atomic.write_json(path, current)

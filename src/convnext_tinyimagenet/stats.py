@@ -1,7 +1,9 @@
-"""Intervals and tests for accuracies: one run, two independent runs, two paired runs.
+"""Statistics of accuracies, in plain numpy: batch means, intervals and tests.
+
+One run, two independent runs, two paired runs.
 
 All accuracies and interval bounds are in percentage points (pp). The one-proportion interval is
-Wilson's score interval (:func:`evaluation.wilson_interval`); differences combine two Wilson
+Wilson's score interval (:func:`wilson_interval`); differences combine two Wilson
 intervals by Newcombe's square-and-add ("hybrid score") method, for independent samples
 (Newcombe 1998a, method 10) or for paired ones (Newcombe 1998b, method 10), whose only change
 is a correction for the correlation between the two runs' outcomes on the same images.
@@ -14,6 +16,30 @@ from collections.abc import Mapping
 
 import numpy as np
 
+Z95 = 1.959963984540054  # two-sided 95 % standard normal quantile
+
+
+def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion, as fractions in [0, 1]."""
+    if n <= 0:
+        raise ValueError("the Wilson interval needs at least one trial")
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def batch_means(values: np.ndarray, batch_size: int) -> float:
+    """Mean of per-batch means over consecutive batches (the last one may be short).
+
+    With 10,000 images and batch 32: 312 full batches and one of 16, each weighted equally,
+    which is how the improved notebook's logged 86.30 % differs from the exact 86.31 %.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    means = [values[i : i + batch_size].mean() for i in range(0, len(values), batch_size)]
+    return float(np.mean(means))
+
 
 def accuracy_interval(correct: int, n: int) -> dict:
     """Accuracy (%) of `correct` out of `n` with its Wilson 95 % interval (the summary.json shape).
@@ -21,10 +47,6 @@ def accuracy_interval(correct: int, n: int) -> dict:
     Returns:
         ``{"n", "correct", "accuracy", "wilson95": [low, high]}``.
     """
-    # Imported here: evaluation imports torch (through training), and the paper module, which
-    # the workflow's Snakefile loads, imports this one for newcombe_difference alone.
-    from .evaluation import wilson_interval
-
     low, high = wilson_interval(correct, n)
     return {
         "n": n,

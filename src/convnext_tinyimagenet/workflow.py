@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import ArtifactError
+from convnext_tinyimagenet.errors import ArtifactError
 
 
 def _log_path(snakemake: Any) -> Path | None:

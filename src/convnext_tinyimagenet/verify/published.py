@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import atomic
-from .errors import ArtifactError
+from convnext_tinyimagenet import atomic
+from convnext_tinyimagenet.errors import ArtifactError
+from convnext_tinyimagenet.stats import batch_means
 
 PUBLISHED_BATCH_SIZE = 32  # both notebooks' validation batch size
 
@@ -126,10 +127,6 @@ def read_predictions(path: Path) -> pd.DataFrame:
 
 def recompute(frame: pd.DataFrame, batch_size: int = PUBLISHED_BATCH_SIZE) -> dict:
     """Exact and batch-mean accuracy (%) and per-class accuracy of a published prediction set."""
-    # Imported here: training imports torch (seconds of import), which reading a CSV does not
-    # need; batch_means, a numpy statistic, would import at the top from stats.
-    from .training import batch_means
-
     correct = frame["correct"].to_numpy()
     return {
         "n": len(frame),

@@ -35,7 +35,7 @@ from numpy.lib.format import open_memmap
 from PIL import Image
 from tqdm import tqdm  # plain bars: tqdm.auto warns in a notebook without ipywidgets
 
-from .errors import ArtifactError
+from convnext_tinyimagenet.errors import ArtifactError
 
 # Bump when the cache layout or decoding changes: it is part of every fingerprint, so old caches
 # are simply not found again instead of being misread.

@@ -15,14 +15,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import atomic, checkpoint, features, provenance
-from .config import config_digest, dump_config, experiment_config, run_identity
-from .data import Store, load_store
-from .errors import ArtifactError
-from .evaluation import predictions_frame, summarize_predictions, write_predictions
-from .models import configure_trainable, create_model
-from .run_folder import RunFolder
-from .training import (
+from convnext_tinyimagenet import atomic
+from convnext_tinyimagenet.config import config_digest, dump_config, experiment_config, run_identity
+from convnext_tinyimagenet.data.store import Store, load_store
+from convnext_tinyimagenet.data.transforms import Pipeline
+from convnext_tinyimagenet.errors import ArtifactError
+from convnext_tinyimagenet.run_folder import (
+    RunFolder,
+    update_provenance,
+    write_metrics,
+    write_predictions,
+)
+from convnext_tinyimagenet.train import checkpoint, features, provenance
+from convnext_tinyimagenet.train.engine import (
     BatchLoader,
     EarlyStopping,
     effective_precision,
@@ -35,7 +40,11 @@ from .training import (
     summarize,
     train_one_epoch,
 )
-from .transforms import Pipeline
+from convnext_tinyimagenet.train.evaluation import (
+    predictions_frame,
+    summarize_predictions,
+)
+from convnext_tinyimagenet.train.models import configure_trainable, create_model
 
 log = logging.getLogger(__name__)
 
@@ -88,18 +97,6 @@ def run_digest(cfg: dict, name: str) -> str:
 def _data_device(split) -> str:
     """Where a run's data live: the device (resident) or host memory."""
     return str(split.images.device) if isinstance(split.images, torch.Tensor) else "host"
-
-
-def update_provenance(path: Path, section: str, record: dict) -> None:
-    """Set one command's section of a run's provenance.json, keeping the others."""
-    current = json.loads(path.read_text()) if path.is_file() else {}
-    current[section] = record
-    atomic.write_json(path, current)
-
-
-def write_metrics(path: Path, history: list[dict]) -> None:
-    """Rewrite metrics.jsonl from the full history (so a resumed run has every epoch once)."""
-    atomic.write_text(path, "".join(json.dumps(r) + "\n" for r in history))
 
 
 def _build(cfg: dict, name: str, store: Store, device: torch.device, pretrained: bool) -> nn.Module:
@@ -401,63 +398,70 @@ def evaluate_experiment(cfg: dict, name: str, out: Path, *, progress: bool = Tru
         The summary written to summary.json.
     """
     folder = RunFolder(out)
-    weights = folder.model
-    if not weights.is_file():
-        raise RunError(f"no trained model at {weights}: run `train` for {name!r} first")
-    exp = experiment_config(cfg, name)
+    if not folder.model.is_file():
+        raise RunError(f"no trained model at {folder.model}: run `train` for {name!r} first")
     started = provenance.now()
     device = resolve_device(cfg["device"])
-    perf = cfg["performance"]
-    configure_performance(perf)
+    configure_performance(cfg["performance"])
     store = load_store(cfg["data"], progress=progress)
     model = _build(cfg, name, store, device, pretrained=False)
-    checkpoint.load_weights(model, weights)
-    train_cfg = exp["train"]
-    precision = effective_precision(train_cfg["precision"], device)
-    loader = BatchLoader(
-        resident(store.val, device, perf["resident_data"]),
-        int(train_cfg["eval_batch_size"]),
-        shuffle=False,
-        transform=Pipeline.from_config(cfg, exp).eval_transform(),
-        device=device,
-    )
-    per_image = predict(
-        model,
-        loader,
-        nn.CrossEntropyLoss(label_smoothing=float(train_cfg["label_smoothing"]), reduction="none"),
-        device,
-        precision,
-        forward=make_forward(model, perf),
-        progress=progress,
-        desc=f"{name} evaluate",
-    )
+    checkpoint.load_weights(model, folder.model)
+    precision = effective_precision(experiment_config(cfg, name)["train"]["precision"], device)
+    per_image = _predict_val(cfg, name, model, store, device, precision, progress=progress)
     frame = predictions_frame(per_image, store.val.image_ids)
-    summary = {"experiment": name, "title": exp.get("title", name)}
-    summary |= summarize_predictions(frame, store.classes, int(train_cfg["batch_size"]))
-    summary["loss"] = float(per_image["loss"].mean())
-    metrics = folder.metrics
-    if metrics.is_file():
-        history = [json.loads(line) for line in metrics.read_text().splitlines() if line]
-        summary["epochs"] = len(history)
-        summary["best_epoch"] = next((r["epoch"] for r in reversed(history) if r["best"]), None)
+    summary = _summary(cfg, name, frame, per_image, store, folder)
     write_predictions(frame, folder.predictions)
     atomic.write_json(folder.summary, summary)
+    record = provenance.collect(
+        seed=cfg["seed"], device=device, data=store.info, config_digest=run_digest(cfg, name)
+    )
+    record |= {"experiment": name, "precision": precision}
     update_provenance(
-        folder.provenance,
-        "evaluate",
-        provenance.collect(
-            seed=cfg["seed"], device=device, data=store.info, config_digest=run_digest(cfg, name)
-        )
-        | {
-            "experiment": name,
-            "precision": precision,
-            "started": started,
-            "finished": provenance.now(),
-        },
+        folder.provenance, "evaluate", record | {"started": started, "finished": provenance.now()}
     )
     log.info(
         "%s: accuracy %.2f %% (batch-mean %.2f %%), 95 %% CI [%.2f, %.2f], top-5 %.2f %%",
         name, summary["accuracy"], summary["accuracy_batch_mean"], *summary["wilson95"],
         summary["top5"],
     )  # fmt: skip
+    return summary
+
+
+def _predict_val(
+    cfg: dict,
+    name: str,
+    model: nn.Module,
+    store: Store,
+    device: torch.device,
+    precision: str,
+    *,
+    progress: bool,
+) -> dict:
+    """Per-image results of `model` on the validation split, in validation order."""
+    exp, perf = experiment_config(cfg, name), cfg["performance"]
+    train_cfg = exp["train"]
+    loader = BatchLoader(
+        resident(store.val, device, perf["resident_data"]), int(train_cfg["eval_batch_size"]),
+        shuffle=False, transform=Pipeline.from_config(cfg, exp).eval_transform(), device=device,
+    )  # fmt: skip
+    loss = nn.CrossEntropyLoss(
+        label_smoothing=float(train_cfg["label_smoothing"]), reduction="none"
+    )
+    return predict(
+        model, loader, loss, device, precision, forward=make_forward(model, perf),
+        progress=progress, desc=f"{name} evaluate",
+    )  # fmt: skip
+
+
+def _summary(cfg: dict, name: str, frame, per_image: dict, store: Store, folder: RunFolder) -> dict:
+    """summary.json: the accuracies, loss, and the epochs of the run that made the model."""
+    exp = experiment_config(cfg, name)
+    summary = {"experiment": name, "title": exp.get("title", name)}
+    summary |= summarize_predictions(frame, store.classes, int(exp["train"]["batch_size"]))
+    summary["loss"] = float(per_image["loss"].mean())
+    if folder.metrics.is_file():
+        lines = folder.metrics.read_text().splitlines()
+        history = [json.loads(line) for line in lines if line]
+        summary["epochs"] = len(history)
+        summary["best_epoch"] = next((r["epoch"] for r in reversed(history) if r["best"]), None)
     return summary

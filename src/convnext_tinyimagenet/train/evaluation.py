@@ -1,33 +1,18 @@
-"""Evaluation files: predictions.csv (one row per validation image) and summary.json.
+"""What an evaluation computes: one row per validation image, and the run's summary.
 
-Figures, tables, verification and the paper read these files, never a notebook's memory.
+run_folder.py writes them as predictions.csv and summary.json; figures, tables, verification and
+the paper read those files, never a notebook's memory.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from . import atomic
-from .training import batch_means
-
-PREDICTION_COLUMNS = ("image_id", "index", "label", "prediction", "correct", "top5", "confidence")
-Z95 = 1.959963984540054  # two-sided 95 % standard normal quantile
-
-
-def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion, as fractions in [0, 1]."""
-    if n <= 0:
-        raise ValueError("the Wilson interval needs at least one trial")
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+from convnext_tinyimagenet.run_folder import PREDICTION_COLUMNS
+from convnext_tinyimagenet.stats import batch_means, wilson_interval
 
 
 def predictions_frame(per_image: dict[str, np.ndarray], image_ids: np.ndarray) -> pd.DataFrame:
@@ -65,17 +50,3 @@ def summarize_predictions(frame: pd.DataFrame, classes: Sequence[str], batch_siz
         "wilson95": [100.0 * low, 100.0 * high],
         "per_class": {classes[int(label)]: 100.0 * float(acc) for label, acc in per_class.items()},
     }
-
-
-def write_predictions(frame: pd.DataFrame, path: Path) -> Path:
-    """Atomically write predictions.csv."""
-    return atomic.write_with(path, lambda tmp: frame.to_csv(tmp, index=False))
-
-
-def read_predictions(path: Path) -> pd.DataFrame:
-    """Read a predictions.csv written by :func:`write_predictions`."""
-    frame = pd.read_csv(path)
-    missing = [c for c in PREDICTION_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{path} lacks the columns {', '.join(missing)}")
-    return frame

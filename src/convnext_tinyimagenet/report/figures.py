@@ -1,7 +1,7 @@
 """Figures rebuilt from result files, never from a notebook's memory.
 
-Inputs are the files a run writes (``metrics.jsonl``, ``predictions.csv``, ``summary.json``; see
-runner.py and evaluation.py), the published per-epoch values in the config and, for the image
+Inputs are the files a run writes (``metrics.jsonl``, ``predictions.csv``, ``summary.json``, read
+through run_folder.py), the published per-epoch values in the config and, for the image
 grids, the decoded data store. Two layers:
 
 - ``*_figure`` builders take plain frames/arrays and return a ``matplotlib.figure.Figure`` (no
@@ -15,7 +15,6 @@ The published figures these rebuild are listed in ../shared/reference/published-
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,22 +25,11 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from . import atomic
-from .errors import ArtifactError
+from convnext_tinyimagenet import atomic
+from convnext_tinyimagenet.run_folder import read_metrics, read_predictions, read_summary
 
 if TYPE_CHECKING:
-    from .data import Store
-
-# How each result file is made, for the error message when it is missing.
-_TRAIN = "`snakemake run_experiment` (or python -m convnext_tinyimagenet train --experiment NAME)"
-_EVALUATE = (
-    "`snakemake run_experiment` (or python -m convnext_tinyimagenet evaluate --experiment NAME)"
-)
-MADE_BY = {
-    "metrics.jsonl": _TRAIN,
-    "predictions.csv": _EVALUATE,
-    "summary.json": _EVALUATE,
-}
+    from convnext_tinyimagenet.data.store import Store
 
 # Colours: train / validation curves, and the two best-epoch markers.
 TRAIN_COLOUR = "tab:blue"
@@ -53,62 +41,6 @@ WRONG_COLOUR = "tab:red"
 
 # Columns of one published `epochs` row in config.yaml.
 PUBLISHED_EPOCH_COLUMNS = ("train_loss", "val_loss", "train_acc", "val_acc")
-
-
-class ResultFileError(ArtifactError, FileNotFoundError):
-    """A result file that a figure or table needs is missing or empty.
-
-    The message names the file and the workflow rule or command that makes it.
-    """
-
-
-def result_error(
-    path: Path, problem: str = "is missing", made_by: str | None = None
-) -> ResultFileError:
-    """A ResultFileError for `path` whose message says how the file is made.
-
-    Args:
-        path: the missing or unusable file.
-        problem: what is wrong with it ("is missing", "is empty").
-        made_by: the rule/command that makes it; default: looked up by file name in `MADE_BY`.
-    """
-    made_by = made_by or MADE_BY.get(Path(path).name, "the workflow")
-    return ResultFileError(f"{path} {problem}; it is made by {made_by}")
-
-
-def require(path: Path, made_by: str | None = None) -> Path:
-    """Return `path` if it is a file, else raise :class:`ResultFileError` saying how to make it."""
-    path = Path(path)
-    if not path.is_file():
-        raise result_error(path, made_by=made_by)
-    return path
-
-
-def read_metrics(path: Path) -> pd.DataFrame:
-    """Read metrics.jsonl: one row per epoch, in file order.
-
-    Raises:
-        ResultFileError: if the file is missing or holds no epoch.
-    """
-    path = require(path)
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if not lines:
-        raise result_error(path, "is empty (no epoch finished)")
-    return pd.DataFrame([json.loads(line) for line in lines])
-
-
-def read_summary(path: Path) -> dict:
-    """Read a summary.json written by the evaluation (raises ResultFileError if missing)."""
-    return json.loads(require(path).read_text(encoding="utf-8"))
-
-
-def read_run_predictions(path: Path) -> pd.DataFrame:
-    """Read a predictions.csv (raises ResultFileError if missing)."""
-    # Imported here: evaluation imports torch (via training), which figures and tables need not
-    # load (3 s of import time) just to read a CSV.
-    from .evaluation import read_predictions
-
-    return read_predictions(require(path))
 
 
 def save_figure(fig: Figure, png: Path, pdf: Path, dpi: int) -> list[Path]:
@@ -354,7 +286,7 @@ def plot_correct_wrong(
         seed: the draw's pandas `random_state` (`figures.sample_seed`).
         dpi: resolution of the PNG.
     """
-    frame = read_run_predictions(predictions)
+    frame = read_predictions(predictions)
     fig = correct_wrong_figure(frame, store.val.images, store.classes, int(samples), int(seed))
     return save_figure(fig, png, pdf, dpi)
 
@@ -416,7 +348,7 @@ def plot_class_grid(
         seed: seed of the draw (`figures.grid_seed`).
         dpi: resolution of the PNG.
     """
-    frame = read_run_predictions(predictions)
+    frame = read_predictions(predictions)
     n_classes = min(int(classes), len(store.classes))
     fig = class_grid_figure(frame, store.val.images, store.classes, n_classes, int(seed))
     return save_figure(fig, png, pdf, dpi)

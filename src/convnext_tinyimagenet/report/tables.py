@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import atomic
-from .figures import read_summary, require
+from convnext_tinyimagenet import atomic
+from convnext_tinyimagenet.numbers import NA, or_na, pct
+from convnext_tinyimagenet.run_folder import read_summary, require
 
-NA = "n/a"
 PUBLISHED_MADE_BY = "`snakemake summarize_published`; or set published.use_predictions=false"
 
 # One LaTeX replacement per special character, applied in a single pass so that the backslashes
@@ -179,20 +179,16 @@ def read_published_summary(path: Path | None) -> dict | None:
     return read_summary(require(path, made_by=PUBLISHED_MADE_BY))
 
 
-def _pct(value: float) -> str:
-    return f"{value:.2f}"
-
-
 def _published_cell(published: Mapping | None, name: str) -> str:
     run = (published or {}).get(name)
     if run is None:
         return NA
-    return f"{_pct(run['accuracy'])} ({_pct(run['accuracy_batch_mean'])})"
+    return f"{pct(run['accuracy'])} ({pct(run['accuracy_batch_mean'])})"
 
 
 def _rerun_cell(summary: Mapping) -> str:
     low, high = summary["wilson95"]
-    return f"{_pct(summary['accuracy'])} [{_pct(low)}, {_pct(high)}]"
+    return f"{pct(summary['accuracy'])} [{pct(low)}, {pct(high)}]"
 
 
 def results_frame(
@@ -221,19 +217,15 @@ def results_frame(
         rows.append(
             {
                 "Run": titles.get(name, name),
-                "Claim (%)": NA if claim is None else _pct(claim),
+                "Claim (%)": NA if claim is None else pct(claim),
                 "Published CSV (%): exact (batch mean)": _published_cell(published, name),
                 "Rerun (%) [Wilson 95 %]": _rerun_cell(summary),
                 "n": str(summary["n"]),
-                "Epochs": _or_na(summary.get("epochs")),
-                "Best epoch": _or_na(summary.get("best_epoch")),
+                "Epochs": or_na(summary.get("epochs")),
+                "Best epoch": or_na(summary.get("best_epoch")),
             }
         )
     return pd.DataFrame(rows)
-
-
-def _or_na(value: object) -> str:
-    return NA if value is None else str(value)
 
 
 def make_results_table(
@@ -288,7 +280,7 @@ def class_frame(summary: Mapping, k: int = 5) -> pd.DataFrame:
                 "Group": group,
                 "Rank": str(i + 1),
                 "Class": ranked[i][0],
-                "Accuracy (%)": _pct(ranked[i][1]),
+                "Accuracy (%)": pct(ranked[i][1]),
             }
             for group, i in rows
         ],

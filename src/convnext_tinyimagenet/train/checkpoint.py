@@ -24,8 +24,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from . import atomic
-from .errors import ArtifactError
+from convnext_tinyimagenet import atomic
+from convnext_tinyimagenet.errors import ArtifactError
 
 
 class CheckpointError(ArtifactError):

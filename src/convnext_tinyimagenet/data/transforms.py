@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from . import augment
+from convnext_tinyimagenet.data import augment
 
 
 def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:

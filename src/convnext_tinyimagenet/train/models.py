@@ -25,7 +25,7 @@ import timm
 import torch
 from torch import nn
 
-from .errors import ArtifactError
+from convnext_tinyimagenet.errors import ArtifactError
 
 log = logging.getLogger(__name__)
 
@@ -379,22 +379,3 @@ def _submodule(model: nn.Module, path: str, group: str) -> nn.Module:
         parent = children[part]
         walked.append(part)
     return parent
-
-
-def pretrained_data_config(model: Classifier) -> dict:
-    """The input the backbone's pretrained weights expect, from timm's ``pretrained_cfg``.
-
-    Args:
-        model: a :class:`Classifier`.
-
-    Returns:
-        ``{"mean", "std", "interpolation", "input_size"}`` (mean/std as 3-tuples on the 0-1
-        scale, interpolation name, ``(C, H, W)``).
-    """
-    cfg = timm.data.resolve_model_data_config(model.backbone)
-    return {
-        "mean": tuple(cfg["mean"]),
-        "std": tuple(cfg["std"]),
-        "interpolation": cfg["interpolation"],
-        "input_size": tuple(cfg["input_size"]),
-    }

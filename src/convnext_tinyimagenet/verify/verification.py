@@ -37,16 +37,17 @@ from typing import TextIO
 
 import pandas as pd
 
-from . import atomic, published, stats
-from .config import ConfigError
-from .errors import ArtifactError
-from .figures import read_run_predictions, read_summary, require
-from .tables import markdown_table, save_table
+from convnext_tinyimagenet import atomic, stats
+from convnext_tinyimagenet.config import ConfigError
+from convnext_tinyimagenet.errors import ArtifactError
+from convnext_tinyimagenet.numbers import NA, pct, signed
+from convnext_tinyimagenet.report.tables import markdown_table, save_table
+from convnext_tinyimagenet.run_folder import read_predictions, read_summary, require
+from convnext_tinyimagenet.verify import published
 
 PASS, FAIL, NOT_CHECKED, INFO = "pass", "FAIL", "not checked", "info"
 CHECKED = "checked"
 NOT_FETCHED = "published predictions not fetched; set published.use_predictions"
-NA = ""  # a cell that does not apply stays empty
 # summary.json / published recompute key of each way of computing an accuracy
 METRIC_KEYS = {"exact": "accuracy", "batch_mean": "accuracy_batch_mean"}
 METRIC_WORDS = {"exact": "exact accuracy", "batch_mean": "mean of per-batch accuracies"}
@@ -467,7 +468,7 @@ def verify_rerun(claims: Claims, inputs: Inputs, published_result: Mapping) -> d
     runs, frames = {}, {}
     for name in names:
         summary = read_summary(inputs.summaries[name])
-        frames[name] = _in_validation_order(read_run_predictions(inputs.predictions[name]))
+        frames[name] = _in_validation_order(read_predictions(inputs.predictions[name]))
         spec = claims.runs.get(name)
         runs[name] = check_rerun(name, summary, spec, claims.bands.get(name))
         runs[name]["pairing"] = _pair_with_published(
@@ -578,14 +579,6 @@ def checksum_report(path: str | Path) -> dict:
 # --------------------------------------------------------------------------- rows
 
 
-def _pct(value: float | None, digits: int = 2) -> str:
-    return NA if value is None else f"{value:.{digits}f}"
-
-
-def _signed(value: float) -> str:
-    return f"{value:+.2f}"
-
-
 def caveats(discrepancies: Sequence[Mapping], runs: Sequence[str]) -> str:
     """Topics of the README-vs-notebook discrepancies that affect any of `runs`."""
     topics = [d["topic"] for d in discrepancies if set(d["affects"]) & set(runs)]
@@ -597,7 +590,7 @@ def _published_cells(spec: Mapping, name: str, found: Mapping | None, reason: st
     if found is None:
         return {
             "Claim": claim,
-            "Published": _pct(spec["claim"]),
+            "Published": pct(spec["claim"]),
             "Recomputed": f"not checked ({reason})",
             "Rerun": NA,
             "Tolerance": NA,
@@ -612,7 +605,7 @@ def _published_cells(spec: Mapping, name: str, found: Mapping | None, reason: st
     )
     return {
         "Claim": claim,
-        "Published": _pct(spec["claim"]),
+        "Published": pct(spec["claim"]),
         "Recomputed": f"{recomputed}; {_interval_text(low, high)}",
         "Rerun": NA,
         "Tolerance": f"+/- {found['tolerance_pp']:g} (rounding)",
@@ -628,7 +621,7 @@ def _comparison_cells(specs: Mapping, comparison: Mapping | None, reason: str) -
     claimed = specs[last]["claim"] - specs[first]["claim"]
     cells = {
         "Claim": f"{last} - {first}: the published gain holds",
-        "Published": _signed(claimed),
+        "Published": signed(claimed),
     }
     if comparison is None:
         return cells | {
@@ -640,7 +633,7 @@ def _comparison_cells(specs: Mapping, comparison: Mapping | None, reason: str) -
     low, high = comparison["ci95"]
     paired = "paired" if comparison["pairing"]["status"] == "paired" else "unpaired"
     return cells | {
-        "Recomputed": f"{_signed(comparison['recomputed'])} (exact {_signed(comparison['exact'])};"
+        "Recomputed": f"{signed(comparison['recomputed'])} (exact {signed(comparison['exact'])};"
         f" {_interval_text(low, high, signed=True)}, {paired})",
         "Rerun": NA,
         "Tolerance": f"+/- {comparison['tolerance_pp']:g} and 95 % CI excludes 0",
@@ -652,8 +645,8 @@ def _rerun_cells(spec: Mapping | None, name: str, rerun: Mapping, found: Mapping
     low, high = rerun["wilson95"]
     cells = {
         "Claim": f"{name}: the rerun lies in its band",
-        "Published": NA if spec is None else _pct(spec["claim"]),
-        "Recomputed": NA if found is None else _pct(found["recomputed"]),
+        "Published": NA if spec is None else pct(spec["claim"]),
+        "Recomputed": NA if found is None else pct(found["recomputed"]),
     }
     if rerun["verdict"] == NOT_CHECKED:
         return cells | {
@@ -685,7 +678,7 @@ def _paired_cells(name: str, pairing: Mapping) -> dict:
     return cells | {
         "Rerun": f"same prediction on {pairing['agreement']:.2f} %; rerun-only correct "
         f"{counts['first_only']:,}, published-only {counts['second_only']:,} (McNemar p = "
-        f"{pairing['mcnemar_p']:.3g}); difference {_signed(pairing['difference'])}, "
+        f"{pairing['mcnemar_p']:.3g}); difference {signed(pairing['difference'])}, "
         f"{_interval_text(low, high, signed=True)}",
         "Verdict": INFO,
     }
@@ -696,7 +689,7 @@ def _difference_cells(difference: Mapping) -> dict:
     if difference["status"] == "paired":
         low, high = difference["ci95"]
         value = (
-            f"{_signed(difference['difference'])}; {_interval_text(low, high, signed=True)}"
+            f"{signed(difference['difference'])}; {_interval_text(low, high, signed=True)}"
             f" (paired; McNemar p = {difference['mcnemar_p']:.3g})"
         )
     else:
@@ -798,14 +791,12 @@ def band_explanation(rerun_result: Mapping) -> str | None:
     published claim both the claim and the rerun carry one (sqrt(2) times as much together);
     the rest of the band allows for seed-to-seed spread of training.
     """
-    from .evaluation import Z95  # evaluation imports torch; see published.recompute
-
     parts = []
     for name, run in rerun_result["runs"].items():
         if run["verdict"] == NOT_CHECKED:
             continue
         p, n, band = run["expected"] / 100, run["n"], run["tolerance_pp"]
-        half = 100 * Z95 * math.sqrt(p * (1 - p) / n)
+        half = 100 * stats.Z95 * math.sqrt(p * (1 - p) / n)
         if run["basis"] == "published claim":
             both = math.sqrt(2) * half
             sampling = f"{half:.2f} pp for the claim and for the rerun, {both:.2f} pp together"

@@ -23,11 +23,11 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as TF  # noqa: N812
 from torchvision.transforms.autoaugment import _apply_op
 
-from . import atomic
-from .augment import OPS, apply_op, op_table
-from .data import make_synthetic
-from .tables import save_table
-from .transforms import resize_uint8
+from convnext_tinyimagenet import atomic
+from convnext_tinyimagenet.data.augment import OPS, apply_op, op_table
+from convnext_tinyimagenet.data.store import make_synthetic
+from convnext_tinyimagenet.data.transforms import resize_uint8
+from convnext_tinyimagenet.report.tables import save_table
 
 IMAGES = 32  # half uniform noise (the worst case for rounding), half synthetic class images
 

@@ -24,10 +24,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from . import atomic
-from .data import Split, Store
-from .training import BatchLoader, autocast
-from .transforms import Pipeline, Transform
+from convnext_tinyimagenet import atomic
+from convnext_tinyimagenet.data.store import Split, Store
+from convnext_tinyimagenet.data.transforms import Pipeline, Transform
+from convnext_tinyimagenet.train.engine import BatchLoader, autocast
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""The data stage: the decoded TinyImageNet store, its transforms and batched augmentation."""

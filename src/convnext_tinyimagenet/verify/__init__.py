@@ -1,0 +1,1 @@
+"""The verification stage: the published predictions; the checks of claims, reruns, checksums."""
