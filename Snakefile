@@ -8,15 +8,20 @@
 # `snakemake.output` and `snakemake.params`. Loading the workflow writes no file.
 # Rules call `python` and expect the project's environment on PATH (`make demo`, the container,
 # or an activated .venv).
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
+
+from convnext_tinyimagenet.config import validate_config
 
 min_version("9.0")
 
 
+# What a user tunes, then the published study's facts: a --configfile is merged onto both.
 configfile: "config/config.yaml"
+configfile: "config/study.yaml"
 
 
-validate(config, "config/schema.yaml")
+# The CLI's validator (config/schema.yaml; an integer is an int, not 32.0): one line per problem.
+validate_config(config, " + ".join(map(str, workflow.configfiles)))
 
 
 # The software of every rule: the project's image (Dockerfile; it installs envs/requirements.txt,

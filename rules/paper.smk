@@ -1,5 +1,10 @@
-# The paper: the generated macros (numbers.tex), then latexmk on paper/paper.tex, which includes
-# the macros, tables and figures by their paths under OUT.
+# The paper: the generated macros (numbers.tex: what the text prints; inputs.tex: where each file
+# paper/paper.tex includes is), then latexmk on paper/paper.tex. The paths of what the paper
+# includes are written here only: paper.tex names each file by its macro in inputs.tex.
+
+# the run whose sample grids the paper shows: the last experiment, the one the text compares
+# with the first
+FIGURE_EXPERIMENT = EXPERIMENTS[-1]
 
 
 rule make_paper_inputs:
@@ -10,8 +15,26 @@ rule make_paper_inputs:
         data=rules.prepare_data.output[0],
         fidelity=rules.measure_input_fidelity.output.json,
         published=if_published(rules.summarize_published.output),
+        # what paper.tex includes, each named in inputs.tex by a macro holding its path under
+        # OUT (paper.input_macros: tables/results.tex -> \ResultsTable); a function, since
+        # rules/verify.smk comes after this file: the rule is looked up when the DAG is built
+        tables=lambda wildcards: [
+            rules.make_results_table.output.tex,
+            rules.make_recipe_table.output.tex,
+            rules.make_discrepancies_table.output.tex,
+            rules.measure_input_fidelity.output.tex,
+            *per_experiment(rules.make_class_table.output.tex),
+            rules.make_verification_table.output.tex,
+        ],
+        figures=[
+            rules.plot_learning_curves.output.pdf,
+            rules.plot_per_class_accuracy.output.pdf,
+            *expand(rules.plot_correct_wrong.output.pdf, experiment=FIGURE_EXPERIMENT),
+            *expand(rules.plot_class_grid.output.pdf, experiment=FIGURE_EXPERIMENT),
+        ],
     output:
         numbers=f"{OUT}/paper/numbers.tex",
+        inputs=f"{OUT}/paper/inputs.tex",
     log:
         f"{OUT}/logs/make_paper_inputs.log",
     params:
@@ -21,10 +44,12 @@ rule make_paper_inputs:
         published_repository=PUBLISHED["repository"],
         published_commit=PUBLISHED["commit"],
         figures=config["figures"],
+        figure_experiment=FIGURE_EXPERIMENT,
         input_size=config["data"]["input_size"],
         seed=config["seed"],
-        # cited as text ("results read from results/"), never opened: a function, so the lint
-        # for hard-coded path prefixes (meant for paths a job opens) does not apply
+        # cited as text ("results read from results/") and what inputs.tex's paths are relative
+        # to, never opened: a function, so the lint for hard-coded path prefixes (meant for
+        # paths a job opens) does not apply
         output_dir=lambda wildcards: OUT,
     script:
         "scripts/make_paper_inputs.py"
@@ -32,40 +57,33 @@ rule make_paper_inputs:
 
 rule build_paper:
     input:
+        # TeX reads inputs.tex first (latexmk -usepretex), then paper.tex, which includes the
+        # others through inputs.tex's macros
+        inputs=rules.make_paper_inputs.output.inputs,
         numbers=rules.make_paper_inputs.output.numbers,
         source="paper/paper.tex",
-        # what paper.tex includes: \input{tables/...}, \includegraphics{figures/...}
-        tables=[
-            rules.make_results_table.output.tex,
-            rules.make_recipe_table.output.tex,
-            rules.make_discrepancies_table.output.tex,
-            rules.measure_input_fidelity.output.tex,
-            *per_experiment(rules.make_class_table.output.tex),
-        ],
-        # rules/verify.smk comes after this file (its checksums cover the paper): the rule is
-        # looked up when the DAG is built
-        verification=lambda wildcards: rules.make_verification_table.output.tex,
-        figures=[
-            rules.plot_learning_curves.output.pdf,
-            rules.plot_per_class_accuracy.output.pdf,
-            *expand(rules.plot_correct_wrong.output.pdf, experiment="improved"),
-            *expand(rules.plot_class_grid.output.pdf, experiment="improved"),
-        ],
+        tables=rules.make_paper_inputs.input.tables,
+        figures=rules.make_paper_inputs.input.figures,
     output:
         report(f"{OUT}/paper.pdf", category="Paper", caption="report/paper.rst"),
     log:
         f"{OUT}/logs/build_paper.log",
     params:
-        # the output folder, where paper.pdf goes: paper.tex names its inputs relative to it
+        # the output folder, where paper.pdf goes: inputs.tex names the files relative to it
         out=lambda wildcards, output: os.path.dirname(output[0]) or ".",
+        # TeX code run before paper.tex: read inputs.tex (its path relative to the output folder)
+        pretex=lambda wildcards, input: f"\\input{{{os.path.relpath(input.inputs, OUT)}}}",
         build=f"{OUT}/paper/build",  # latexmk's working files, kept so a rerun is incremental
-    # TeX finds paper.tex's inputs through TEXINPUTS, the output folder first; on failure the
-    # console gets the first TeX error (else the log's end), not only the log's name
+    # TeX finds paper.tex's inputs through TEXINPUTS, the output folder first; -jobname keeps
+    # the PDF named after paper.tex (TeX would name it after the first file read, inputs.tex);
+    # on failure the console gets the first TeX error (else the log's end), not only the log's
+    # name
     shell:
         "command -v latexmk >/dev/null || {{ echo 'error: latexmk is not installed: install the"
         " Debian packages latexmk texlive-latex-recommended texlive-latex-extra, or set"
         " paper_pdf: false' >&2; exit 1; }}; "
         "TEXINPUTS={params.out:q}/: latexmk -pdf -interaction=nonstopmode -halt-on-error"
-        " -outdir={params.build:q} {input.source:q} > {log:q} 2>&1"
+        " -jobname=paper -usepretex={params.pretex:q} -outdir={params.build:q} {input.source:q}"
+        " > {log:q} 2>&1"
         " && cp {params.build:q}/paper.pdf {output:q}"
         " || {{ grep -m1 -A3 '^!' {log:q} >&2 || tail -n 5 {log:q} >&2; exit 1; }}"

@@ -7,7 +7,8 @@ import pytest
 from convnext_tinyimagenet.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG = ROOT / "config" / "config.yaml"
+CONFIG = ROOT / "config" / "config.yaml"  # what a user tunes
+STUDY = ROOT / "config" / "study.yaml"  # the published study's facts
 SMOKE = ROOT / "config" / "smoke.yaml"
 SHARED_PUBLISHED = ROOT.parent / "shared" / "published"
 
@@ -18,5 +19,5 @@ def smoke_cache(tmp_path_factory) -> Path:
 
 
 def smoke_config(cache: Path, *overrides: str) -> dict:
-    """config.yaml + smoke.yaml with the data cache in `cache` and extra --set overrides."""
-    return load_config([CONFIG, SMOKE], [f"data.cache_dir={cache}", *overrides])
+    """The defaults + smoke.yaml with the data cache in `cache` and extra --set overrides."""
+    return load_config([SMOKE], [f"data.cache_dir={cache}", *overrides])

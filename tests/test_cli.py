@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from convnext_tinyimagenet.cli import main
+from convnext_tinyimagenet.cli import _experiment_args, build_parser, main
 
 from .conftest import CONFIG, SMOKE
 
@@ -52,3 +52,11 @@ def test_prepare_data_reports_the_store(tmp_path, capsys):
     assert main(argv) == 0
     assert "fingerprint" in capsys.readouterr().out
     assert (tmp_path / "data.json").is_file()
+
+
+def test_train_and_evaluate_write_under_the_configs_output_dir(tmp_path):
+    argv = ["train", "--config", str(CONFIG), "--config", str(SMOKE), "--experiment", "improved"]
+    args = build_parser().parse_args([*argv, "--set", f"output_dir={tmp_path / 'my demo'}"])
+    assert _experiment_args(args)[1] == tmp_path / "my demo" / "improved"
+    args = build_parser().parse_args([*argv, "--out", str(tmp_path / "elsewhere")])
+    assert _experiment_args(args)[1] == tmp_path / "elsewhere"

@@ -9,7 +9,7 @@ import yaml
 
 from convnext_tinyimagenet.run_folder import FILES
 
-from .conftest import CONFIG, ROOT
+from .conftest import ROOT, STUDY
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 
@@ -29,7 +29,7 @@ def test_citation_is_cff_and_names_this_version(citation):
 
 
 def test_citation_references_the_original_study_at_the_commit_config_pins(citation):
-    published = yaml.safe_load(CONFIG.read_text())["published"]
+    published = yaml.safe_load(STUDY.read_text())["published"]
     (original,) = citation["references"]
     assert original["repository-code"] == published["repository"]
     assert original["commit"] == published["commit"]

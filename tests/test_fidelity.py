@@ -8,7 +8,7 @@ from convnext_tinyimagenet.config import load_config
 from convnext_tinyimagenet.data.augment import OPS
 from convnext_tinyimagenet.tools import fidelity
 
-from .conftest import CONFIG, SMOKE
+from .conftest import SMOKE
 
 MOVE_PIXELS = {"ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate"}
 
@@ -57,7 +57,7 @@ def measure_as_the_rule(cfg: dict, out):
 
 
 def test_writes_the_measurement_and_a_table_for_the_paper(tmp_path):
-    cfg = load_config([CONFIG, SMOKE])
+    cfg = load_config([SMOKE])
     written = measure_as_the_rule(cfg, tmp_path)
     names = ("input_pipeline.json", "input_fidelity.md", "input_fidelity.tex")
     assert written == [tmp_path / name for name in names]
@@ -66,7 +66,7 @@ def test_writes_the_measurement_and_a_table_for_the_paper(tmp_path):
     assert saved["randaugment"] == cfg["experiments"]["improved"]["augment"]["randaugment"]
     assert saved["summary"]["ops"] == 14 and saved["augment_at"] == "input"
     md, tex = written[1:]
-    assert "| RandAugment Rotate (negated) |" in md.read_text()
+    assert "| RandAugment Rotate (negated) " in md.read_text()  # a row's first cell
     assert r"\begin{tabular}" in tex.read_text()
 
 

@@ -5,12 +5,10 @@ import pytest
 from convnext_tinyimagenet import notebook as nb
 from convnext_tinyimagenet.config import load_config, run_settings
 
-from .conftest import CONFIG
-
 
 @pytest.fixture(scope="module")
 def cfg():
-    return load_config([CONFIG])
+    return load_config()
 
 
 def test_run_settings_hold_one_experiment_and_what_runs_read(cfg):

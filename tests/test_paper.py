@@ -1,4 +1,4 @@
-"""The paper's macros (numbers.tex) and its build by the workflow's rules.
+"""The paper's macros (numbers.tex, inputs.tex) and its build by the workflow's rules.
 
 Results, tables and figures here are small stand-ins written by the tests themselves. The build
 tests run rules make_paper_inputs and build_paper (latexmk) with Snakemake in a copy of the
@@ -24,7 +24,7 @@ from convnext_tinyimagenet.config import load_config
 from convnext_tinyimagenet.report import paper
 from convnext_tinyimagenet.stats import wilson_interval
 
-from .conftest import CONFIG, ROOT, SMOKE
+from .conftest import ROOT, SMOKE
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -100,7 +100,7 @@ PROVENANCE = {
 
 def config(*overrides: str) -> dict:
     """The smoke config (the workflow tests' too), reading the published predictions."""
-    return load_config([CONFIG, SMOKE], ["published.use_predictions=true", *overrides])
+    return load_config([SMOKE], ["published.use_predictions=true", *overrides])
 
 
 def paper_config(cfg: dict) -> paper.PaperConfig:
@@ -111,6 +111,7 @@ def paper_config(cfg: dict) -> paper.PaperConfig:
         published_repository=cfg["published"]["repository"],
         published_commit=cfg["published"]["commit"],
         figures=cfg["figures"],
+        figure_experiment=list(cfg["experiments"])[-1],  # the rule's FIGURE_EXPERIMENT
         input_size=cfg["data"]["input_size"],
         seed=cfg["seed"],
         output_dir=cfg["output_dir"],
@@ -220,6 +221,11 @@ def write_results(out: Path, cfg: dict) -> dict[str, Any]:
     tiny_pdf(out / "figures" / "improved" / "correct_wrong.pdf", 8, 4)
     tiny_pdf(out / "figures" / "improved" / "class_grid.pdf", 8, 4)
     return files
+
+
+def included(out: Path) -> list[Path]:
+    """The stand-in tables and figures under `out` (what paper.tex includes), tables first."""
+    return sorted(out.glob("tables/*.tex")) + sorted(out.glob("figures/**/*.pdf"))
 
 
 @pytest.fixture
@@ -336,7 +342,7 @@ def test_macros_without_published_summary_read_na():
 
 
 def test_macros_describe_real_data():
-    cfg = load_config([CONFIG], [])
+    cfg = load_config()
     info = {**DATA, "source": "hf", "id": "zh-plus/tiny-imagenet", "num_train": 100_000}
     info |= {"num_val": 10_000, "num_classes": 200}
     values = paper.macros(
@@ -492,10 +498,73 @@ def test_paper_types_no_number():
     assert re.findall(r".{0,30}\d.{0,30}", body) == []
 
 
-def test_paper_uses_only_defined_macros():
+def test_paper_uses_only_defined_macros(results, tmp_path):
+    cfg, _ = results
+    out = tmp_path / "results"
+    paths = paper.input_macros(out, out / "paper" / "numbers.tex", included(out))
     text = (PAPER_DIR / "paper.tex").read_text(encoding="utf-8")
     used = set(re.findall(r"\\([A-Z][A-Za-z]+)", text)) - {"FloatBarrier"}  # from placeins
-    assert used <= set(all_macros(config()))
+    assert used <= set(all_macros(cfg)) | set(paths)
+    assert {name for name in paths if name in text} == set(paths)  # it includes every file
+
+
+def test_paper_names_no_result_path():
+    """paper.tex includes every generated file through the macros rule make_paper_inputs
+    writes (inputs.tex): the rules are the one place a result's path is written."""
+    text = (PAPER_DIR / "paper.tex").read_text(encoding="utf-8")
+    code = re.sub(r"(?<!\\)%.*", "", text)  # comments
+    for path in ("tables/", "figures/", "paper/numbers", "paper/inputs", "improved/"):
+        assert path not in code
+
+
+# --------------------------------------------------------------------------- inputs.tex
+
+
+def test_input_macros_name_each_file_by_its_path_under_the_output_folder(results, tmp_path):
+    cfg, _ = results
+    out = tmp_path / "results"
+    values = paper.input_macros(out, out / "paper" / "numbers.tex", included(out))
+    assert values == {
+        "PaperNumbers": "paper/numbers.tex",
+        "ClassesBaselineTable": "tables/classes_baseline.tex",
+        "ClassesImprovedTable": "tables/classes_improved.tex",
+        "DiscrepanciesTable": "tables/discrepancies.tex",
+        "InputFidelityTable": "tables/input_fidelity.tex",
+        "RecipeTable": "tables/recipe.tex",
+        "ResultsTable": "tables/results.tex",
+        "VerificationTable": "tables/verification.tex",
+        # the experiment's folder is not in the name: paper.tex does not choose the run
+        "ClassGridFigure": "figures/improved/class_grid.pdf",
+        "CorrectWrongFigure": "figures/improved/correct_wrong.pdf",
+        "LearningCurvesFigure": "figures/learning_curves.pdf",
+        "PerClassAccuracyFigure": "figures/per_class_accuracy.pdf",
+    }
+    assert not set(values) & set(all_macros(cfg))  # no clash with the numbers' macros
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        (["figures/a/grid.pdf", "figures/b/grid.pdf"], r"both be the paper's \\GridFigure"),
+        (["figures/curves.png"], "only .tex, .pdf files"),
+        (["tables/my results.tex"], "letters, digits"),
+        (["tables/100%.tex"], "letters, digits"),
+    ],
+)
+def test_input_macros_refuse_what_tex_cannot_name(tmp_path, files, message):
+    with pytest.raises(ValueError, match=message):
+        paper.input_macros(tmp_path, tmp_path / "numbers.tex", [tmp_path / f for f in files])
+
+
+def test_write_paper_inputs(results, tmp_path):
+    out = tmp_path / "results"
+    inputs = out / "paper" / "inputs.tex"
+    numbers = out / "paper" / "numbers.tex"
+    assert paper.write_paper_inputs(inputs, out, numbers=numbers, included=included(out)) == inputs
+    lines = inputs.read_text().splitlines()
+    assert r"\newcommand{\PaperNumbers}{paper/numbers.tex}" in lines
+    assert r"\newcommand{\ResultsTable}{tables/results.tex}" in lines
+    assert r"\newcommand{\ClassGridFigure}{figures/improved/class_grid.pdf}" in lines
 
 
 # --------------------------------------------------------------------------- build (the rules)
@@ -582,8 +651,18 @@ def test_build_paper_declares_every_file_tex_reads(paper_build):
     }
     working = f"{OUT}/paper/build/"  # latexmk's own .aux and .out
     results = {path for path in read if path.startswith(f"{OUT}/") and not path.startswith(working)}
-    assert len(results) == 12  # numbers.tex, 7 tables, 4 figures
+    assert len(results) == 13  # inputs.tex, numbers.tex, 7 tables, 4 figures
     assert results == declared - {"paper/paper.tex"}
+
+
+@needs_latexmk
+def test_rule_names_the_included_files(paper_build):
+    """inputs.tex holds the paths of the rule's inputs, the sample figures of the run it chose
+    (the last experiment) under names that leave the run out."""
+    lines = (paper_build / OUT / "paper" / "inputs.tex").read_text().splitlines()
+    assert r"\newcommand{\CorrectWrongFigure}{figures/improved/correct_wrong.pdf}" in lines
+    assert r"\newcommand{\VerificationTable}{tables/verification.tex}" in lines
+    assert len(lines) == 1 + 12  # the header, numbers.tex, 7 tables, 4 figures
 
 
 @needs_latexmk

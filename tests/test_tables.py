@@ -1,8 +1,9 @@
-"""Tables: exact text of small cases, LaTeX escaping, Markdown shape, values read from config."""
+"""Tables: the cells and columns the writers put in Markdown and LaTeX, values read from config."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -81,6 +82,40 @@ def results_table(cfg: dict, summaries: dict[str, Path], published: Path | None,
 # --------------------------------------------------------------------------- writers
 
 
+def markdown_rows(text: str) -> list[list[str]]:
+    """The cells of a pipe table, header first; a cell's escaped pipe reads as a pipe."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    rows = [
+        [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+        for line in lines
+    ]
+    assert all(set(cell) <= set(":-") for cell in rows[1])  # the alignment rule
+    return [rows[0], *rows[2:]]
+
+
+def markdown_align(text: str) -> str:
+    """The alignment rule of a pipe table as a column spec: l, c or r per column."""
+    rule = text.splitlines()[1].strip("|").split("|")
+    return "".join(
+        "c" if r.startswith(":") and r.endswith(":") else "r" if r.endswith(":") else "l"
+        for r in rule
+    )
+
+
+def latex_rows(text: str) -> tuple[str, list[list[str]]]:
+    """The column spec and the cells of a booktabs tabular (header first), rules checked."""
+    spec = re.match(r"\\begin\{tabular\}\{(.*)\}\n", text)
+    lines = text.splitlines()
+    rules = [line for line in lines if line in (r"\toprule", r"\midrule", r"\bottomrule")]
+    assert (
+        spec
+        and rules == [r"\toprule", r"\midrule", r"\bottomrule"]
+        and lines[-1] == r"\end{tabular}"
+    )
+    rows = [line.removesuffix(r"\\").rstrip() for line in lines if line.endswith(r"\\")]
+    return spec.group(1), [[c.strip() for c in re.split(r"(?<!\\)&", row)] for row in rows]
+
+
 @pytest.mark.parametrize(
     ("text", "escaped"),
     [
@@ -90,7 +125,7 @@ def results_table(cfg: dict, summaries: dict[str, Path], published: Path | None,
         ("$5 #1 {x}", r"\$5 \#1 \{x\}"),
         ("a~b^c", r"a\textasciitilde{}b\textasciicircum{}c"),
         ("C:\\dir_1", r"C:\textbackslash{}dir\_1"),  # the backslash is not escaped twice
-        ("12k -> 1k", r"12k -\textgreater{} 1k"),
+        ("12k -> 1k | <", r"12k -\textgreater{} 1k \textbar{} \textless{}"),  # OT1 glyphs
         ("plain text, 0.5", "plain text, 0.5"),
     ],
 )
@@ -98,67 +133,52 @@ def test_latex_escape(text: str, escaped: str) -> None:
     assert tables.latex_escape(text) == escaped
 
 
-def test_latex_table_is_a_bare_booktabs_tabular() -> None:
-    frame = pd.DataFrame({"Name_x": ["a_b", "[c]"], "Share (%)": ["50 %", "R&D"]})
-    assert tables.latex_table(frame) == (
-        "\\begin{tabular}{ll}\n"
-        "\\toprule\n"
-        "Name\\_x & Share (\\%) \\\\\n"
-        "\\midrule\n"
-        "a\\_b & 50 \\% \\\\\n"
-        "{}[c] & R\\&D \\\\\n"  # a leading [ is not the previous \\'s optional argument
-        "\\bottomrule\n"
-        "\\end{tabular}\n"
-    )
+def test_latex_is_a_bare_booktabs_tabular_of_escaped_cells() -> None:
+    frame = pd.DataFrame({"Name_x": ["a_b", "[c]"], "Share (%)": ["50 %", "12k -> 1k"]})
+    spec, rows = latex_rows(tables.latex(frame))
+    assert spec == "ll"
+    assert rows == [
+        [r"Name\_x", r"Share (\%)"],
+        [r"a\_b", r"50 \%"],
+        ["{}[c]", r"12k -\textgreater{} 1k"],  # a leading [ is not the previous \\'s argument
+    ]
 
 
 def test_latex_paragraph_columns_are_ragged_right() -> None:
-    frame = pd.DataFrame({"Topic": ["AMP"], "Text": ["long text"], "Empty": [""]})
-    assert tables.latex_table(frame, align="lp{3cm}p{1cm}").splitlines()[2:5] == [
-        r"Topic & \raggedright Text & \raggedright Empty \tabularnewline",
-        r"\midrule",
-        r"AMP & \raggedright long text &  \tabularnewline",
-    ]
+    frame = pd.DataFrame({"Topic": ["AMP"], "Text": ["long text"], "Width": ["3"]})
+    spec, rows = latex_rows(tables.latex(frame, align="lp{3cm}r"))
+    assert spec == r"l>{\raggedright\arraybackslash}p{3cm}r"
+    assert rows[1] == ["AMP", "long text", "3"]
 
 
-def test_markdown_table_shape_and_alignment() -> None:
-    frame = pd.DataFrame({"Run": ["a|b", "c"], "Accuracy": [97.5, 93.75], "Note": [None, True]})
-    text = tables.markdown_table(frame)
-    lines = text.splitlines()
-    assert lines == [
-        "| Run | Accuracy | Note |",
-        "|:---|---:|:---|",
-        "| a\\|b | 97.5 |  |",
-        "| c | 93.75 | yes |",
+def test_markdown_cells_and_alignment() -> None:
+    frame = pd.DataFrame({"Run": ["a|b", "c"], "Accuracy": [97.5, 93.75], "Note": [None, "86.30"]})
+    text = tables.markdown(frame)
+    assert markdown_rows(text) == [
+        ["Run", "Accuracy", "Note"],
+        ["a|b", "97.5", ""],  # the pipe escaped, None empty
+        ["c", "93.75", "86.30"],  # text stays text: no number reformatting
     ]
-    # Every line has as many unescaped pipes: one more than the number of columns.
-    assert {line.replace("\\|", "").count("|") for line in lines} == {4}
+    assert markdown_align(text) == "lrl"  # numbers right by default
+    assert markdown_align(tables.markdown(frame, "cp{1cm}r")) == "clr"  # p{..} reads left
 
 
 def test_save_table_writes_exactly_the_given_files(tmp_path: Path) -> None:
     frame = pd.DataFrame({"Topic": ["x"], "Text": ["long"]})
     md, tex = tmp_path / "a" / "one.md", tmp_path / "b" / "two.tex"
     assert tables.save_table(frame, md, tex, align="lp{3cm}") == [md, tex]
-    assert md.read_text() == tables.markdown_table(frame, "lp{3cm}")
-    assert tex.read_text() == tables.latex_table(frame, "lp{3cm}")
+    assert md.read_text() == tables.markdown(frame, "lp{3cm}")
+    assert tex.read_text() == tables.latex(frame, "lp{3cm}")
     assert [p.name for p in md.parent.iterdir()] == ["one.md"]
     assert [p.name for p in tex.parent.iterdir()] == ["two.tex"]
 
 
-def test_write_table_writes_both_files_with_given_align(tmp_path: Path) -> None:
-    frame = pd.DataFrame({"Topic": ["x"], "Text": ["long"]})
-    written = tables.write_table(frame, tmp_path / "sub" / "t", align="lp{3cm}")
-    assert written == [tmp_path / "sub" / "t.md", tmp_path / "sub" / "t.tex"]
-    assert written[0].read_text().splitlines()[1] == "|:---|:---|"
-    assert written[1].read_text().startswith("\\begin{tabular}{lp{3cm}}\n")
-    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["t.md", "t.tex"]
-
-
-@pytest.mark.parametrize("align", ["l", "lrx", "l{r}"])
-def test_write_table_rejects_bad_align(tmp_path: Path, align: str) -> None:
+@pytest.mark.parametrize("align", ["l", "lrr", "lx", "l{r}"])
+def test_save_table_rejects_bad_align(tmp_path: Path, align: str) -> None:
     frame = pd.DataFrame({"a": ["1"], "b": ["2"]})
-    with pytest.raises(ValueError):
-        tables.write_table(frame, tmp_path / "t", align=align)
+    with pytest.raises(ValueError, match="column spec"):
+        tables.save_table(frame, tmp_path / "t.md", tmp_path / "t.tex", align=align)
+    assert not any(tmp_path.iterdir())
 
 
 # --------------------------------------------------------------------------- results
@@ -197,13 +217,13 @@ def test_make_results_table_no_published_summary(cfg: dict, tmp_path: Path) -> N
     summaries = write_summaries(tmp_path / "runs")
     md, tex = results_table(cfg, summaries, None, tmp_path / "tables")
     assert (md, tex) == (tmp_path / "tables" / "results.md", tmp_path / "tables" / "results.tex")
-    row = md.read_text().splitlines()[2]
-    assert row == (
-        f"| {cfg['experiments']['baseline']['title']} | 82.61 | n/a | 97.50 [93.75, 99.02] "
-        "| 160 | 3 | 3 |"
-    )
-    assert "97.50 [93.75, 99.02]" in tex.read_text()
-    assert r"Rerun (\%) [Wilson 95 \%]" in tex.read_text()
+    title = cfg["experiments"]["baseline"]["title"]
+    row = [title, "82.61", "n/a", "97.50 [93.75, 99.02]", "160", "3", "3"]
+    assert markdown_rows(md.read_text())[1] == row
+    spec, rows = latex_rows(tex.read_text())
+    assert spec == r">{\raggedright\arraybackslash}p{0.25\linewidth}rrrrrr"  # titles wrap
+    assert rows[0][3] == r"Rerun (\%) [Wilson 95 \%]"
+    assert rows[1] == [tables.latex_escape(title), *row[1:]]
 
 
 def test_make_results_table_reads_published_summary(cfg: dict, tmp_path: Path) -> None:
@@ -218,9 +238,9 @@ def test_make_results_table_reads_published_summary(cfg: dict, tmp_path: Path) -
     published.parent.mkdir(parents=True)
     published.write_text(json.dumps(PUBLISHED))
     md, _ = results_table(cfg, summaries, published, tmp_path / "tables")
-    lines = md.read_text().splitlines()
-    assert "| 82.61 | 82.61 (82.61) | 97.50 [93.75, 99.02] |" in lines[2]
-    assert "| 86.30 | 86.31 (86.30) | 93.75 [88.88, 96.57] |" in lines[3]
+    rows = markdown_rows(md.read_text())
+    assert rows[1][1:4] == ["82.61", "82.61 (82.61)", "97.50 [93.75, 99.02]"]
+    assert rows[2][1:4] == ["86.30", "86.31 (86.30)", "93.75 [88.88, 96.57]"]
 
 
 def test_make_results_table_missing_summary_names_file(cfg: dict, tmp_path: Path) -> None:
@@ -274,12 +294,14 @@ def test_make_class_table(tmp_path: Path) -> None:
     summary = write_summaries(tmp_path / "runs")["baseline"]
     md, tex = tables.make_class_table(summary, tmp_path / "c.md", tmp_path / "c.tex")
     assert (md, tex) == (tmp_path / "c.md", tmp_path / "c.tex")
-    assert md.read_text().splitlines()[2:] == [
-        "| top | 1 | s000 | 100.00 |",
-        "| top | 2 | s001 | 93.75 |",
-        "| top | 3 | s002 | 87.50 |",
+    assert markdown_rows(md.read_text())[1:] == [
+        ["top", "1", "s000", "100.00"],
+        ["top", "2", "s001", "93.75"],
+        ["top", "3", "s002", "87.50"],
     ]
-    assert "top & 1 & s000 & 100.00 \\\\" in tex.read_text()
+    assert markdown_align(md.read_text()) == "lrlr"
+    spec, rows = latex_rows(tex.read_text())
+    assert (spec, rows[1]) == ("lrlr", ["top", "1", "s000", "100.00"])
 
 
 # --------------------------------------------------------------------------- recipe
@@ -353,9 +375,12 @@ def test_make_recipe_table_escapes_tags(cfg: dict, tmp_path: Path) -> None:
         seed=cfg["seed"],
     )
     assert (md, tex) == (tmp_path / "recipe.md", tmp_path / "recipe.tex")
-    assert "| Pretrained weights (timm tag) | convnext_tiny.in12k_ft_in1k |" in md.read_text()
-    assert r"convnext\_tiny.in12k\_ft\_in1k & convnext\_tiny.fb\_in1k \\" in tex.read_text()
-    assert "\\begin{tabular}{lll}" in tex.read_text()
+    tag = ["Pretrained weights (timm tag)", "convnext_tiny.in12k_ft_in1k", "convnext_tiny.fb_in1k"]
+    assert tag in markdown_rows(md.read_text())
+    spec, rows = latex_rows(tex.read_text())
+    assert spec == "lll"
+    assert [tables.latex_escape(cell) for cell in tag] in rows
+    assert r"convnext\_tiny.fb\_in1k" in rows[1]
 
 
 # --------------------------------------------------------------------------- discrepancies
@@ -375,8 +400,10 @@ def test_discrepancies_table(cfg: dict, tmp_path: Path) -> None:
         tmp_path / "d.md", tmp_path / "d.tex", discrepancies=cfg["discrepancies"]
     )
     assert (md, tex) == (tmp_path / "d.md", tmp_path / "d.tex")
-    assert len(md.read_text().splitlines()) == 2 + len(cfg["discrepancies"])
+    assert markdown_rows(md.read_text())[1:] == frame.values.tolist()
     text = tex.read_text()
-    assert text.startswith("\\begin{tabular}{p{")
-    assert r"86.31 \% (8,631 / 10,000)" in text
+    spec, rows = latex_rows(text)
+    assert spec.count(r">{\raggedright\arraybackslash}p{") == 4
+    assert len(rows) == 1 + len(cfg["discrepancies"])
+    assert any(r"86.31 \% (8,631 / 10,000)" in cell for row in rows for cell in row)
     assert "%" not in text.replace(r"\%", "")

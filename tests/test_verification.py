@@ -48,7 +48,7 @@ have_published = pytest.mark.skipif(
 
 def smoke(*overrides: str) -> dict:
     """The smoke config with `overrides` (--set style)."""
-    return load_config([CONFIG, SMOKE], list(overrides))
+    return load_config([SMOKE], list(overrides))
 
 
 def claims(*overrides: str) -> Claims:
@@ -542,7 +542,7 @@ def test_a_tampered_result_file_fails_the_check_naming_it(tmp_path, capsys):
         *rerun_inputs(tmp_path).predictions.values(),
     ]
     sums = verification.write_checksums(files, tmp_path / "results" / "SHA256SUMS")
-    assert verification.check_checksums(sums) == []
+    assert verification.check_checksums(sums)["problems"] == []
     record = write_record(tmp_path, rerun_inputs(tmp_path, checksums=str(sums)))
     before = sorted(tmp_path.rglob("*"))
     assert main(check_argv(record)) == 0
@@ -552,7 +552,7 @@ def test_a_tampered_result_file_fails_the_check_naming_it(tmp_path, capsys):
     tampered = Path(files[3])  # improved/predictions.csv
     tampered.write_text(tampered.read_text().replace(",True,", ",False,", 1))
     Path(files[0]).unlink()  # baseline/summary.json
-    problems = verification.check_checksums(sums)
+    problems = verification.check_checksums(sums)["problems"]
     assert [p.split(":")[0] for p in problems] == [files[0], files[3]]
     assert "missing" in problems[0] and "changed" in problems[1]
     write_rerun(tmp_path, "baseline", np.repeat(np.arange(10), 16), np.repeat(np.arange(10), 16))
@@ -660,7 +660,10 @@ def test_checksums_are_in_the_sha256sum_format(tmp_path, monkeypatch):
     assert checked.returncode == 0, checked.stdout + checked.stderr
     Path("two.csv").write_text("changed\n")
     assert subprocess.run(["sha256sum", "-c", str(sums)], capture_output=True).returncode == 1
-    assert verification.check_checksums(sums)[0].startswith("two.csv: changed")
+    report = verification.check_checksums(sums)
+    assert (report["files"], report["verdict"]) == (2, "FAIL")
+    assert report["problems"] == [report["problems"][0]]
+    assert report["problems"][0].startswith("two.csv: changed")
 
 
 def test_write_checksums_refuses_missing_files(tmp_path):
@@ -679,13 +682,19 @@ def test_verification_table_for_the_paper_has_no_checksum_row(tmp_path, syntheti
     inputs = rerun_inputs(tmp_path, published_csvs=True)
     written = verification.make_verification_table(claims(*synthetic), inputs, md, tex)
     assert written == [md, tex]
-    text = md.read_text()
-    assert "| Claim | Published | Recomputed | Rerun | Tolerance | Verdict | Affected by |" in text
-    assert "SHA256SUMS" not in text
-    assert "Reported accuracy" in text  # the discrepancy beside the improved run's numbers
-    assert r"\begin{tabular}" in tex.read_text()
+    table = pd.read_csv(md, sep=r"\s*\|\s*", engine="python", skiprows=[1], dtype=str)
+    table = table.iloc[:, 1:-1]  # the empty fields outside the outer pipes
+    assert table.columns.tolist() == list(verification.COLUMNS)
+    assert not table["Claim"].str.contains("SHA256SUMS").any()
+    verdicts = dict(zip(table["Claim"], table["Verdict"], strict=True))
     # written whatever the verdicts: the synthetic "gain" does not hold, and the table says so
-    assert "| FAIL |" in text
+    assert verdicts["improved - baseline: the published gain holds"] == "FAIL"
+    assert verdicts["baseline: the rerun lies in its band"] == "pass"
+    # the discrepancy beside the improved run's numbers
+    affected = dict(zip(table["Claim"], table["Affected by"], strict=True))
+    assert "Reported accuracy" in affected["improved: the rerun lies in its band"]
+    assert r"\begin{tabular}" in tex.read_text()
+    assert r"improved - baseline: the published gain holds & +15.00" in tex.read_text()
 
 
 def offline(*args, **kwargs):

@@ -1,7 +1,7 @@
 """Reference artifact: ConvNeXt-Tiny fine-tuned on TinyImageNet, baseline vs improved.
 
 The package reimplements what the two published notebooks ran; `config/config.yaml` holds every
-hyperparameter and every published number.
+hyperparameter a user tunes, `config/study.yaml` every published number.
 """
 
 import warnings

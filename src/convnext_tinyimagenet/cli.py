@@ -1,9 +1,10 @@
 """Command line: `python -m convnext_tinyimagenet {prepare-data,train,evaluate} ...`.
 
-Every command takes the same config options: `--config` (repeatable; later files are merged onto
-earlier ones, e.g. `--config config/config.yaml --config config/smoke.yaml`) and `--set
-key=value` (repeatable, validated like the files). Errors a person can fix end the program with
-one line naming the file, key or value at fault, and exit status 2.
+Every command takes the same config options: `--config FILE` (repeatable; each file is merged
+onto config/config.yaml + config/study.yaml and the files before it, e.g. `--config
+config/smoke.yaml`) and `--set key.path=value` (repeatable, validated like the files). Errors a
+person can fix end the program with one line naming the file, key or value at fault, and exit
+status 2.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from convnext_tinyimagenet import atomic
-from convnext_tinyimagenet.config import DEFAULT_CONFIG, experiment_config, load_config
+from convnext_tinyimagenet.config import experiment_config, load_config
 from convnext_tinyimagenet.data.store import load_store
 from convnext_tinyimagenet.errors import ArtifactError
 from convnext_tinyimagenet.run_folder import run_dir
@@ -35,7 +36,8 @@ def _common(parser: argparse.ArgumentParser, *, experiment: bool) -> None:
         action="append",
         type=Path,
         metavar="FILE",
-        help=f"config file; repeat to merge several, later wins (default: {DEFAULT_CONFIG})",
+        help="config file merged onto config/config.yaml + config/study.yaml; repeat to merge "
+        "several, later wins",
     )
     parser.add_argument(
         "--set",
@@ -135,7 +137,7 @@ def _add_verify(commands: argparse._SubParsersAction) -> None:
 
 
 def _load(args: argparse.Namespace) -> dict:
-    return load_config(args.config or [DEFAULT_CONFIG], args.overrides)
+    return load_config(args.config or (), args.overrides)
 
 
 def cmd_prepare_data(args: argparse.Namespace) -> int:

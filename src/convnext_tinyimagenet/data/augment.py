@@ -4,27 +4,16 @@ The improved notebook ran torchvision's ``RandAugment(2, 9)`` and ``RandomErasin
 one PIL image at a time in two DataLoader workers, which capped it at about 650 images/s. Here
 every image still draws its own operations and magnitudes from the same distributions
 (torchvision's op list, order and magnitude table), but the images of a batch are sorted by the
-operation they drew and each operation runs once on its contiguous slice:
+operation they drew and each operation runs once on its contiguous slice: the geometric ops as
+one gather through source maps that torchvision's own kernels made, the blends, posterize,
+solarize, autocontrast and equalize as torchvision's arithmetic without its per-image loops and
+device waits (each function says how). ``tests/test_augment.py`` checks every operation, for
+both signs, pixel for pixel against torchvision applied to each image alone.
 
-* geometric ops (shear, translate, rotate) sample the nearest pixel, so where each output pixel
-  comes from depends only on the op, its sign and the image size. That source map is made once
-  per device by running torchvision's own tensor ``affine``/``rotate`` on an image of pixel
-  numbers; each batch then needs a single gather, pixel for pixel what torchvision computes;
-* brightness, colour, contrast and sharpness are torchvision's blend
-  ``ratio * image + (1 - ratio) * degenerate`` with a per-image ratio; sharpness's blurred
-  degenerate sums the 3x3 kernel (centre weight 5) exactly (integers held in float32) and
-  rounds S / 13, which equals torchvision's rounded float convolution because S / 13 is never
-  within 1/26 of a half;
-* posterize is torchvision's kernel on the slice; autocontrast its arithmetic without the
-  boolean indexing that makes a GPU wait; solarize its test on integers (an xor instead of a
-  ``where``); ``equalize`` (a Python loop over images and channels in torchvision) one
-  ``bincount`` for all of them (on a GPU, a sort: no wait for the device).
-
-``tests/test_augment.py`` checks every operation, for both signs, pixel for pixel against
-torchvision applied to each image alone. The random choices (:func:`draw_randaugment`,
-:func:`draw_erasing`) are drawn on the CPU, a few numbers per image, so a GPU never waits on the
-host; transforms.Pipeline draws them for a whole epoch at its start. What cannot be reproduced
-is the notebook's stream of random numbers (unseeded, split over two workers).
+The random choices (:func:`draw_randaugment`, :func:`draw_erasing`) are drawn on the CPU, a few
+numbers per image, so a GPU never waits on the host; transforms.Pipeline draws them for a whole
+epoch at its start. What cannot be reproduced is the notebook's stream of random numbers
+(unseeded, split over two workers).
 """
 
 from __future__ import annotations
@@ -75,10 +64,11 @@ def geometric_op(image: torch.Tensor, op: str, value: float) -> torch.Tensor:
 def source_maps(table_items: tuple, height: int, width: int, device: str) -> torch.Tensor:
     """Where each output pixel of each geometric variant comes from: (2 * len(OPS), H * W).
 
-    Row ``2 * op + negated`` holds, per output pixel, the flat index of its source pixel, or
-    ``H * W`` (a zero pixel appended by :func:`gather_pixels`) where torchvision fills with 0.
-    Made by torchvision itself: its tensor kernel on a float image whose pixels are their own
-    index + 1 (nearest sampling copies values, and leaves 0 outside the image).
+    Geometric ops sample the nearest pixel, so the source depends only on the op, its sign and
+    the image size. Row ``2 * op + negated`` holds, per output pixel, the flat index of its
+    source pixel, or ``H * W`` (a zero pixel appended by :func:`gather_pixels`) where torchvision
+    fills with 0. Made by torchvision itself: its tensor kernel on a float image whose pixels are
+    their own index + 1 (nearest sampling copies values, and leaves 0 outside the image).
     """
     size = height * width
     numbers = torch.arange(1, size + 1, dtype=torch.float32, device=device).view(1, height, width)
@@ -201,21 +191,6 @@ def autocontrast(images: torch.Tensor) -> torch.Tensor:
     return images.to(torch.float32).sub_(low).mul_(scale).clamp_(0, 255).to(torch.uint8)
 
 
-def _pixel_op(images: torch.Tensor, op: str, value: float) -> torch.Tensor:
-    """One value-only op with one magnitude on a stack of images."""
-    if op == "Posterize":
-        return TF.posterize(images, int(value))
-    if op == "Solarize":  # torchvision: where(image >= threshold, 255 - image, image)
-        # on uint8: 255 - v = v ^ 255, and -True = 255 (an xor is far cheaper than a where)
-        flip = -(images >= math.ceil(value)).view(torch.uint8)
-        return images ^ flip
-    if op == "AutoContrast":
-        return autocontrast(images)
-    if op == "Equalize":
-        return equalize(images)
-    raise ValueError(f"unknown RandAugment op {op!r}")
-
-
 def draw_randaugment(
     n: int, num_ops: int, generator: torch.Generator | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -236,17 +211,8 @@ def randaugment(
     magnitude: int,
     num_bins: int = 31,
 ) -> torch.Tensor:
-    """torchvision ``RandAugment(num_ops, magnitude)`` with each image's own drawn ops.
-
-    Args:
-        images: uint8 (N, 3, H, W), on any device.
-        ops, negated: from :func:`draw_randaugment`, (N, num_ops) on the CPU.
-        magnitude: index into torchvision's magnitude table (0..num_bins-1).
-        num_bins: torchvision's ``num_magnitude_bins``.
-
-    Returns:
-        The augmented uint8 images, same shape and device.
-    """
+    """torchvision ``RandAugment(num_ops, magnitude, num_bins)`` on uint8 (N, 3, H, W) images on
+    any device, each with its own ops and signs from :func:`draw_randaugment` (on the CPU)."""
     n, _, h, w = images.shape
     table = op_table(ops.shape[1], magnitude, num_bins, h, w)
     # Images stay sorted by the op they drew, so that each op works on a contiguous slice;
@@ -264,12 +230,8 @@ def apply_ops(
     images: torch.Tensor, ops: torch.Tensor, negated: torch.Tensor, table: dict
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Apply ``OPS[ops[i]]`` to image i, its magnitude negated where ``negated[i]`` and the op is
-    signed, all images at once.
-
-    Returns:
-        ``(order, out)``: ``out[k]`` is image ``order[k]`` transformed (sorted by op and sign).
-    """
-    _, _, h, w = images.shape
+    signed, all images at once: ``(order, out)``, ``out[k]`` being image ``order[k]`` transformed
+    (sorted by op and sign)."""
     signed = torch.tensor([table[op][1] for op in OPS])
     variant = 2 * ops + (negated & signed[ops]).long()  # 2 * op + negated; unsigned: never
     order = torch.argsort(variant, stable=True)
@@ -284,22 +246,38 @@ def apply_ops(
     out = torch.empty_like(x)
     keep = span("Identity", "Identity")
     out[keep] = x[keep]
-    device = images.device
     geo = span(GEOMETRIC[0], GEOMETRIC[-1])  # ops 1-5: one gather for all of them
     if geo.stop > geo.start:
-        maps = source_maps(tuple(table.items()), h, w, str(device))
-        out[geo] = gather_pixels(x[geo], maps[variant[geo].to(device, non_blocking=True)])
-    for op in BLENDS:
+        out[geo] = _geometric(x[geo], variant[geo], table)
+    for op in OPS[OPS.index(BLENDS[0]) :]:
         part = span(op, op)
         if part.stop > part.start:
-            sign = 1.0 - 2.0 * (variant[part] % 2).to(torch.float64)  # +1, or -1 when negated
-            ratio = 1.0 + sign * table[op][0]
-            out[part] = blend(x[part], degenerate(x[part], op), ratio)
-    for op in OPS[OPS.index("Posterize") :]:
-        part = span(op, op)
-        if part.stop > part.start:
-            out[part] = _pixel_op(x[part], op, table[op][0])
+            out[part] = _value_op(x[part], op, variant[part], table[op][0])
     return order, out
+
+
+def _geometric(images: torch.Tensor, variant: torch.Tensor, table: dict) -> torch.Tensor:
+    """Geometric variants (``2 * op + negated``, on the CPU) of images, by one gather."""
+    _, _, h, w = images.shape
+    maps = source_maps(tuple(table.items()), h, w, str(images.device))
+    return gather_pixels(images, maps[variant.to(images.device, non_blocking=True)])
+
+
+def _value_op(images: torch.Tensor, op: str, variant: torch.Tensor, value: float) -> torch.Tensor:
+    """A blend or a value-only op on images that drew it (``variant`` odd: negated)."""
+    if op in BLENDS:
+        sign = 1.0 - 2.0 * (variant % 2).to(torch.float64)  # +1, or -1 when negated
+        return blend(images, degenerate(images, op), 1.0 + sign * value)
+    if op == "Posterize":
+        return TF.posterize(images, int(value))
+    if op == "Solarize":  # torchvision: where(image >= threshold, 255 - image, image)
+        # on uint8: 255 - v = v ^ 255, and -True = 255 (an xor is far cheaper than a where)
+        return images ^ -(images >= math.ceil(value)).view(torch.uint8)
+    if op == "AutoContrast":
+        return autocontrast(images)
+    if op == "Equalize":
+        return equalize(images)
+    raise ValueError(f"unknown RandAugment op {op!r}")
 
 
 def apply_op(images: torch.Tensor, op: str, negated: bool, table: dict) -> torch.Tensor:
@@ -330,22 +308,25 @@ def random_erasing(
     scale: tuple[float, float] = (0.02, 0.33),
     ratio: tuple[float, float] = (0.3, 3.3),
 ) -> torch.Tensor:
-    """torchvision ``RandomErasing(p, scale, ratio, value=0)`` with each image's own draws,
-    in place.
+    """torchvision ``RandomErasing(p, scale, ratio, value=0)`` in place on normalised float
+    images (N, C, H, W) on any device, with each image's uniforms from :func:`draw_erasing`.
 
-    Each image is erased with probability p; its rectangle follows torchvision's ``get_params``:
-    up to ten tries of area ~ U(scale)·H·W and log aspect ~ U(log ratio), the first that fits
-    wins (none fits: the image stays), then a uniform top-left corner.
-
-    Args:
-        images: normalised float images (N, C, H, W), on any device.
-        uniforms: from :func:`draw_erasing`, (N, 3 + 2 * attempts) on the CPU.
-        p, scale, ratio: torchvision's arguments (the notebook set p = 0.15).
-
-    Returns:
-        `images`, erased in place.
+    Each image is erased with probability p (the notebook: 0.15); its rectangle follows
+    torchvision's ``get_params``: up to ten tries of area ~ U(scale)·H·W and log aspect ~
+    U(log ratio), the first that fits wins (none fits: the image stays), then a uniform top-left
+    corner.
     """
     _, _, h, w = images.shape
+    for i, (y, dy, x, dx) in _erasing_boxes(uniforms, h, w, p, scale, ratio):
+        images[i, :, y : y + dy, x : x + dx] = 0.0
+    return images
+
+
+def _erasing_boxes(
+    uniforms: torch.Tensor, h: int, w: int, p: float, scale: tuple, ratio: tuple
+) -> list[tuple[int, list[int]]]:
+    """``(image, [top, height, left, width])`` of each erased image, computed on the host (about
+    p * N small rectangles: no GPU sync)."""
     attempts = (uniforms.shape[1] - 3) // 2
     area = h * w * (scale[0] + (scale[1] - scale[0]) * uniforms[:, 3 : 3 + attempts])
     low, high = math.log(ratio[0]), math.log(ratio[1])
@@ -359,7 +340,4 @@ def random_erasing(
     left = (uniforms[:, 2] * (w - wide + 1)).long()
     erased = ((uniforms[:, 0] < p) & fits.any(1)).nonzero().squeeze(1).tolist()
     boxes = torch.stack([top, tall, left, wide], 1).tolist()
-    for i in erased:  # about p * N small rectangles, known on the host: no GPU sync
-        y, dy, x, dx = boxes[i]
-        images[i, :, y : y + dy, x : x + dx] = 0.0
-    return images
+    return [(i, boxes[i]) for i in erased]

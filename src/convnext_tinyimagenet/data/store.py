@@ -2,12 +2,10 @@
 
 `load_store` reads the `data:` section of the config and returns a `Store`: uint8 RGB images,
 int64 labels and content-derived image ids for the train and validation splits, plus the class
-names and a fingerprint of the data version. The sources:
-
-- ``hf``: a Hugging Face dataset (the baseline notebook read ``zh-plus/tiny-imagenet``), from the
-  hub or from a local directory.
-- ``folder``: the original ``tiny-imagenet-200.zip`` layout, read in place (the improved notebook).
-- ``synthetic``: generated, learnable stand-in data for offline demos and tests.
+names and a fingerprint of the data version. The sources: ``hf``, a Hugging Face dataset from the
+hub or a local directory (the baseline notebook read ``zh-plus/tiny-imagenet``); ``folder``, the
+original ``tiny-imagenet-200.zip`` layout read in place (the improved notebook); ``synthetic``,
+generated, learnable stand-in data for offline demos and tests.
 
 Decoding happens once per data version: the arrays are written under
 ``cache_dir/<source>-<fingerprint[:16]>/`` and every later load memory-maps them. A cache
@@ -56,17 +54,11 @@ class DataError(ArtifactError):
 
 @dataclass(frozen=True, eq=False)
 class Split:
-    """One split of the store, in a fixed row order.
+    """One split of the store, in a fixed row order."""
 
-    Attributes:
-        images: uint8 array (N, H, W, 3), RGB; usually a read-only memmap of the cache.
-        labels: int64 array (N,), indices into `Store.classes`.
-        image_ids: str array (N,): `image_id` of each image, stable across sources.
-    """
-
-    images: np.ndarray
-    labels: np.ndarray
-    image_ids: np.ndarray
+    images: np.ndarray  # uint8 (N, H, W, 3) RGB, usually a read-only memmap of the cache
+    labels: np.ndarray  # int64 (N,), indices into Store.classes
+    image_ids: np.ndarray  # str (N,): image_id of each image, stable across sources
 
     def __post_init__(self) -> None:
         n = len(self.images)
@@ -82,30 +74,20 @@ class Split:
 
 @dataclass(frozen=True, eq=False)
 class Store:
-    """The decoded dataset: both splits, class names and provenance.
-
-    Attributes:
-        train: the training split.
-        val: the validation split.
-        classes: class names (wnids for TinyImageNet); label i is `classes[i]`.
-        fingerprint: hex digest identifying the source, its version (and the parameters of
-            synthetic data) and the cache format.
-        info: JSON-able provenance: source, id/revision, root or synthetic parameters, counts,
-            fingerprint and the cache directory.
-    """
+    """The decoded dataset: both splits, class names and provenance."""
 
     train: Split
     val: Split
-    classes: tuple[str, ...]
+    classes: tuple[str, ...]  # wnids for TinyImageNet; label i is classes[i]
+    # identifies the source, its version (or the synthetic parameters) and the cache format
     fingerprint: str
-    info: dict
+    info: dict  # JSON-able provenance: source, id/revision or root or parameters, counts, cache
 
 
 @dataclass(frozen=True)
 class _Plan:
     """What a source will produce, known before anything is decoded."""
 
-    source: str
     fingerprint: str
     info: dict
     # Writes the {train,val}_{images,labels,image_ids}.npy files into the given directory and
@@ -114,19 +96,10 @@ class _Plan:
 
 
 def image_id(pixels: np.ndarray) -> str:
-    """Content id of one image: the first 16 hex digits of the SHA-256 of its pixels.
+    """Content id of uint8 (H, W, 3) pixels: the first 16 hex digits of their SHA-256.
 
     The same picture gets the same id whichever source decoded it, so predictions made on one
     source's store can be joined with another's.
-
-    Args:
-        pixels: uint8 array (H, W, 3), RGB.
-
-    Returns:
-        16 lowercase hex characters.
-
-    Raises:
-        ValueError: if `pixels` is not a uint8 (H, W, 3) array.
     """
     if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
         raise ValueError(f"expected uint8 (H, W, 3) pixels, got {pixels.dtype} {pixels.shape}")
@@ -134,20 +107,10 @@ def image_id(pixels: np.ndarray) -> str:
 
 
 def load_store(data_cfg: dict, *, progress: bool = True) -> Store:
-    """Load the configured dataset, decoding it only if this version is not cached yet.
+    """Load the `data:` section's dataset, decoding it only if this version is not cached yet.
 
-    Args:
-        data_cfg: the `data:` mapping of config/config.yaml (`source`, `image_size`,
-            `cache_dir` and the section of the chosen source; `input_size` is not used here).
-        progress: show tqdm progress bars while decoding or generating.
-
-    Returns:
-        The store, its arrays memory-mapped read-only from
-        ``cache_dir/<source>-<fingerprint[:16]>/``.
-
-    Raises:
-        DataError: unknown source, missing config key, or unusable data; the message names the
-            key, split, class or file at fault.
+    Raises DataError for an unknown source, a missing config key or unusable data, naming the
+    key, split, class or file at fault.
     """
     source = _require(data_cfg, "source", "data")
     image_size = int(_require(data_cfg, "image_size", "data"))
@@ -162,8 +125,7 @@ def load_store(data_cfg: dict, *, progress: bool = True) -> Store:
     return _open_cache(cache_dir, plan.fingerprint)
 
 
-# --------------------------------------------------------------------------------------------
-# Config helpers and validation shared by all sources
+# Config helpers and validation shared by all sources -----------------------------------------
 
 
 def _require(mapping: Any, key: str, where: str) -> Any:
@@ -177,30 +139,28 @@ def _fingerprint(payload: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _check_labels(
-    split: str, labels: np.ndarray, classes: tuple[str, ...], *, is_train: bool
-) -> None:
-    """Labels must be in range; every class needs training images."""
+def _save_labels(out_dir: Path, split: str, labels: np.ndarray, classes: tuple, name: str) -> None:
+    """Write a split's labels into the cache once they are in range and, for the train split
+    (`name` in messages), every class has images."""
     if len(labels) == 0:
-        raise DataError(f"the {split} split is empty")
+        raise DataError(f"the {name} split is empty")
     bad = (labels < 0) | (labels >= len(classes))
     if bad.any():
         raise DataError(
-            f"the {split} split has {int(bad.sum())} label(s) outside [0, {len(classes)}), "
+            f"the {name} split has {int(bad.sum())} label(s) outside [0, {len(classes)}), "
             f"first {int(labels[bad][0])} at row {int(np.flatnonzero(bad)[0])}"
         )
-    if is_train:
-        counts = np.bincount(labels, minlength=len(classes))
-        if (counts == 0).any():
-            missing = [classes[i] for i in np.flatnonzero(counts == 0)]
-            raise DataError(
-                f"class {missing[0]!r} (index {classes.index(missing[0])}) has no images in the "
-                f"train split ({len(missing)} class(es) without images: {missing[:5]})"
-            )
+    empty = np.flatnonzero(np.bincount(labels, minlength=len(classes)) == 0)
+    if split == "train" and len(empty):
+        missing = [classes[i] for i in empty]
+        raise DataError(
+            f"class {missing[0]!r} (index {classes.index(missing[0])}) has no images in the "
+            f"train split ({len(missing)} class(es) without images: {missing[:5]})"
+        )
+    np.save(out_dir / f"{split}_labels.npy", labels)
 
 
-# --------------------------------------------------------------------------------------------
-# Decoding
+# Decoding --------------------------------------------------------------------------------------
 
 
 def _decode_image(source: bytes | Path, image_size: int, what: str) -> np.ndarray:
@@ -236,8 +196,7 @@ def _decode_split(
     images = open_memmap(out_dir / f"{split}_images.npy", mode="w+", dtype=np.uint8, shape=shape)
     ids = np.empty(count, dtype=_ID_DTYPE)
     done = 0
-    bar = tqdm(total=count, desc=f"decoding {split}", unit="img", disable=not progress)
-    with bar:
+    with tqdm(total=count, desc=f"decoding {split}", unit="img", disable=not progress) as bar:
         for source in sources:
             if source is None:
                 raise DataError(f"{describe(done)} holds no image data")
@@ -253,38 +212,23 @@ def _decode_split(
     np.save(out_dir / f"{split}_image_ids.npy", ids)
 
 
-# --------------------------------------------------------------------------------------------
-# Source: Hugging Face datasets
+# Source: Hugging Face datasets -----------------------------------------------------------------
 
 
 def _plan_hf(data_cfg: dict, image_size: int) -> _Plan:
     hf_cfg = _require(data_cfg, "hf", "data")
     dataset_id = str(_require(hf_cfg, "id", "data.hf"))
-    split_names = {"train": hf_cfg.get("train_split") or "train"}
-    split_names["val"] = hf_cfg.get("val_split") or "valid"
+    names = {"train": hf_cfg.get("train_split") or "train"}
+    names["val"] = hf_cfg.get("val_split") or "valid"
     local = Path(dataset_id).expanduser().is_dir()
     revision = None if local else hf_cfg.get("revision")
-    dataset_dict = _load_hf(dataset_id, revision, local)
-    splits = {}
-    for split, name in split_names.items():
-        if name not in dataset_dict:
-            raise DataError(
-                f"Hugging Face dataset {dataset_id!r} has no split {name!r} "
-                f"(data.hf.{split}_split); available: {sorted(dataset_dict)}"
-            )
-        splits[split] = dataset_dict[name]
-    classes = _hf_classes(dataset_id, split_names, splits)
+    splits = _hf_splits(dataset_id, revision, local, names)
+    classes = _hf_classes(dataset_id, names, splits)
     split_fingerprints = {split: ds._fingerprint for split, ds in splits.items()}
     fingerprint = _fingerprint(
-        {
-            "source": "hf",
-            "id": dataset_id,
-            "revision": revision,
-            "image_size": image_size,
-            "splits": split_names,
-            "split_fingerprints": split_fingerprints,
-        }
-    )
+        {"source": "hf", "id": dataset_id, "revision": revision, "image_size": image_size,
+         "splits": names, "split_fingerprints": split_fingerprints}
+    )  # fmt: skip
     info = {
         "source": "hf",
         "id": dataset_id,
@@ -293,30 +237,21 @@ def _plan_hf(data_cfg: dict, image_size: int) -> _Plan:
         # `main` moves): read from where `datasets` cached the files
         "resolved_revision": None if local else hub_commit(splits["train"]),
         "local": local,
-        "train_split": split_names["train"],
-        "val_split": split_names["val"],
+        "train_split": names["train"],
+        "val_split": names["val"],
         "split_fingerprints": split_fingerprints,
     }
 
     def build(out_dir: Path, progress: bool) -> tuple[str, ...]:
         for split, ds in splits.items():
-            labels = _hf_labels(ds, split_names[split])
-            _check_labels(split_names[split], labels, classes, is_train=split == "train")
-            np.save(out_dir / f"{split}_labels.npy", labels)
+            _save_labels(out_dir, split, _hf_labels(ds, names[split]), classes, names[split])
         for split, ds in splits.items():
-            name = split_names[split]
-            _decode_split(
-                _hf_image_sources(ds),
-                lambda i, name=name: f"image at row {i} of split {name!r} of {dataset_id!r}",
-                len(ds),
-                out_dir,
-                split,
-                image_size,
-                progress,
-            )
+            where = f"split {names[split]!r} of {dataset_id!r}"
+            _decode_split(_hf_image_sources(ds), lambda i, w=where: f"image at row {i} of {w}",
+                          len(ds), out_dir, split, image_size, progress)  # fmt: skip
         return classes
 
-    return _Plan("hf", fingerprint, info, build)
+    return _Plan(fingerprint, info, build)
 
 
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
@@ -335,27 +270,36 @@ def hub_commit(dataset: Any) -> str | None:
     return None
 
 
-def _load_hf(dataset_id: str, revision: str | None, local: bool) -> Any:
+def _hf_splits(dataset_id: str, revision: str | None, local: bool, names: dict) -> dict:
+    """The dataset's configured splits, by our split name."""
     import datasets  # heavy import (about a second); only the hf source needs it
 
     try:
         if local:
-            return datasets.load_dataset(str(Path(dataset_id).expanduser()))
-        return datasets.load_dataset(dataset_id, revision=revision)
+            dataset_dict = datasets.load_dataset(str(Path(dataset_id).expanduser()))
+        else:
+            dataset_dict = datasets.load_dataset(dataset_id, revision=revision)
     except Exception as exc:  # any loader failure becomes one readable message
         where = "local directory" if local else f"revision {revision!r}"
         raise DataError(
             f"cannot load Hugging Face dataset {dataset_id!r} ({where}): {exc}"
         ) from exc
+    for split, name in names.items():
+        if name not in dataset_dict:
+            raise DataError(
+                f"Hugging Face dataset {dataset_id!r} has no split {name!r} "
+                f"(data.hf.{split}_split); available: {sorted(dataset_dict)}"
+            )
+    return {split: dataset_dict[name] for split, name in names.items()}
 
 
-def _hf_classes(dataset_id: str, split_names: dict, splits: dict) -> tuple[str, ...]:
+def _hf_classes(dataset_id: str, names: dict, splits: dict) -> tuple[str, ...]:
     """Class names from the ClassLabel feature (one feature set serves all splits)."""
-    import datasets
+    import datasets  # lazy, as in _hf_splits
 
     for split, ds in splits.items():
         features = ds.features
-        where = f"split {split_names[split]!r} of {dataset_id!r}"
+        where = f"split {names[split]!r} of {dataset_id!r}"
         if not isinstance(features.get("image"), datasets.Image):
             raise DataError(f"{where} has no 'image' column of type Image: {dict(features)}")
         if not isinstance(features.get("label"), datasets.ClassLabel):
@@ -387,49 +331,35 @@ def _hf_image_sources(ds: Any, batch_size: int = 1024) -> Iterator[bytes | Path 
                 yield data if data is not None else (Path(path) if path else None)
 
 
-# --------------------------------------------------------------------------------------------
-# Source: the tiny-imagenet-200.zip folder layout
+# Source: the tiny-imagenet-200.zip folder layout -----------------------------------------------
 
 
-@dataclass(frozen=True)
-class _FolderListing:
-    classes: tuple[str, ...]
-    train: list[tuple[str, int]]  # (path relative to root, label), in published row order
-    val: list[tuple[str, int]]
-    metadata_files: tuple[str, ...]  # text files whose content defines the labels
+_FOLDER_METADATA = ("wnids.txt", "val/val_annotations.txt")  # files that define the labels
 
 
 def _plan_folder(data_cfg: dict, image_size: int) -> _Plan:
     folder_cfg = _require(data_cfg, "folder", "data")
     root = Path(_require(folder_cfg, "root", "data.folder")).expanduser().resolve()
-    listing = _list_folder(root)
-    files = [*listing.metadata_files, *(rel for rel, _ in listing.train + listing.val)]
+    classes, splits = _list_folder(root)
+    files = [*_FOLDER_METADATA, *(rel for rel, _ in splits["train"] + splits["val"])]
     # Sizes and modification times identify the version without reading 110,000 files.
     stats = [_stat(root, rel) for rel in sorted(files)]
     fingerprint = _fingerprint(
-        {"source": "folder", "image_size": image_size, "wnids": listing.classes, "files": stats}
+        {"source": "folder", "image_size": image_size, "wnids": classes, "files": stats}
     )
-    info = {"source": "folder", "root": str(root)}
 
     def build(out_dir: Path, progress: bool) -> tuple[str, ...]:
-        for split, entries in (("train", listing.train), ("val", listing.val)):
+        for split, entries in splits.items():
             labels = np.array([label for _, label in entries], dtype=np.int64)
-            _check_labels(split, labels, listing.classes, is_train=split == "train")
-            np.save(out_dir / f"{split}_labels.npy", labels)
-        for split, entries in (("train", listing.train), ("val", listing.val)):
+            _save_labels(out_dir, split, labels, classes, split)
+        for split, entries in splits.items():
             rels = [rel for rel, _ in entries]
-            _decode_split(
-                (root / rel for rel in rels),
-                lambda i, rels=rels: f"image file {root / rels[i]}",
-                len(rels),
-                out_dir,
-                split,
-                image_size,
-                progress,
-            )
-        return listing.classes
+            sources = (root / rel for rel in rels)
+            _decode_split(sources, lambda i, r=rels: f"image file {root / r[i]}", len(rels),
+                          out_dir, split, image_size, progress)  # fmt: skip
+        return classes
 
-    return _Plan("folder", fingerprint, info, build)
+    return _Plan(fingerprint, {"source": "folder", "root": str(root)}, build)
 
 
 def _stat(root: Path, rel: str) -> tuple[str, int, int]:
@@ -441,8 +371,7 @@ def _stat(root: Path, rel: str) -> tuple[str, int, int]:
 
 
 def _require_path(path: Path, kind: str) -> Path:
-    ok = path.is_dir() if kind == "directory" else path.is_file()
-    if not ok:
+    if not (path.is_dir() if kind == "directory" else path.is_file()):
         raise DataError(f"TinyImageNet {kind} {path} does not exist")
     return path
 
@@ -457,8 +386,9 @@ def _image_names(directory: Path) -> list[str]:
         )
 
 
-def _list_folder(root: Path) -> _FolderListing:
-    """Every image of the layout with its label, checked against wnids.txt and the annotations."""
+def _list_folder(root: Path) -> tuple[tuple[str, ...], dict[str, list[tuple[str, int]]]]:
+    """The classes, and per split every image (path from `root`) with its label in published
+    row order, checked against wnids.txt and the annotations."""
     _require_path(root, "directory")
     wnids_file = _require_path(root / "wnids.txt", "file")
     wnids = [line.strip() for line in wnids_file.read_text().splitlines() if line.strip()]
@@ -469,7 +399,6 @@ def _list_folder(root: Path) -> _FolderListing:
     # Sorted wnids are the published label order (ImageFolder's, and the HF dataset's).
     classes = tuple(sorted(wnids))
     index = {wnid: i for i, wnid in enumerate(classes)}
-
     train_dir = _require_path(root / "train", "directory")
     unknown = sorted(p.name for p in train_dir.iterdir() if p.is_dir() and p.name not in index)
     if unknown:
@@ -479,21 +408,22 @@ def _list_folder(root: Path) -> _FolderListing:
         for wnid, label in index.items()
         for name in _image_names(train_dir / wnid / "images")
     ]
+    return classes, {"train": train, "val": _list_val(root, index)}
 
+
+def _list_val(root: Path, index: dict[str, int]) -> list[tuple[str, int]]:
+    """The validation images with their labels, sorted by label then name."""
     val_dir = _require_path(root / "val" / "images", "directory")
     annotations = _require_path(root / "val" / "val_annotations.txt", "file")
-    val_labels = _read_annotations(annotations, index)
+    labels = _read_annotations(annotations, index)
     for name in _image_names(val_dir):
-        if name not in val_labels:
+        if name not in labels:
             raise DataError(f"{val_dir / name} has no entry in {annotations}")
-    for name in val_labels:
+    for name in labels:
         if not (val_dir / name).is_file():
             raise DataError(f"{val_dir / name}, listed in {annotations}, does not exist")
-    val = [
-        (f"val/images/{name}", label)
-        for name, label in sorted(val_labels.items(), key=lambda item: (item[1], item[0]))
-    ]
-    return _FolderListing(classes, train, val, ("wnids.txt", "val/val_annotations.txt"))
+    by_label = sorted(labels.items(), key=lambda item: (item[1], item[0]))
+    return [(f"val/images/{name}", label) for name, label in by_label]
 
 
 def _read_annotations(path: Path, index: dict[str, int]) -> dict[str, int]:
@@ -514,8 +444,7 @@ def _read_annotations(path: Path, index: dict[str, int]) -> dict[str, int]:
     return labels
 
 
-# --------------------------------------------------------------------------------------------
-# Source: synthetic
+# Source: synthetic -----------------------------------------------------------------------------
 
 # Per-image brightness of the pattern: base + stripes + blob, in [0.3, 1.0] of the class colour.
 _SHADE_BASE, _SHADE_STRIPES, _SHADE_BLOB = 0.3, 0.45, 0.25
@@ -524,6 +453,9 @@ _BLOB_SIGMA = 0.15  # blob radius, as a fraction of the image side
 _CHUNK = 128  # images per generation task; fixed so output never depends on the thread count
 # Triangular noise u + v - 255 from two uniform bytes: std sqrt(2 * (256**2 - 1) / 12).
 _TRIANGULAR_STD = float(np.sqrt(2 * (256**2 - 1) / 12))
+# The config's synthetic parameters (image_size comes from data.image_size) and their types.
+_SYNTHETIC_TYPES = {"num_classes": int, "train_per_class": int, "val_per_class": int,
+                    "grayscale_fraction": float, "noise": float, "seed": int}  # fmt: skip
 
 
 def make_synthetic(
@@ -535,47 +467,26 @@ def make_synthetic(
     noise: float,
     seed: int,
 ) -> tuple[Split, Split, tuple[str, ...]]:
-    """Generate a learnable, deterministic stand-in for TinyImageNet.
+    """Generate a learnable, deterministic stand-in for TinyImageNet: train, val, class names.
 
     Each class has its own colour (points of a lattice in the RGB cube, so even 200 classes sit
     at least 0.14 apart), stripe orientation and frequency, and blob position; each image
     jitters the colour, the stripe phase and the blob, then adds per-pixel noise. Colour alone
     separates the classes; the pattern keeps grayscale images learnable. Rows are sorted by
-    class, like the folder source.
+    class, like the folder source; classes are named ``s000``, ``s001``, ...
 
-    Args:
-        num_classes: number of classes, named ``s000``, ``s001``, ...
-        train_per_class: training images per class.
-        val_per_class: validation images per class.
-        image_size: side of the square images.
-        grayscale_fraction: fraction of each split made grayscale (R = G = B, PIL's luma), as
-            TinyImageNet's grayscale JPEGs become after conversion to RGB.
-        noise: standard deviation of the per-pixel noise, in units of the full range 0..255.
-        seed: the only source of randomness.
-
-    Returns:
-        The train split, the validation split and the class names.
-
-    Raises:
-        DataError: if a parameter is out of range (the message names it).
+    `grayscale_fraction` of each split is made grayscale (R = G = B, PIL's luma), as
+    TinyImageNet's grayscale JPEGs become in RGB; `noise` is the standard deviation of the
+    per-pixel noise in units of the full range 0..255; `seed` is the only source of randomness.
+    A parameter out of range raises DataError naming it.
     """
-    params = {
-        "num_classes": num_classes,
-        "train_per_class": train_per_class,
-        "val_per_class": val_per_class,
-        "image_size": image_size,
-        "grayscale_fraction": grayscale_fraction,
-        "noise": noise,
-        "seed": seed,
-    }
+    params = dict(num_classes=num_classes, train_per_class=train_per_class,
+                  val_per_class=val_per_class, image_size=image_size,
+                  grayscale_fraction=grayscale_fraction, noise=noise, seed=seed)  # fmt: skip
     return _synthesise(params, lambda split, shape: np.empty(shape, np.uint8), progress=False)
 
 
-def _synthesise(
-    params: dict[str, Any],
-    allocate: Callable[[str, tuple[int, ...]], np.ndarray],
-    progress: bool,
-) -> tuple[Split, Split, tuple[str, ...]]:
+def _synthesise(params: dict, allocate: Callable, progress: bool) -> tuple[Split, Split, tuple]:
     """make_synthetic, with the image arrays from `allocate(split, shape)` (memory or a file)."""
     _check_synthetic_params(params)
     num_classes, size = params["num_classes"], params["image_size"]
@@ -584,26 +495,17 @@ def _synthesise(
     protos = _class_prototypes(num_classes, np.random.default_rng(proto_seq))
     splits = []
     for split, seq in (("train", train_seq), ("val", val_seq)):
-        count = num_classes * params[f"{split}_per_class"]
-        images = allocate(split, (count, size, size, 3))
-        style = {key: params[key] for key in ("grayscale_fraction", "noise")}
-        splits.append(_render_split(protos, images, seq, **style, progress=progress))
+        images = allocate(split, (num_classes * params[f"{split}_per_class"], size, size, 3))
+        splits.append(_render_split(protos, images, seq, params, progress))
     width = max(3, len(str(num_classes - 1)))  # names sort in label order
-    classes = tuple(f"s{i:0{width}d}" for i in range(num_classes))
-    return splits[0], splits[1], classes
+    return splits[0], splits[1], tuple(f"s{i:0{width}d}" for i in range(num_classes))
 
 
 def _check_synthetic_params(params: dict[str, Any]) -> None:
-    valid = {
-        "num_classes": lambda v: v >= 1,
-        "train_per_class": lambda v: v >= 1,
-        "val_per_class": lambda v: v >= 1,
-        "image_size": lambda v: v >= 4,
-        "grayscale_fraction": lambda v: 0.0 <= v <= 1.0,
-        "noise": lambda v: v >= 0.0,
-    }
-    for key, ok in valid.items():
-        if not ok(params[key]):
+    minimum = {"num_classes": 1, "train_per_class": 1, "val_per_class": 1, "image_size": 4,
+               "grayscale_fraction": 0.0, "noise": 0.0}  # fmt: skip
+    for key, low in minimum.items():
+        if not params[key] >= low or (key == "grayscale_fraction" and not params[key] <= 1.0):
             raise DataError(f"synthetic parameter {key} = {params[key]!r} is out of range")
 
 
@@ -622,12 +524,7 @@ def _class_prototypes(num_classes: int, rng: np.random.Generator) -> dict[str, n
 
 
 def _render_split(
-    protos: dict[str, np.ndarray],
-    images: np.ndarray,
-    seq: np.random.SeedSequence,
-    grayscale_fraction: float,
-    noise: float,
-    progress: bool,
+    protos: dict, images: np.ndarray, seq: np.random.SeedSequence, params: dict, progress: bool
 ) -> Split:
     """Fill `images` (N, H, W, 3), N a multiple of the class count, in class order."""
     num_classes, count = len(protos["colour"]), len(images)
@@ -635,14 +532,14 @@ def _render_split(
     mask_seq, *chunk_seqs = seq.spawn(1 + -(-count // _CHUNK))
     # Exactly round(fraction * N) grayscale images, spread over all classes at random.
     grayscale = np.zeros(count, dtype=bool)
-    num_gray = round(grayscale_fraction * count)
+    num_gray = round(params["grayscale_fraction"] * count)
     grayscale[np.random.default_rng(mask_seq).permutation(count)[:num_gray]] = True
     ids = np.empty(count, dtype=_ID_DTYPE)
 
     def render(chunk: int) -> slice:
         rows = slice(chunk * _CHUNK, min(count, (chunk + 1) * _CHUNK))
         rng = np.random.default_rng(chunk_seqs[chunk])
-        _render_chunk(protos, labels[rows], noise, rng, out=images[rows])
+        _render_chunk(protos, labels[rows], params["noise"], rng, out=images[rows])
         for i in range(rows.start, rows.stop):
             if grayscale[i]:
                 images[i] = _to_grayscale(images[i])
@@ -658,12 +555,7 @@ def _render_split(
 
 
 def _render_chunk(
-    protos: dict[str, np.ndarray],
-    labels: np.ndarray,
-    noise: float,
-    rng: np.random.Generator,
-    *,
-    out: np.ndarray,
+    protos: dict, labels: np.ndarray, noise: float, rng: np.random.Generator, *, out: np.ndarray
 ) -> None:
     """Write the images for `labels` into `out` (B, H, W, 3).
 
@@ -671,24 +563,7 @@ def _render_chunk(
     only the final cast into `out` reorders the channels.
     """
     b, size = len(labels), out.shape[1]
-    t = ((np.arange(size) + 0.5) / size).astype(np.float32)
-    # Stripes sin(a*x + c*y + phase) split into sums of row x column products, so the
-    # whole shade is one batched (H x 5) @ (5 x W) matmul per image and channel.
-    freq = 2 * np.pi * protos["cycles"][labels]
-    angle = protos["angle"][labels]
-    phase = rng.uniform(0, 2 * np.pi, b)
-    ax = (freq * np.cos(angle))[:, None] * t + phase[:, None]
-    cy = (freq * np.sin(angle))[:, None] * t
-    centre = protos["centre"][labels] + rng.normal(0, 0.04, (b, 2))
-    gauss_y = np.exp(-((t - centre[:, :1]) ** 2) / (2 * _BLOB_SIGMA**2))
-    gauss_x = np.exp(-((t - centre[:, 1:]) ** 2) / (2 * _BLOB_SIGMA**2))
-    ones = np.ones((b, size))
-    half = _SHADE_STRIPES / 2
-    rows = np.stack([ones, np.cos(cy), np.sin(cy), gauss_y, ones], axis=-1)  # (B, H, 5)
-    cols = np.stack(  # (B, 5, W)
-        [(_SHADE_BASE + half) * ones, half * np.sin(ax), half * np.cos(ax), _SHADE_BLOB * gauss_x],
-        axis=1,
-    )
+    rows, cols = _shade_factors(protos, labels, size, rng)
     # Small jitter: neighbouring lattice colours are 0.14 apart at 200 classes.
     colour = protos["colour"][labels] * rng.uniform(1 - _JITTER, 1 + _JITTER, (b, 1))
     colour = np.clip(colour + rng.normal(0, _JITTER / 2, (b, 3)), 0, 1) * 255
@@ -697,8 +572,7 @@ def _render_chunk(
     scale = np.float32(noise * 255 / _TRIANGULAR_STD)
     offset = np.full((b, 3, 1, size), 0.5 - 255 * scale)
     right = np.concatenate([colour[:, :, None, None] * cols[:, None], offset], axis=2)
-    right = right.astype(np.float32)  # (B, 3, 5, W)
-    pixels = rows[:, None].astype(np.float32) @ right  # (B, 3, H, W)
+    pixels = rows[:, None].astype(np.float32) @ right.astype(np.float32)  # (B, 3, H, W)
     if noise > 0:
         uv = rng.bit_generator.random_raw(-(-2 * pixels.size // 8)).view(np.uint8)
         tri = np.add(uv[: pixels.size], uv[pixels.size : 2 * pixels.size], dtype=np.int16)
@@ -706,6 +580,31 @@ def _render_chunk(
     # With the +0.5 already in, truncating a value clipped to [0, 256) rounds to 0..255.
     np.clip(pixels, 0, 255.99, out=pixels)
     np.copyto(out, pixels.transpose(0, 2, 3, 1), casting="unsafe")
+
+
+def _shade_factors(protos: dict, labels: np.ndarray, size: int, rng: np.random.Generator):
+    """Row (B, H, 5) and column (B, 4, W) factors of each image's shade (stripes and blob).
+
+    Stripes sin(a*x + c*y + phase) split into sums of row x column products, so the whole
+    shade is one batched (H x 5) @ (5 x W) matmul per image and channel.
+    """
+    b = len(labels)
+    t = ((np.arange(size) + 0.5) / size).astype(np.float32)
+    freq = 2 * np.pi * protos["cycles"][labels]
+    angle = protos["angle"][labels]
+    phase = rng.uniform(0, 2 * np.pi, b)
+    ax = (freq * np.cos(angle))[:, None] * t + phase[:, None]
+    cy = (freq * np.sin(angle))[:, None] * t
+    centre = protos["centre"][labels] + rng.normal(0, 0.04, (b, 2))
+    gauss_y = np.exp(-((t - centre[:, :1]) ** 2) / (2 * _BLOB_SIGMA**2))
+    gauss_x = np.exp(-((t - centre[:, 1:]) ** 2) / (2 * _BLOB_SIGMA**2))
+    ones, half = np.ones((b, size)), _SHADE_STRIPES / 2
+    rows = np.stack([ones, np.cos(cy), np.sin(cy), gauss_y, ones], axis=-1)
+    cols = np.stack(
+        [(_SHADE_BASE + half) * ones, half * np.sin(ax), half * np.cos(ax), _SHADE_BLOB * gauss_x],
+        axis=1,
+    )
+    return rows, cols
 
 
 def _to_grayscale(pixels: np.ndarray) -> np.ndarray:
@@ -717,19 +616,11 @@ def _to_grayscale(pixels: np.ndarray) -> np.ndarray:
 
 def _plan_synthetic(data_cfg: dict, image_size: int) -> _Plan:
     syn_cfg = _require(data_cfg, "synthetic", "data")
-    types = {
-        "num_classes": int,
-        "train_per_class": int,
-        "val_per_class": int,
-        "grayscale_fraction": float,
-        "noise": float,
-        "seed": int,
+    params = {
+        key: cast(_require(syn_cfg, key, "data.synthetic"))
+        for key, cast in _SYNTHETIC_TYPES.items()
     }
-    params = {key: cast(_require(syn_cfg, key, "data.synthetic")) for key, cast in types.items()}
     params["image_size"] = image_size
-    fingerprint = _fingerprint(
-        {"source": "synthetic", "generator": SYNTHETIC_VERSION, "params": params}
-    )
     info = {"source": "synthetic", "generator": SYNTHETIC_VERSION, "params": params}
 
     def build(out_dir: Path, progress: bool) -> tuple[str, ...]:
@@ -740,17 +631,15 @@ def _plan_synthetic(data_cfg: dict, image_size: int) -> _Plan:
 
         train, val, classes = _synthesise(params, allocate, progress)
         for split, part in (("train", train), ("val", val)):
-            _check_labels(split, part.labels, classes, is_train=split == "train")
+            _save_labels(out_dir, split, part.labels, classes, split)
             part.images.flush()
-            np.save(out_dir / f"{split}_labels.npy", part.labels)
             np.save(out_dir / f"{split}_image_ids.npy", part.image_ids)
         return classes
 
-    return _Plan("synthetic", fingerprint, info, build)
+    return _Plan(_fingerprint(info), info, build)
 
 
-# --------------------------------------------------------------------------------------------
-# Cache
+# Cache -----------------------------------------------------------------------------------------
 
 
 def _build_cache(plan: _Plan, cache_dir: Path, image_size: int, progress: bool) -> None:
@@ -761,19 +650,10 @@ def _build_cache(plan: _Plan, cache_dir: Path, image_size: int, progress: bool) 
     try:
         classes = plan.build(tmp, progress)
         counts = {f"num_{split}": len(np.load(tmp / f"{split}_labels.npy")) for split in _SPLITS}
-        info = {
-            **plan.info,
-            "fingerprint": plan.fingerprint,
-            "image_size": image_size,
-            "num_classes": len(classes),
-            **counts,
-        }
-        meta = {
-            "format": CACHE_FORMAT,
-            "fingerprint": plan.fingerprint,
-            "classes": list(classes),
-            "info": info,
-        }
+        info = {**plan.info, "fingerprint": plan.fingerprint, "image_size": image_size,
+                "num_classes": len(classes), **counts}  # fmt: skip
+        meta = {"format": CACHE_FORMAT, "fingerprint": plan.fingerprint, "classes": list(classes),
+                "info": info}  # fmt: skip
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
         try:
             tmp.replace(cache_dir)
@@ -792,21 +672,16 @@ def _open_cache(cache_dir: Path, fingerprint: str) -> Store:
     try:
         meta = json.loads((cache_dir / "meta.json").read_text())
         arrays = {
-            f"{split}_{kind}": np.load(cache_dir / f"{split}_{kind}.npy", mmap_mode="r")
+            split: [np.load(cache_dir / f"{split}_{kind}.npy", mmap_mode="r")
+                    for kind in ("images", "labels", "image_ids")]
             for split in _SPLITS
-            for kind in ("images", "labels", "image_ids")
-        }
+        }  # fmt: skip
     except (OSError, ValueError) as exc:
         raise DataError(f"cache {cache_dir} is unreadable ({exc}); {hint}") from exc
     if meta.get("format") != CACHE_FORMAT or meta.get("fingerprint") != fingerprint:
         raise DataError(f"cache {cache_dir} holds another data version; {hint}")
     try:
-        splits = {
-            split: Split(
-                arrays[f"{split}_images"], arrays[f"{split}_labels"], arrays[f"{split}_image_ids"]
-            )
-            for split in _SPLITS
-        }
+        splits = {split: Split(*arrays[split]) for split in _SPLITS}
     except ValueError as exc:
         raise DataError(f"cache {cache_dir} is inconsistent ({exc}); {hint}") from exc
     info = {**meta["info"], "cache": str(cache_dir)}

@@ -5,18 +5,14 @@ Published order (torchvision on PIL images, see published-recipe.md):
   improved train: Resize((224, 224)) -> RandAugment(2, 9) -> ToTensor -> Normalize
                   -> RandomErasing(p=0.15)
 
-Here the same steps run on whole batches of uint8 tensors, on the training device:
-
-* Resize is bilinear interpolation of the uint8 image, rounded back to uint8 because PIL's
-  Resize returns a uint8 image. Upsampling 64 -> 224 this way differs from PIL's fixed-point
-  bilinear by at most 1 grey level per pixel and about 0.22 grey levels on average (measured on
-  uniform-noise images, the worst case; `tests/test_transforms.py` holds the bound: mean <= 0.5,
-  max <= 1).
-* RandAugment and RandomErasing are drawn per image, exactly as torchvision's tensor kernels
-  compute them, but run per batch (augment.py). Every random number of an epoch is drawn up
-  front, per position in the epoch's order, so the augmentation does not depend on how the
-  epoch is cut into batches or chunks.
-* ToTensor + Normalize divide by 255, subtract the mean and divide by the std, per channel.
+Here the same steps run on whole batches of uint8 tensors, on the training device. Resize is
+bilinear interpolation of the uint8 image, rounded back to uint8 because PIL's Resize returns a
+uint8 image: upsampling 64 -> 224 this way differs from PIL's fixed-point bilinear by at most 1
+grey level per pixel and about 0.22 on average (uniform-noise images, the worst case;
+`tests/test_transforms.py` holds mean <= 0.5, max <= 1). RandAugment and RandomErasing are drawn
+per image, exactly as torchvision's tensor kernels compute them, but run per batch (augment.py);
+every random number of an epoch is drawn up front, per position in the epoch's order, so the
+augmentation does not depend on how the epoch is cut into batches or chunks.
 
 `augment.at: source` (an option, off by default) runs RandAugment on the 64x64 image before the
 resize: about 12x fewer pixels to augment, but not what the notebook computed (interpolation
@@ -47,21 +43,16 @@ def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Draws:
-    """Every random number that augments a set of images (rows = positions in an epoch).
+    """Every random number that augments a set of images (rows = positions in an epoch)."""
 
-    Attributes:
-        ops, negated: RandAugment's op indices and signs, (N, num_ops), or None.
-        erasing: RandomErasing's uniforms, (N, 3 + 2 * attempts), or None.
-    """
-
-    ops: torch.Tensor | None = None
-    negated: torch.Tensor | None = None
-    erasing: torch.Tensor | None = None
+    ops: torch.Tensor | None = None  # RandAugment's op indices, (N, num_ops)
+    negated: torch.Tensor | None = None  # and signs
+    erasing: torch.Tensor | None = None  # RandomErasing's uniforms, (N, 3 + 2 * attempts)
 
     def rows(self, index: torch.Tensor) -> Draws:
         """The draws of some positions."""
-        return Draws(*(None if t is None else t[index] for t in (self.ops, self.negated,
-                                                                  self.erasing)))  # fmt: skip
+        draws = (self.ops, self.negated, self.erasing)
+        return Draws(*(None if t is None else t[index] for t in draws))
 
 
 Transform = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -69,23 +60,14 @@ Transform = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 @dataclass(frozen=True)
 class Pipeline:
-    """The transforms of one experiment.
+    """The transforms of one experiment."""
 
-    Attributes:
-        input_size: side of the square network input (224 in the paper).
-        mean: per-channel normalisation mean (0-1 scale).
-        std: per-channel normalisation standard deviation.
-        randaugment: ``{"num_ops", "magnitude"}`` for training, or None.
-        random_erasing: ``{"p"}`` for training, or None.
-        augment_at: ``input`` (after the resize, as published) or ``source`` (before it).
-    """
-
-    input_size: int
-    mean: tuple[float, float, float]
+    input_size: int  # side of the square network input (224 in the paper)
+    mean: tuple[float, float, float]  # per-channel normalisation, on the 0-1 scale
     std: tuple[float, float, float]
-    randaugment: dict | None = None
-    random_erasing: dict | None = None
-    augment_at: str = "input"
+    randaugment: dict | None = None  # {"num_ops", "magnitude"} for training
+    random_erasing: dict | None = None  # {"p"} for training
+    augment_at: str = "input"  # after the resize, as published, or "source" (before it)
 
     @classmethod
     def from_config(cls, cfg: dict, experiment: dict) -> Pipeline:
@@ -145,14 +127,6 @@ def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float])
     """ToTensor (divide by 255) then Normalize(mean, std), as torchvision computes them."""
     # made on the host and copied without waiting (torch.tensor(..., device=cuda) would wait
     # for the GPU to finish its queued work)
-    m = (
-        torch.tensor(mean, dtype=torch.float32)
-        .view(1, -1, 1, 1)
-        .to(images.device, non_blocking=True)
-    )
-    s = (
-        torch.tensor(std, dtype=torch.float32)
-        .view(1, -1, 1, 1)
-        .to(images.device, non_blocking=True)
-    )
+    m, s = (torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1) for v in (mean, std))
+    m, s = m.to(images.device, non_blocking=True), s.to(images.device, non_blocking=True)
     return images.to(torch.float32, copy=True).div_(255.0).sub_(m).div_(s)

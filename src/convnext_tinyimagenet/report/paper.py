@@ -1,22 +1,18 @@
-"""The paper's numbers: every value `paper/paper.tex` prints, as `\\newcommand` macros.
+"""The paper's macros: every value `paper/paper.tex` prints (`numbers.tex`) and the path of every
+file it includes (`inputs.tex`), as `\\newcommand` macros.
 
-The TeX source types no number: every accuracy, interval, count, size and hyperparameter it
-prints is a macro written here from the result files (`summary.json`, `metrics.jsonl`,
-`provenance.json`, `data.json`, the input-fidelity measurement, the published summary) and the
-config values the text cites (:class:`PaperConfig`), or sits in a table the tables rules write.
-Rule `make_paper_inputs` writes the macros (`numbers.tex`) with :func:`make_paper_inputs`; rule
-`build_paper` runs latexmk on the source (rules/paper.smk).
-
-Macro names are letters only (TeX control words cannot hold digits): the experiment name in
-CamelCase, then what it is, e.g. `BaselineRerunAcc`, `ImprovedStagesThreeLr`.
+Macro names are letters only (TeX control words hold no digits): the experiment in CamelCase,
+then what it is, e.g. `BaselineRerunAcc`, `ImprovedStagesThreeLr`; an included file's name in
+CamelCase, then its kind, e.g. `ResultsTable`, `ClassGridFigure`.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,11 +23,12 @@ from convnext_tinyimagenet.numbers import NA, count, pct, signed
 from convnext_tinyimagenet.report.tables import latex_escape
 from convnext_tinyimagenet.stats import newcombe_difference
 
-# the run whose sample grids the paper shows: paper.tex includes figures/improved/*.pdf, and
-# rules/paper.smk names them as build_paper's inputs
-FIGURE_EXPERIMENT = "improved"
 DIGIT_WORDS = ("Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine")
 _MACRO_NAME = re.compile(r"^[A-Za-z]+$")
+# what an included file's path may hold: TeX reads it as a file name, with no escaping
+_TEX_PATH = re.compile(r"^[A-Za-z0-9_./-]+$")
+# the kind of an included file, by extension: the last word of its macro's name
+INCLUDED_KINDS = {".tex": "Table", ".pdf": "Figure"}
 
 
 class PaperError(ArtifactError):
@@ -44,30 +41,20 @@ class MissingInputError(PaperError, FileNotFoundError):
 
 @dataclass(frozen=True)
 class PaperConfig:
-    """The config values the paper's text cites (rule make_paper_inputs' params).
-
-    Attributes:
-        experiments: config `experiments` in order; the last is compared with the first.
-        published_runs: config `published.runs` (the README's claims, epochs and minutes).
-        published_repository: config `published.repository`.
-        published_commit: config `published.commit` (the text cites its first 7 characters).
-        figures: config `figures` (how many samples and grid classes, and their seeds).
-        input_size: config `data.input_size`, the side every image is resized to.
-        seed: config `seed`.
-        output_dir: config `output_dir`, where the text says the results are.
-    """
+    """The config values the paper's text cites (rule make_paper_inputs' params): `experiments`
+    in order (the last is compared with the first), `published.runs`, `published.repository`,
+    `published.commit`, `figures`, the experiment whose sample figures the paper shows
+    (`figure_experiment`, chosen by the rule), `data.input_size`, `seed` and `output_dir`."""
 
     experiments: Mapping[str, dict]
     published_runs: Mapping[str, dict]
     published_repository: str
     published_commit: str
     figures: Mapping[str, Any]
+    figure_experiment: str
     input_size: int
     seed: int
     output_dir: str
-
-
-# --------------------------------------------------------------------------- formatting
 
 
 def tex_escape(text: Any) -> str:
@@ -101,9 +88,6 @@ def number(value: float | None) -> str:
     return f"{value:g}"
 
 
-# --------------------------------------------------------------------------- macros
-
-
 def macros(
     config: PaperConfig,
     summaries: Mapping[str, dict],
@@ -114,45 +98,24 @@ def macros(
     metrics: Mapping[str, list[dict]] | None = None,
     fidelity: dict | None = None,
 ) -> dict[str, str]:
-    """Every number and fact the paper prints, as LaTeX-ready strings keyed by macro name.
+    """Every number and fact the paper prints, formatted and LaTeX-escaped, by macro name.
 
-    Args:
-        config: the config values the text cites.
-        summaries: experiment → its `summary.json`.
-        published: run → figures recomputed from the published predictions (the published
-            summary), or None when they were not used: those values then read `n/a` and
-            `PublishedAvailable` is `false`.
-        data_info: the data store's summary (`data.json`).
-        provenance: experiment → its `provenance.json` (device, versions, precision used).
-        metrics: experiment → its `metrics.jsonl` rows (for the training time).
-        fidelity: the input pipeline measured against PIL's (`input_pipeline.json`).
-
-    Returns:
-        Macro name (letters only) → value, already formatted and LaTeX-escaped.
+    The arguments are the parsed result files; `published` (the published summary) is None when
+    the config does not read the published predictions: its macros then read `n/a`.
     """
     values = _data_macros(config, data_info)
-    for name in config.experiments:
-        prefix = camel(name)
-        summary = summaries[name]
-        values |= _prefixed(prefix, _rerun_macros(summary))
-        values |= _prefixed(prefix, _recipe_macros(config.experiments[name], data_info))
-        run = config.published_runs.get(name)
-        found = (published or {}).get(name)
-        values |= _prefixed(prefix, _published_macros(run, found, summary))
-        values |= _prefixed(prefix, _provenance_macros((provenance or {}).get(name)))
-        values |= _prefixed(prefix, _time_macros((metrics or {}).get(name)))
-    values |= _comparison_macros(config, summaries, published)
-    values |= _figure_macros(config.figures)
-    values |= _fidelity_macros(fidelity)
-    values |= _environment_macros(provenance)
-    for key in values:
-        if not _MACRO_NAME.match(key):
-            raise ValueError(f"macro name {key!r} is not letters only")
-    return values
-
-
-def _prefixed(prefix: str, values: Mapping[str, str]) -> dict[str, str]:
-    return {prefix + key: value for key, value in values.items()}
+    for name, exp in config.experiments.items():
+        summary, run = summaries[name], config.published_runs.get(name)
+        groups = (
+            _rerun_macros(summary),
+            _recipe_macros(exp, data_info),
+            _published_macros(run, (published or {}).get(name), summary),
+            _provenance_macros((provenance or {}).get(name)),
+            _time_macros((metrics or {}).get(name)),
+        )
+        values |= {camel(name) + key: value for group in groups for key, value in group.items()}
+    values |= _comparison_macros(config, summaries, published) | _figure_macros(config)
+    return values | _fidelity_macros(fidelity) | _environment_macros(provenance)
 
 
 def describe_data(data_info: dict) -> tuple[str, str]:
@@ -169,8 +132,7 @@ def describe_data(data_info: dict) -> tuple[str, str]:
 
 def _data_macros(config: PaperConfig, data_info: dict) -> dict[str, str]:
     description, config_name = describe_data(data_info)
-    num_train, num_val = data_info["num_train"], data_info["num_val"]
-    num_classes = data_info["num_classes"]
+    num_train, num_val, num_classes = (data_info[f"num_{k}"] for k in ("train", "val", "classes"))
     return {
         "DataDescription": tex_escape(description),
         "ConfigName": tex_escape(config_name),
@@ -210,8 +172,7 @@ def _rerun_macros(summary: dict) -> dict[str, str]:
 def _recipe_macros(exp: dict, data_info: dict) -> dict[str, str]:
     """Hyperparameters of one experiment, so the text can name them without typing them."""
     model, train, augment = exp["model"], exp["train"], exp["augment"]
-    stopping = train["early_stopping"]
-    scheduler = train["scheduler"]
+    stopping, scheduler = train["early_stopping"], train["scheduler"]
     values = {
         "Tag": tex_escape(model["tag"]),
         "Head": tex_escape(model["head"].replace("_", " ")),
@@ -244,42 +205,37 @@ def _recipe_macros(exp: dict, data_info: dict) -> dict[str, str]:
 def _published_macros(run: dict | None, found: dict | None, summary: dict) -> dict[str, str]:
     """The README's claim (config) and what the published predictions give (when used)."""
     claim = None if run is None else run["claim"]
-    exact = None if found is None else found["accuracy"]
-    values = {
+    exact = correct = n = batch_mean = batches = last_batch = None
+    if found is not None:
+        exact, correct, n = found["accuracy"], found["correct"], found["n"]
+        batch_mean = found.get("accuracy_batch_mean")
+        if size := summary.get("batch_size_for_mean"):
+            # e.g. 10,000 images at batch 32 -> 313 batches, the last one of 16 images
+            batches = math.ceil(n / size)
+            last_batch = n - (batches - 1) * size
+    return {
         "PublishedClaim": pct(claim),
         "PublishedExact": pct(exact),
-        "PublishedBatchMean": pct(None if found is None else found.get("accuracy_batch_mean")),
-        "PublishedBatchMeanFine": pct(
-            None if found is None else found.get("accuracy_batch_mean"), digits=4
-        ),
-        "PublishedCorrect": count(None if found is None else found["correct"]),
-        "PublishedN": count(None if found is None else found["n"]),
+        "PublishedBatchMean": pct(batch_mean),
+        "PublishedBatchMeanFine": pct(batch_mean, digits=4),
+        "PublishedCorrect": count(correct),
+        "PublishedN": count(n),
         "PublishedBestEpoch": count(None if run is None else run.get("best_epoch")),
         "PublishedEpochs": count(None if run is None else len(run.get("epochs") or [])),
         "PublishedMinutes": pct(None if run is None else run.get("minutes")),
-        "RerunMinusClaim": tex_signed(None if claim is None else summary["accuracy"] - claim),
-        "RerunMinusExact": tex_signed(None if exact is None else summary["accuracy"] - exact),
+        "RerunMinusClaim": _difference(summary["accuracy"], claim),
+        "RerunMinusExact": _difference(summary["accuracy"], exact),
+        "PublishedBatches": count(batches),
+        "PublishedLastBatch": count(last_batch),
     }
-    if found is not None and summary.get("batch_size_for_mean"):
-        # e.g. 10,000 images at batch 32 -> 313 batches, the last one of 16 images
-        size, n = summary["batch_size_for_mean"], found["n"]
-        values["PublishedBatches"] = count(math.ceil(n / size))
-        values["PublishedLastBatch"] = count(n - (math.ceil(n / size) - 1) * size)
-    else:
-        values["PublishedBatches"] = values["PublishedLastBatch"] = NA
-    return values
 
 
 def _provenance_macros(record: dict | None) -> dict[str, str]:
     train = (record or {}).get("train") or {}
     device = train.get("device") or {}
-    name = device.get("name")
-    where = device.get("device")
+    where, name = device.get("device"), device.get("name")
     text = NA if where is None else (f"{where} ({name})" if name else where)
-    return {
-        "Device": tex_escape(text),
-        "PrecisionUsed": tex_escape(train.get("precision", NA)),
-    }
+    return {"Device": tex_escape(text), "PrecisionUsed": tex_escape(train.get("precision", NA))}
 
 
 def _time_macros(rows: list[dict] | None) -> dict[str, str]:
@@ -294,48 +250,40 @@ def _comparison_macros(
 ) -> dict[str, str]:
     """Improved minus baseline: rerun (with an interval), README claims, published exact."""
     names = list(config.experiments)
-    values = {
+    first, last = names[0], names[-1]
+    low, high = newcombe_difference(summaries[last], summaries[first])
+    before, after = summaries[first]["per_class"], summaries[last]["per_class"]
+    shared = before.keys() & after.keys()
+    claim = {n: config.published_runs.get(n, {}).get("claim") for n in (first, last)}
+    exact = {n: ((published or {}).get(n) or {}).get("accuracy") for n in (first, last)}
+    return {
         "NumExperiments": count(len(names)),
         "PublishedAvailable": "true" if published else "false",
         "ConfidenceLevel": "95",  # summary.json's wilson95 and the difference interval below
-    }
-    first, last = names[0], names[-1]
-    values |= _class_changes(summaries[first]["per_class"], summaries[last]["per_class"])
-    low, high = newcombe_difference(summaries[last], summaries[first])
-    values |= {
-        "RerunDifference": tex_signed(summaries[last]["accuracy"] - summaries[first]["accuracy"]),
-        "RerunDifferenceLow": tex_signed(low),
-        "RerunDifferenceHigh": tex_signed(high),
-    }
-    runs = config.published_runs
-    claims = [runs.get(n, {}).get("claim") for n in (last, first)]
-    values["PublishedDifference"] = tex_signed(
-        None if None in claims else claims[0] - claims[1]  # type: ignore[operator]
-    )
-    exact = [((published or {}).get(n) or {}).get("accuracy") for n in (last, first)]
-    values["PublishedExactDifference"] = tex_signed(
-        None if None in exact else exact[0] - exact[1]  # type: ignore[operator]
-    )
-    return values
-
-
-def _class_changes(before: Mapping[str, float], after: Mapping[str, float]) -> dict[str, str]:
-    """How many classes the last experiment scores higher, lower or equal than the first."""
-    shared = before.keys() & after.keys()
-    return {
         "ClassesBetter": count(sum(after[c] > before[c] for c in shared)),
         "ClassesWorse": count(sum(after[c] < before[c] for c in shared)),
         "ClassesTied": count(sum(after[c] == before[c] for c in shared)),
+        "RerunDifference": _difference(summaries[last]["accuracy"], summaries[first]["accuracy"]),
+        "RerunDifferenceLow": tex_signed(low),
+        "RerunDifferenceHigh": tex_signed(high),
+        "PublishedDifference": _difference(claim[last], claim[first]),
+        "PublishedExactDifference": _difference(exact[last], exact[first]),
     }
 
 
-def _figure_macros(figures: Mapping[str, Any]) -> dict[str, str]:
+def _difference(value: float | None, reference: float | None) -> str:
+    """`value - reference` with its sign for TeX; n/a when either is missing."""
+    return tex_signed(None if value is None or reference is None else value - reference)
+
+
+def _figure_macros(config: PaperConfig) -> dict[str, str]:
+    figures = config.figures
     return {
         "SampleCount": count(figures["samples"]),
         "SampleSeed": count(figures["sample_seed"]),
         "GridClasses": count(figures["grid_classes"]),
         "GridSeed": count(figures["grid_seed"]),
-        "FigureExperiment": tex_escape(FIGURE_EXPERIMENT),
+        "FigureExperiment": tex_escape(config.figure_experiment),
     }
 
 
@@ -366,8 +314,7 @@ def _fidelity_macros(fidelity: dict | None) -> dict[str, str]:
 def _environment_macros(provenance: Mapping[str, dict] | None) -> dict[str, str]:
     """Versions and commit of the first run that recorded them."""
     train = next((r["train"] for r in (provenance or {}).values() if r.get("train")), {})
-    versions = train.get("versions") or {}
-    git = train.get("git") or {}
+    versions, git = train.get("versions") or {}, train.get("git") or {}
     commit, dirty = git.get("commit"), git.get("dirty")
     state = NA if dirty is None else ("with uncommitted changes" if dirty else "clean")
     return {
@@ -389,9 +336,6 @@ def write_macros(values: Mapping[str, str], path: str | Path) -> Path:
     return atomic.write_text(path, "\n".join(lines) + "\n")
 
 
-# --------------------------------------------------------------------------- inputs
-
-
 def make_paper_inputs(
     numbers: str | Path,
     config: PaperConfig,
@@ -405,46 +349,71 @@ def make_paper_inputs(
 ) -> Path:
     """Write the paper's macros to `numbers` from the result files and the cited config values.
 
-    Args:
-        numbers: the macros file to write.
-        config: the config values the text cites.
-        summaries: each experiment's `summary.json`, in the order of `config.experiments`.
-        metrics: each experiment's `metrics.jsonl`, in the same order.
-        provenance: each experiment's `provenance.json`, in the same order.
-        data: the data store's summary (`data.json`).
-        fidelity: the input pipeline measured against PIL's (`input_pipeline.json`).
-        published: the figures recomputed from the published predictions, or None when the
-            config does not read them (their macros then read `n/a`).
-
-    Returns:
-        The path written.
-
-    Raises:
-        MissingInputError: a file handed in does not exist (one line naming each).
+    `summaries`, `metrics` and `provenance` hold one file per experiment, in the order of
+    `config.experiments`. Raises MissingInputError naming, in one line, each file that does not
+    exist (`published` is None when the config does not read the published predictions).
     """
     names = list(config.experiments)
-    runs = {"summary": summaries, "metrics": metrics, "provenance": provenance}
-    for kind, files in runs.items():
+    for kind, files in (("summary", summaries), ("metrics", metrics), ("provenance", provenance)):
         if len(files) != len(names):
             raise ValueError(f"{len(files)} {kind} files for the {len(names)} experiments {names}")
-    files = [*summaries, *metrics, *provenance, data, fidelity]
-    _check_exist(files if published is None else [*files, published])
+    optional = [] if published is None else [published]
+    files = [*summaries, *metrics, *provenance, data, fidelity, *optional]
+    if missing := [str(path) for path in files if not Path(path).is_file()]:
+        raise MissingInputError(f"the paper's numbers need missing file(s): {', '.join(missing)}")
+
+    def per_run(files: Sequence[str | Path], read: Callable = _read_json) -> dict[str, Any]:
+        return dict(zip(names, map(read, files), strict=True))
+
     values = macros(
         config,
-        dict(zip(names, map(_read_json, summaries), strict=True)),
+        per_run(summaries),
         None if published is None else _read_json(published),
         _read_json(data),
-        provenance=dict(zip(names, map(_read_json, provenance), strict=True)),
-        metrics=dict(zip(names, map(_read_jsonl, metrics), strict=True)),
+        provenance=per_run(provenance),
+        metrics=per_run(metrics, _read_jsonl),
         fidelity=_read_json(fidelity),
     )
     return write_macros(values, numbers)
 
 
-def _check_exist(files: Sequence[str | Path]) -> None:
-    missing = [str(path) for path in files if not Path(path).is_file()]
-    if missing:
-        raise MissingInputError(f"the paper's numbers need missing file(s): {', '.join(missing)}")
+def input_macros(
+    output_dir: str | Path, numbers: str | Path, included: Sequence[str | Path]
+) -> dict[str, str]:
+    """The path of each file `paper/paper.tex` reads, relative to `output_dir` (where TeX finds
+    it through TEXINPUTS), by macro name: `PaperNumbers` for the macros file `numbers`, and for
+    each file in `included` its name in CamelCase, then `Table` (.tex) or `Figure` (.pdf); its
+    folders are not in the name: `tables/results.tex` → `ResultsTable`,
+    `figures/improved/class_grid.pdf` → `ClassGridFigure`. Raises ValueError for two files with
+    one name, another extension, or a path TeX cannot read as written."""
+    values = {"PaperNumbers": _tex_path(numbers, output_dir)}
+    for path in map(Path, included):
+        if path.suffix not in INCLUDED_KINDS:
+            raise ValueError(f"{path}: the paper includes only {', '.join(INCLUDED_KINDS)} files")
+        name = camel(path.stem) + INCLUDED_KINDS[path.suffix]
+        if name in values:
+            raise ValueError(f"{path} and {values[name]} would both be the paper's \\{name}")
+        values[name] = _tex_path(path, output_dir)
+    return values
+
+
+def _tex_path(path: str | Path, output_dir: str | Path) -> str:
+    relative = Path(os.path.relpath(path, output_dir)).as_posix()
+    if not _TEX_PATH.match(relative):
+        raise ValueError(f"{relative!r}: TeX reads a path of letters, digits and _ . / - only")
+    return relative
+
+
+def write_paper_inputs(
+    inputs: str | Path,
+    output_dir: str | Path,
+    *,
+    numbers: str | Path,
+    included: Sequence[str | Path],
+) -> Path:
+    """Write `inputs`: the macros naming, relative to `output_dir`, the macros file `numbers`
+    and each file in `included` (:func:`input_macros`); returns the path written."""
+    return write_macros(input_macros(output_dir, numbers, included), inputs)
 
 
 def _read_json(path: str | Path) -> Any:

@@ -1,22 +1,15 @@
-"""Tables built from result files and the config, written as Markdown and LaTeX (booktabs).
+"""The paper's tables, built from result files and the config, written as Markdown and LaTeX.
 
-Each table is a small ``pd.DataFrame`` of strings, written by :func:`save_table` to a Markdown
-file (a GitHub pipe table) and a LaTeX file (a bare ``tabular`` with
-``\\toprule``/``\\midrule``/``\\bottomrule``; the paper wraps it in its own float). Both writers
-are hand-made so that nothing depends on ``tabulate`` or pandas' LaTeX styler. The ``make_*``
-functions take the files they read and write (the workflow's rules name them) and the config
-values they use.
-
-Tables: ``results`` (published claim, published predictions, this rerun), ``classes_<run>``
-(top and bottom classes), ``recipe`` (every hyperparameter, from the config) and
-``discrepancies`` (README vs notebooks, from the config).
+Each table is a small ``pd.DataFrame`` of strings; :func:`save_table` writes it as a GitHub
+pipe table (``DataFrame.to_markdown``) and a bare booktabs ``tabular`` (``Styler.to_latex``; the
+paper wraps it in its own float). The ``make_*`` functions take the files their rule names and
+the config values they use.
 """
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -27,8 +20,10 @@ from convnext_tinyimagenet.run_folder import read_summary, require
 
 PUBLISHED_MADE_BY = "`snakemake summarize_published`; or set published.use_predictions=false"
 
-# One LaTeX replacement per special character, applied in a single pass so that the backslashes
-# a replacement introduces are not escaped again.
+# The one LaTeX escape, of table cells (the Styler's formatter) and of the paper's macros: one
+# replacement per character, in a single pass, so that the backslashes a replacement introduces
+# are not escaped again. Unlike pandas' escape="latex" it also replaces "<", ">" and "|", which
+# the paper's OT1 fonts print as other glyphs (">" as "¿").
 _LATEX_SPECIALS = {
     "&": r"\&",
     "%": r"\%",
@@ -40,155 +35,89 @@ _LATEX_SPECIALS = {
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
     "\\": r"\textbackslash{}",
-    # Not special to LaTeX, but OT1-encoded fonts print them as other glyphs (">" as "¿").
     "<": r"\textless{}",
     ">": r"\textgreater{}",
     "|": r"\textbar{}",
 }
-_LATEX_PATTERN = re.compile("|".join(re.escape(c) for c in _LATEX_SPECIALS))
+_LATEX_PATTERN = re.compile("|".join(map(re.escape, _LATEX_SPECIALS)))
 # One column of a tabular spec: l, c, r, or a paragraph column such as p{3cm}.
 _COLUMN_SPEC = re.compile(r"[lcr]|[pmb]\{[^{}]*\}")
-_MARKDOWN_RULE = {"l": ":---", "c": ":---:", "r": "---:"}
-
-
-# --------------------------------------------------------------------------- writers
+_MARKDOWN_ALIGN = {"l": "left", "c": "center", "r": "right"}  # p{..} columns read left
 
 
 def latex_escape(text: str) -> str:
-    """Escape LaTeX's special characters ``& % $ # _ { } ~ ^ \\`` (and ``< > |``) in `text`."""
+    """`text` as LaTeX source that prints it literally: ``a_b`` -> ``a\\_b``."""
     return _LATEX_PATTERN.sub(lambda m: _LATEX_SPECIALS[m.group()], text)
 
 
-def parse_align(align: str) -> list[str]:
-    """Split a tabular column spec ("lrr", "lp{4cm}r") into one entry per column.
+def _latex_cell(text: str) -> str:
+    text = latex_escape(text)
+    # After \toprule or a row's \\, a leading "[" would be read as their optional argument.
+    return "{}" + text if text.startswith("[") else text
 
-    Raises:
-        ValueError: if `align` holds anything but l, c, r and p/m/b{width} columns.
-    """
+
+def _columns(frame: pd.DataFrame, align: str | None) -> list[str]:
+    """One spec per column of `align` (default: numbers right, the rest left), checked."""
+    if align is None:
+        align = "".join("r" if frame[c].dtype.kind in "iuf" else "l" for c in frame.columns)
     columns = _COLUMN_SPEC.findall(align)
-    if "".join(columns) != align:
-        raise ValueError(f"unsupported column spec {align!r}: use l, c, r or p{{width}}")
+    if "".join(columns) != align or len(columns) != len(frame.columns):
+        raise ValueError(
+            f"column spec {align!r} for {len(frame.columns)} columns: use one l, c, r or "
+            "p{width} per column"
+        )
     return columns
 
 
-def default_align(frame: pd.DataFrame) -> str:
-    """Numbers right-aligned, everything else left-aligned."""
-    return "".join(
-        "r"
-        if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
-        else "l"
-        for c in frame.columns
-    )
+def markdown(frame: pd.DataFrame, align: str | None = None) -> str:
+    """`frame` as a GitHub pipe table; `align` as in :func:`save_table`."""
+    columns = _columns(frame, align)
+    # A pipe inside a cell would end it; GitHub reads \| as a literal pipe.
+    cells = frame.fillna("").astype(str).map(lambda cell: cell.replace("|", r"\|"))
+    colalign = [_MARKDOWN_ALIGN.get(c[0], "left") for c in columns]
+    # disable_numparse: "86.30" stays "86.30"
+    return cells.to_markdown(index=False, colalign=colalign, disable_numparse=True) + "\n"
 
 
-def format_cell(value: object) -> str:
-    """A cell as text: None/NaN empty, booleans yes/no, everything else ``str``."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return str(value)
-
-
-def _rows(frame: pd.DataFrame) -> list[list[str]]:
-    return [[format_cell(v) for v in row] for row in frame.itertuples(index=False, name=None)]
-
-
-def markdown_table(frame: pd.DataFrame, align: str | None = None) -> str:
-    """`frame` as a GitHub pipe table (header, alignment rule, one line per row)."""
-    columns = parse_align(align or default_align(frame))
-    _check_width(frame, columns)
-
-    def line(cells: Iterable[str]) -> str:
-        # A pipe inside a cell would end it; GitHub reads \| as a literal pipe.
-        return "| " + " | ".join(c.replace("|", r"\|").replace("\n", " ") for c in cells) + " |"
-
-    rules = [_MARKDOWN_RULE.get(c[0], ":---") for c in columns]  # p{..} columns read left
-    lines = [line(map(str, frame.columns)), "|" + "|".join(rules) + "|"]
-    lines += [line(row) for row in _rows(frame)]
-    return "\n".join(lines) + "\n"
-
-
-def latex_table(frame: pd.DataFrame, align: str | None = None) -> str:
-    """`frame` as a booktabs ``tabular`` (no float around it), every cell LaTeX-escaped.
-
-    Cells of paragraph columns (p/m/b{width}) are set ragged right: justified narrow columns
-    stretch the spaces between words. Without the array package that takes a ``\\raggedright``
-    in each such cell, and rows then end in ``\\tabularnewline``, since ``\\raggedright``
-    redefines ``\\\\`` inside the cell that ends the row.
-    """
-    spec = align or default_align(frame)
-    columns = parse_align(spec)
-    _check_width(frame, columns)
-    ragged = [c[0] in "pmb" for c in columns]
-    end = r" \tabularnewline" if any(ragged) else r" \\"
-
-    def line(cells: Iterable[str]) -> str:
-        escaped = [latex_escape(c).replace("\n", " ") for c in cells]
-        text = " & ".join(
-            rf"\raggedright {c}" if r and c else c for c, r in zip(escaped, ragged, strict=True)
-        )
-        # After the previous row's \\, a leading "[" would be read as its optional argument.
-        return ("{}" + text if text.startswith("[") else text) + end
-
-    lines = [rf"\begin{{tabular}}{{{spec}}}", r"\toprule", line(map(str, frame.columns))]
-    lines += [r"\midrule", *(line(row) for row in _rows(frame)), r"\bottomrule", r"\end{tabular}"]
-    return "\n".join(lines) + "\n"
-
-
-def _check_width(frame: pd.DataFrame, columns: list[str]) -> None:
-    if len(columns) != len(frame.columns):
-        raise ValueError(f"{len(columns)} column specs for {len(frame.columns)} columns")
+def latex(frame: pd.DataFrame, align: str | None = None) -> str:
+    """`frame` as a booktabs ``tabular`` (no float around it); `align` as in :func:`save_table`."""
+    ragged = r">{\raggedright\arraybackslash}"
+    spec = "".join(c if c in "lcr" else ragged + c for c in _columns(frame, align))
+    styler = frame.fillna("").astype(str).style.hide(axis="index")
+    styler = styler.format(_latex_cell).format_index(_latex_cell, axis="columns")
+    return styler.to_latex(column_format=spec, hrules=True)
 
 
 def save_table(frame: pd.DataFrame, md: Path, tex: Path, *, align: str | None = None) -> list[Path]:
     """Write `frame` as Markdown to `md` and as LaTeX to `tex`, each atomically.
 
     Args:
-        frame: the table; column names are the header, cells are written with ``str``.
+        frame: the table; column names are the header, missing cells are empty.
         md, tex: the files to write.
-        align: a tabular column spec, one of l/c/r/p{width} per column; default: numeric
-            columns right, others left. Markdown reads p{width} as left.
+        align: a tabular column spec, one l/c/r/p{width} per column (default: numeric columns
+            right, others left). Paragraph columns are set ragged right (the array package's
+            ``>{\\raggedright\\arraybackslash}``); Markdown reads them as left.
 
     Returns:
         The Markdown and the LaTeX path.
     """
-    md, tex = Path(md), Path(tex)
-    atomic.write_text(md, markdown_table(frame, align))
-    atomic.write_text(tex, latex_table(frame, align))
-    return [md, tex]
-
-
-def write_table(frame: pd.DataFrame, stem: Path, *, align: str | None = None) -> list[Path]:
-    """:func:`save_table` to `<stem>.md` and `<stem>.tex`."""
-    stem = Path(stem)
-    return save_table(frame, stem.with_suffix(".md"), stem.with_suffix(".tex"), align=align)
+    return [
+        atomic.write_text(md, markdown(frame, align)),
+        atomic.write_text(tex, latex(frame, align)),
+    ]
 
 
 # --------------------------------------------------------------------------- results
 
 
 def read_published_summary(path: Path | None) -> dict | None:
-    """The published summary JSON at `path`; None without one (published predictions unused).
-
-    Raises:
-        ResultFileError: if `path` is given but missing.
-    """
-    if path is None:
-        return None
-    return read_summary(require(path, made_by=PUBLISHED_MADE_BY))
+    """The published summary JSON at `path`; None without one (published predictions unused)."""
+    return None if path is None else read_summary(require(path, made_by=PUBLISHED_MADE_BY))
 
 
 def _published_cell(published: Mapping | None, name: str) -> str:
     run = (published or {}).get(name)
-    if run is None:
-        return NA
-    return f"{pct(run['accuracy'])} ({pct(run['accuracy_batch_mean'])})"
-
-
-def _rerun_cell(summary: Mapping) -> str:
-    low, high = summary["wilson95"]
-    return f"{pct(summary['accuracy'])} [{pct(low)}, {pct(high)}]"
+    return NA if run is None else f"{pct(run['accuracy'])} ({pct(run['accuracy_batch_mean'])})"
 
 
 def results_frame(
@@ -197,29 +126,24 @@ def results_frame(
     claims: Mapping[str, float],
     titles: Mapping[str, str],
 ) -> pd.DataFrame:
-    """One row per experiment: published claim, published predictions, this rerun.
+    """One row per experiment: the published claim, the published predictions, this rerun.
 
     Args:
-        summaries: experiment name -> its summary.json.
-        published: the published summary JSON (run -> `accuracy`, `accuracy_batch_mean`), or None
-            when the published predictions are not used.
-        claims: published run name -> its claim (%); an experiment without one reads n/a.
-        titles: experiment name -> its title, the row's label.
-
-    Returns:
-        Columns: run, claim (%), exact (batch-mean) accuracy of the published predictions (%),
-        this rerun's accuracy with its Wilson 95 % interval (%), n, epochs, best epoch; "n/a"
-        where a value does not exist.
+        summaries: experiment -> its summary.json.
+        published: the published summary JSON (run -> `accuracy`, `accuracy_batch_mean`), or
+            None when the published predictions are not used.
+        claims: published run -> its claim (%); an experiment without one reads n/a.
+        titles: experiment -> its title, the row's label.
     """
     rows = []
     for name, summary in summaries.items():
-        claim = claims.get(name)
+        claim, (low, high) = claims.get(name), summary["wilson95"]
         rows.append(
             {
                 "Run": titles.get(name, name),
                 "Claim (%)": NA if claim is None else pct(claim),
                 "Published CSV (%): exact (batch mean)": _published_cell(published, name),
-                "Rerun (%) [Wilson 95 %]": _rerun_cell(summary),
+                "Rerun (%) [Wilson 95 %]": f"{pct(summary['accuracy'])} [{pct(low)}, {pct(high)}]",
                 "n": str(summary["n"]),
                 "Epochs": or_na(summary.get("epochs")),
                 "Best epoch": or_na(summary.get("best_epoch")),
@@ -237,53 +161,29 @@ def make_results_table(
     claims: Mapping[str, float],
     titles: Mapping[str, str],
 ) -> list[Path]:
-    """The results table: every experiment's summary.json against the published figures.
-
-    Args:
-        summaries: experiment name -> its summary.json, in the order of the rows.
-        published: the published summary JSON, or None when the published predictions are not
-            used (`published.use_predictions`).
-        md, tex: the files to write.
-        claims, titles: as in :func:`results_frame`.
-    """
+    """The results table from each experiment's summary.json (in row order) and the published
+    summary (None: `published.use_predictions` is false); see :func:`results_frame`."""
     read = {name: read_summary(path) for name, path in summaries.items()}
     frame = results_frame(read, read_published_summary(published), claims, titles)
     # The run titles are long: a paragraph column lets them wrap in the paper.
-    align = r"p{0.25\linewidth}rrrrrr"
-    return save_table(frame, md, tex, align=align)
+    return save_table(frame, md, tex, align=r"p{0.25\linewidth}rrrrrr")
 
 
 # --------------------------------------------------------------------------- classes
 
 
 def class_frame(summary: Mapping, k: int = 5) -> pd.DataFrame:
-    """The `k` best and `k` worst classes by per-class validation accuracy.
+    """The `k` best and `k` worst classes of a summary.json's `per_class` accuracy.
 
-    Classes are ranked by accuracy, highest first, ties by class name; rank 1 is the best. The
-    top rows are ranks 1..k, the bottom rows the last k ranks (worst last); with fewer than 2k
-    classes the bottom group holds only the classes not already in the top group.
-
-    Args:
-        summary: a summary.json (its `per_class`: class name -> accuracy %).
-        k: classes per group.
-
-    Returns:
-        Columns: Group ("top"/"bottom"), Rank, Class, Accuracy (%).
+    Ranked by accuracy, highest first, ties by class name. The bottom rows are the last k ranks
+    (worst last); with fewer than 2k classes they hold only the classes not in the top rows.
     """
     ranked = sorted(summary["per_class"].items(), key=lambda item: (-item[1], item[0]))
     top = range(min(k, len(ranked)))
     bottom = range(max(len(top), len(ranked) - k), len(ranked))
     rows = [("top", i) for i in top] + [("bottom", i) for i in bottom]
     return pd.DataFrame(
-        [
-            {
-                "Group": group,
-                "Rank": str(i + 1),
-                "Class": ranked[i][0],
-                "Accuracy (%)": pct(ranked[i][1]),
-            }
-            for group, i in rows
-        ],
+        [[group, str(i + 1), ranked[i][0], pct(ranked[i][1])] for group, i in rows],
         columns=["Group", "Rank", "Class", "Accuracy (%)"],
     )
 
@@ -316,58 +216,11 @@ def _scheduler(scheduler: Mapping | None) -> str:
     return f"{scheduler['name']} ({_value(rest)})"
 
 
-def _group_names(experiments: Mapping[str, Mapping]) -> list[str]:
-    """Trainable group names of all experiments, in order of first appearance."""
-    names: list[str] = []
-    for exp in experiments.values():
-        names += [g["name"] for g in exp["trainable"] if g["name"] not in names]
-    return names
-
-
 def _group_cell(exp: Mapping, group: str) -> str:
     for g in exp["trainable"]:
         if g["name"] == group:
             return f"{_value(g['lr'])} / {_value(g['weight_decay'])} ({_value(g['modules'])})"
     return "frozen"
-
-
-def _recipe_column(exp: Mapping, groups: list[str]) -> dict[str, str]:
-    """Row label -> value for the settings of one experiment's own config section."""
-    model, train, augment = exp["model"], exp["train"], exp["augment"]
-    stopping = train["early_stopping"]
-    column = {
-        "Pretrained weights (timm tag)": model["tag"],
-        "Pretrained": _value(model["pretrained"]),
-        "Head": model["head"],
-        "Attention dropout": _value(model.get("attention_dropout", NA)),
-        "Output dropout": _value(model.get("output_dropout", NA)),
-    }
-    column |= {f"AdamW lr / weight decay: {group}": _group_cell(exp, group) for group in groups}
-    column |= {
-        "LR scheduler (per epoch)": _scheduler(train["scheduler"]),
-        "Label smoothing": _value(train["label_smoothing"]),
-        "Precision": train["precision"],
-        "Batch size (train / eval)": f"{train['batch_size']} / {train['eval_batch_size']}",
-        "Early stopping: monitor": stopping["monitor"],
-        "Early stopping: patience": _value(stopping["patience"]),
-        "Early stopping: min_delta": _value(stopping["min_delta"]),
-        "Early stopping: max epochs": _value(stopping["max_epochs"]),
-        "RandAugment": _value(augment["randaugment"]),
-        "RandomErasing": _value(augment["random_erasing"]),
-        "Augmented at": _augment_at(augment),
-    }
-    return column
-
-
-def _shared_rows(data: Mapping, normalize: Mapping, seed: int) -> dict[str, str]:
-    """Row label -> value for the settings all experiments share."""
-    return {
-        "Image size / input size": f"{data['image_size']} / {data['input_size']}",
-        "Normalize mean": _value(normalize["mean"]),
-        "Normalize std": _value(normalize["std"]),
-        "Data source": _data_source(data),
-        "Seed": _value(seed),
-    }
 
 
 def _augment_at(augment: Mapping) -> str:
@@ -386,22 +239,54 @@ def _data_source(data: Mapping) -> str:
     return f"{source}: {_value(data.get(source, {}))}"
 
 
+def _recipe_column(exp: Mapping, groups: list[str]) -> dict[str, str]:
+    """Setting -> value for one experiment's own config section."""
+    model, train, augment = exp["model"], exp["train"], exp["augment"]
+    stopping = train["early_stopping"]
+    column = {
+        "Pretrained weights (timm tag)": model["tag"],
+        "Pretrained": _value(model["pretrained"]),
+        "Head": model["head"],
+        "Attention dropout": _value(model.get("attention_dropout", NA)),
+        "Output dropout": _value(model.get("output_dropout", NA)),
+    }
+    column |= {f"AdamW lr / weight decay: {group}": _group_cell(exp, group) for group in groups}
+    return column | {
+        "LR scheduler (per epoch)": _scheduler(train["scheduler"]),
+        "Label smoothing": _value(train["label_smoothing"]),
+        "Precision": train["precision"],
+        "Batch size (train / eval)": f"{train['batch_size']} / {train['eval_batch_size']}",
+        "Early stopping: monitor": stopping["monitor"],
+        "Early stopping: patience": _value(stopping["patience"]),
+        "Early stopping: min_delta": _value(stopping["min_delta"]),
+        "Early stopping: max epochs": _value(stopping["max_epochs"]),
+        "RandAugment": _value(augment["randaugment"]),
+        "RandomErasing": _value(augment["random_erasing"]),
+        "Augmented at": _augment_at(augment),
+    }
+
+
 def recipe_frame(
     experiments: Mapping[str, Mapping], data: Mapping, normalize: Mapping, seed: int
 ) -> pd.DataFrame:
     """Every hyperparameter of every experiment side by side, all read from the config.
 
-    Rows are settings (only their labels are written here); columns are the experiments in
-    config order. Data (`data`), normalisation (`normalize`) and `seed` are shared by all
-    experiments and repeated. Frozen groups read "frozen"; settings an experiment lacks read
-    "n/a".
+    Rows are settings, columns the experiments in config order; the data, normalisation and
+    seed are shared and repeated in each column. Frozen groups read "frozen", settings an
+    experiment lacks "n/a".
     """
-    groups = _group_names(experiments)
-    shared = _shared_rows(data, normalize, seed)
+    groups: list[str] = []  # trainable group names, in order of first appearance
+    for exp in experiments.values():
+        groups += [g["name"] for g in exp["trainable"] if g["name"] not in groups]
+    shared = {
+        "Image size / input size": f"{data['image_size']} / {data['input_size']}",
+        "Normalize mean": _value(normalize["mean"]),
+        "Normalize std": _value(normalize["std"]),
+        "Data source": _data_source(data),
+        "Seed": _value(seed),
+    }
     columns = {name: _recipe_column(exp, groups) | shared for name, exp in experiments.items()}
-    frame = pd.DataFrame(columns)
-    frame.index.name = "Setting"
-    return frame.reset_index()
+    return pd.DataFrame(columns).rename_axis("Setting").reset_index()
 
 
 def make_recipe_table(
@@ -424,15 +309,7 @@ def make_recipe_table(
 def discrepancies_frame(discrepancies: Sequence[Mapping]) -> pd.DataFrame:
     """README vs notebooks, one row per entry of the config's `discrepancies`."""
     return pd.DataFrame(
-        [
-            {
-                "Topic": d["topic"],
-                "README says": d["readme"],
-                "Notebooks ran": d["ran"],
-                "Affects": ", ".join(d["affects"]),
-            }
-            for d in discrepancies
-        ],
+        [[d["topic"], d["readme"], d["ran"], ", ".join(d["affects"])] for d in discrepancies],
         columns=["Topic", "README says", "Notebooks ran", "Affects"],
     )
 

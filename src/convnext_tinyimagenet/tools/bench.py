@@ -1,26 +1,24 @@
 """Benchmark: the published notebooks' pipeline against this project's, on the same machine.
 
-`python -m convnext_tinyimagenet bench` measures, in one process, on synthetic data:
+`python -m convnext_tinyimagenet bench` measures, in one process, on synthetic data, (a) the
+reference, what the notebooks ran: PIL images through torchvision transforms in a DataLoader
+with 2 workers, batch 32, the published precision, the full network every epoch; and (b) this
+project's pipeline as the config sets it up: uint8 store (on the GPU when it fits), resize,
+RandAugment, normalise and RandomErasing per batch on the training device, channels-last
+network, validation at the wider evaluation batch, the baseline's feature cache.
 
-* (a) the reference, what the notebooks ran: PIL images through torchvision transforms in a
-  DataLoader with 2 workers, batch 32, the published precision, the full network every epoch;
-* (b) this project's pipeline as the config sets it up: uint8 store (on the GPU when it fits),
-  resize, RandAugment, normalise and RandomErasing per batch on the training device,
-  channels-last network, validation at the wider evaluation batch, the baseline's feature cache.
-
-Rows: data loading of each run (whole passes, as an epoch iterates, with the CPU time of every
-process, loader workers included, so that a rate per CPU core can be compared), the improved
-run's training steps (on a GPU also in the faster precisions the config offers as options),
-validation forward passes, and the baseline end to end over its published 6 epochs (train +
-validation each epoch). From the measured rates it projects a full reproduction: both runs at
-the published epoch counts on TinyImageNet's 100,000 + 10,000 images. It prints a table with the
-machine, versions, sizes and n, and writes the same as JSON.
-Small sizes run on a CPU in a minute or two (the suite runs a tiny one, asserting nothing about
-time); `--size gpu` uses the paper's 224x224 input.
+Rows: data loading of each run (whole passes, with the CPU time of every process, loader workers
+included, so that a rate per CPU core can be compared), the improved run's training steps (on a
+GPU also in the faster precisions the config offers as options), validation forward passes, and
+the baseline end to end over its published 6 epochs. From the rates it projects a full
+reproduction: both runs at the published epoch counts on TinyImageNet's 100,000 + 10,000 images.
+Small sizes run on a CPU in a minute or two; `--size gpu` uses the paper's 224x224 input.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import os
 import platform
 import time
@@ -37,18 +35,7 @@ from torchvision import transforms as T  # noqa: N812
 from convnext_tinyimagenet import atomic
 from convnext_tinyimagenet.data.store import Split, Store, make_synthetic
 from convnext_tinyimagenet.data.transforms import Pipeline
-from convnext_tinyimagenet.train import features, provenance
-from convnext_tinyimagenet.train.engine import (
-    BatchLoader,
-    autocast,
-    backward_step,
-    effective_precision,
-    make_scaler,
-    predict,
-    resident,
-    seed_everything,
-    train_one_epoch,
-)
+from convnext_tinyimagenet.train import engine, features, provenance
 from convnext_tinyimagenet.train.models import configure_trainable, create_model
 from convnext_tinyimagenet.train.runner import configure_performance, make_forward
 
@@ -73,16 +60,10 @@ class BenchSizes:
 SIZES = {
     "small": BenchSizes(),
     # 224x224 like the paper; 10,000 train + 1,000 val images keep the reference's epochs short
-    "gpu": BenchSizes(
-        num_classes=200,
-        train_per_class=50,
-        val_per_class=5,
-        input_size=224,
-        loader_passes=1,
-        step_batches=60,
-        baseline_epochs=6,
-    ),
-}
+    "gpu": BenchSizes(num_classes=200, train_per_class=50, val_per_class=5, input_size=224,
+                      loader_passes=1, step_batches=60, baseline_epochs=6),
+}  # fmt: skip
+WHO = ("reference", "ours")  # the notebooks' pipeline, and this project's
 
 
 class PILDataset(Dataset):
@@ -112,26 +93,21 @@ def reference_transform(cfg: dict, experiment: dict | None, size: int) -> Callab
     return T.Compose(steps)
 
 
-def reference_loader(cfg, experiment, split, sizes, shuffle=True) -> DataLoader:
-    """A DataLoader as the notebooks built it (2 workers, batch 32)."""
-    return DataLoader(
-        PILDataset(split, reference_transform(cfg, experiment, sizes.input_size)),
-        batch_size=sizes.batch_size,
-        shuffle=shuffle,
-        num_workers=sizes.workers,
-    )
-
-
-def our_loader(cfg, name, split, device, *, train: bool, seed: int = 0) -> BatchLoader:
-    """This project's loader of one experiment, configured as a run configures it."""
+def _loader(who: str, cfg, name, split, sizes, device, *, train: bool):
+    """`who`'s loader of one experiment's training (`train`) or validation split: as the
+    notebooks built it (2 workers, batch 32), or as a run configures ours."""
     exp, perf = cfg["experiments"][name], cfg["performance"]
+    if who == "reference":
+        transform = reference_transform(cfg, exp if train else None, sizes.input_size)
+        return DataLoader(PILDataset(split, transform), batch_size=sizes.batch_size,
+                          shuffle=train, num_workers=sizes.workers)  # fmt: skip
     pipeline = Pipeline.from_config(cfg, exp)
-    split = resident(split, device, perf["resident_data"])
+    split = engine.resident(split, device, perf["resident_data"])
     if not train:
-        return BatchLoader(split, exp["train"]["eval_batch_size"], shuffle=False,
+        return engine.BatchLoader(split, exp["train"]["eval_batch_size"], shuffle=False,
                            transform=pipeline.eval_transform(), device=device)  # fmt: skip
-    generator = torch.Generator().manual_seed(seed)
-    return BatchLoader(
+    generator = torch.Generator().manual_seed(0)
+    return engine.BatchLoader(
         split, exp["train"]["batch_size"], shuffle=True, generator=generator,
         transform=pipeline.train_transform(len(split), generator), device=device,
         chunk_batches=perf["chunk_batches"],
@@ -201,15 +177,16 @@ def _model(cfg, name, num_classes, device, ours: bool):
 
 def bench_loading(cfg, name, store, sizes, device) -> dict:
     """Data loading alone, reference vs ours, for one experiment's training transforms."""
-    exp = cfg["experiments"][name]
-    ref = loading_rate(lambda: reference_loader(cfg, exp, store.train, sizes), sizes.loader_passes,
-                       device)  # fmt: skip
-    ours = loading_rate(lambda: our_loader(cfg, name, store.train, device, train=True),
-                        sizes.loader_passes, device)  # fmt: skip
-    return _row(f"{name}: data loading", ref, ours)
+    rates = {}
+    for who in WHO:
+        make = functools.partial(_loader, who, cfg, name, store.train, sizes, device, train=True)
+        rates[who] = loading_rate(make, sizes.loader_passes, device)
+    return _row(f"{name}: data loading", rates)
 
 
-def _row(what: str, ref: dict, ours: dict) -> dict:
+def _row(what: str, rates: dict) -> dict:
+    """A row of the table from the reference's and our measurement."""
+    ref, ours = rates["reference"], rates["ours"]
     row = {"what": what, "reference": ref["rate"], "ours": ours["rate"], "n": ours["n"]}
     if "per_cpu_second" in ref:
         row["reference_per_cpu_second"] = ref["per_cpu_second"]
@@ -221,31 +198,22 @@ def _improved_step_rate(cfg, store, sizes, device, who: str, precision: str) -> 
     """Images/s of whole improved-run training steps, fed by `who`'s pipeline (its own model)."""
     name, exp = "improved", cfg["experiments"]["improved"]
     criterion = nn.CrossEntropyLoss(label_smoothing=exp["train"]["label_smoothing"])
-    seed_everything(0)
+    engine.seed_everything(0)
     _, optimizer, forward = _model(cfg, name, len(store.classes), device, who == "ours")
-    scaler = make_scaler(precision, device)  # None in the published fp32
+    scaler = engine.make_scaler(precision, device)  # None in the published fp32
 
     def step(x, y):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        with autocast(precision, device):
+        with engine.autocast(precision, device):
             loss = criterion(forward(x), y)
-        backward_step(loss, optimizer, scaler)
+        engine.backward_step(loss, optimizer, scaler)
         return len(y)
 
-    loader = (reference_loader(cfg, exp, store.train, sizes) if who == "reference"
-              else our_loader(cfg, name, store.train, device, train=True))  # fmt: skip
+    loader = _loader(who, cfg, name, store.train, sizes, device, train=True)
     chunk = max(1, min(int(cfg["performance"]["chunk_batches"]), len(loader) // 2))
     limit = -(-sizes.step_batches // chunk) * chunk  # whole chunks
     rate, seen = step_rate(loader, limit, step, device, warmup=chunk)
     return {"rate": rate, "n": seen}
-
-
-def bench_improved_steps(cfg, store, sizes, device) -> dict:
-    """Improved run: whole training steps, each pipeline feeding its own copy of the model."""
-    precision = effective_precision(cfg["experiments"]["improved"]["train"]["precision"], device)
-    rates = {who: _improved_step_rate(cfg, store, sizes, device, who, precision)
-             for who in ("reference", "ours")}  # fmt: skip
-    return _row("improved: training steps", rates["reference"], rates["ours"])
 
 
 # The faster precisions the config offers for the improved run (they change its numerics, so
@@ -256,30 +224,31 @@ STEP_OPTIONS = {
 }
 
 
-def bench_improved_step_options(cfg, store, sizes, device, reference: float) -> list[dict]:
-    """Our improved-run training steps under each of :data:`STEP_OPTIONS`, against the same
-    reference rate (the notebook's pipeline in its fp32)."""
-    rows = []
+def bench_improved_steps(cfg, store, sizes, device, options: bool) -> list[dict]:
+    """Improved run: whole training steps, each pipeline feeding its own copy of the model; with
+    `options`, ours also under each of :data:`STEP_OPTIONS`, against the same reference rate
+    (the notebook's pipeline in its fp32)."""
+    precision = cfg["experiments"]["improved"]["train"]["precision"]
+    precision = engine.effective_precision(precision, device)
+    rates = {who: _improved_step_rate(cfg, store, sizes, device, who, precision) for who in WHO}
+    rows = [_row("improved: training steps", rates)]
     previous = torch.get_float32_matmul_precision()
-    for label, (matmul, precision) in STEP_OPTIONS.items():
+    for label, (matmul, precision) in STEP_OPTIONS.items() if options else ():
         torch.set_float32_matmul_precision(matmul)
         try:
-            ours = _improved_step_rate(cfg, store, sizes, device, "ours", precision)
+            rates["ours"] = _improved_step_rate(cfg, store, sizes, device, "ours", precision)
         finally:
             torch.set_float32_matmul_precision(previous)
-        row = _row(f"improved: training steps, {label} (option, other numerics)",
-                   {"rate": reference}, ours)  # fmt: skip
-        row["option"] = label
-        rows.append(row)
+        rows.append(_row(f"improved: training steps, {label} (option, other numerics)", rates))
+        rows[-1]["option"] = label
     return rows
 
 
 def bench_validation(cfg, store, sizes, device) -> dict:
     """Validation forward passes of the improved network (fp32): batch 32 vs eval batch."""
-    name = "improved"
     rates = {}
-    for who in ("reference", "ours"):
-        model, _, forward = _model(cfg, name, len(store.classes), device, who == "ours")
+    for who in WHO:
+        model, _, forward = _model(cfg, "improved", len(store.classes), device, who == "ours")
         model.eval()
 
         @torch.no_grad()
@@ -287,61 +256,55 @@ def bench_validation(cfg, store, sizes, device) -> dict:
             forward(x.to(device, non_blocking=True)).argmax(1).to(y.device)
             return len(y)
 
-        loader = (
-            reference_loader(cfg, None, store.val, sizes, shuffle=False)
-            if who == "reference"
-            else our_loader(cfg, name, store.val, device, train=False)
-        )
-        passes = max(1, sizes.step_batches * sizes.batch_size // len(store.val.labels))  # fmt: skip
-        rate, seen = step_rate(_repeat(loader, passes + 1), 10**9, step, device)
+        loader = _loader(who, cfg, "improved", store.val, sizes, device, train=False)
+        passes = max(1, sizes.step_batches * sizes.batch_size // len(store.val.labels))
+        batches = itertools.chain.from_iterable(itertools.repeat(loader, passes + 1))
+        rate, seen = step_rate(batches, 10**9, step, device)
         rates[who] = {"rate": rate, "n": seen}
-    return _row("validation: forward passes", rates["reference"], rates["ours"])
-
-
-def _repeat(loader: Iterable, passes: int) -> Iterable:
-    for _ in range(passes):
-        yield from loader
+    return _row("validation: forward passes", rates)
 
 
 def bench_baseline_end_to_end(cfg, store, sizes, device) -> dict:
     """Baseline over its epochs (train + validation each): the full network every epoch, fed
     by the notebooks' loaders (reference), or one feature pass then the head alone (ours)."""
     exp = cfg["experiments"]["baseline"]
-    precision = effective_precision(exp["train"]["precision"], device)
-    images = sizes.baseline_epochs * (len(store.train.labels) + len(store.val.labels))
-    reference = _reference_baseline(cfg, exp, store, sizes, device, precision)
+    precision = engine.effective_precision(exp["train"]["precision"], device)
+    per_epoch = len(store.train.labels) + len(store.val.labels)
+    images = sizes.baseline_epochs * per_epoch
+    reference = _reference_baseline(cfg, store, sizes, device, precision)
     ours, extracted = _our_baseline(cfg, exp, store, sizes, device, precision)
     head_seconds = (ours - extracted) / sizes.baseline_epochs  # per epoch
     row = _row(f"baseline: {sizes.baseline_epochs} epochs end to end",
-               {"rate": images / reference}, {"rate": images / ours, "n": images})  # fmt: skip
-    n_train, n_val = len(store.train.labels), len(store.val.labels)
+               {"reference": {"rate": images / reference},
+                "ours": {"rate": images / ours, "n": images}})  # fmt: skip
     row["detail"] = {
         "epochs": sizes.baseline_epochs,
-        "images_per_epoch": n_train + n_val,
+        "images_per_epoch": per_epoch,
         "reference_seconds_per_epoch": reference / sizes.baseline_epochs,
-        "ours_feature_images_per_second": (n_train + n_val) / extracted,
-        "ours_head_epoch_images_per_second": (n_train + n_val) / head_seconds,
+        "ours_feature_images_per_second": per_epoch / extracted,
+        "ours_head_epoch_images_per_second": per_epoch / head_seconds,
     }
     return row
 
 
-def _reference_baseline(cfg, exp, store, sizes, device, precision) -> float:
+def _reference_baseline(cfg, store, sizes, device, precision) -> float:
     """Seconds of the baseline's epochs as the notebook ran them: the full network each epoch."""
     criterion = nn.CrossEntropyLoss()
-    seed_everything(0)
+    engine.seed_everything(0)
     model, optimizer, _ = _model(cfg, "baseline", len(store.classes), device, False)
-    scaler = make_scaler(precision, device)
+    scaler = engine.make_scaler(precision, device)
+    loader = functools.partial(_loader, "reference", cfg, "baseline", sizes=sizes, device=device)
     start = time.perf_counter()
     for _ in range(sizes.baseline_epochs):
         model.train()
-        for x, y in reference_loader(cfg, exp, store.train, sizes):
+        for x, y in loader(store.train, train=True):
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            with autocast(precision, device):
+            with engine.autocast(precision, device):
                 loss = criterion(model(x), y)
-            backward_step(loss, optimizer, scaler)
+            engine.backward_step(loss, optimizer, scaler)
         model.eval()
-        with torch.no_grad(), autocast(precision, device):
-            for x, _ in reference_loader(cfg, None, store.val, sizes, shuffle=False):
+        with torch.no_grad(), engine.autocast(precision, device):
+            for x, _ in loader(store.val, train=False):
                 model(x.to(device, non_blocking=True)).float().cpu()
     _sync(device)
     return time.perf_counter() - start
@@ -350,7 +313,7 @@ def _reference_baseline(cfg, exp, store, sizes, device, precision) -> float:
 def _our_baseline(cfg, exp, store, sizes, device, precision) -> tuple[float, float]:
     """Seconds of ours in all, and of its one feature pass: then the head alone per epoch."""
     criterion, per_image = nn.CrossEntropyLoss(), nn.CrossEntropyLoss(reduction="none")
-    seed_everything(0)
+    engine.seed_everything(0)
     model, optimizer, _ = _model(cfg, "baseline", len(store.classes), device, True)
     perf, pipeline = cfg["performance"], Pipeline.from_config(cfg, exp)
     start = time.perf_counter()
@@ -363,19 +326,19 @@ def _our_baseline(cfg, exp, store, sizes, device, precision) -> tuple[float, flo
     train = features.feature_split(cached["train"], store.train)
     val = features.feature_split(cached["val"], store.val)
     head = make_forward(model.forward_head, perf)
-    scaler = make_scaler(precision, device)
+    scaler = engine.make_scaler(precision, device)
     identity = features.FeaturePipeline().eval_transform()
-    val_loader = BatchLoader(resident(val, device, perf["resident_data"]),
-                             exp["train"]["eval_batch_size"], shuffle=False, transform=identity,
-                             device=device)  # fmt: skip
-    train = resident(train, device, perf["resident_data"])
+    val_loader = engine.BatchLoader(engine.resident(val, device, perf["resident_data"]),
+                                    exp["train"]["eval_batch_size"], shuffle=False,
+                                    transform=identity, device=device)  # fmt: skip
+    train = engine.resident(train, device, perf["resident_data"])
     for epoch in range(sizes.baseline_epochs):
         generator = torch.Generator().manual_seed(epoch)
-        loader = BatchLoader(train, sizes.batch_size, shuffle=True, transform=identity,
-                             generator=generator, device=device)  # fmt: skip
-        train_one_epoch(model, loader, optimizer, criterion, device, precision, scaler,
-                        forward=head)  # fmt: skip
-        predict(model, val_loader, per_image, device, precision, forward=head)
+        loader = engine.BatchLoader(train, sizes.batch_size, shuffle=True, transform=identity,
+                                    generator=generator, device=device)  # fmt: skip
+        engine.train_one_epoch(model, loader, optimizer, criterion, device, precision, scaler,
+                               forward=head)  # fmt: skip
+        engine.predict(model, val_loader, per_image, device, precision, forward=head)
     _sync(device)
     return time.perf_counter() - start, extracted
 
@@ -387,10 +350,13 @@ def project(rows: dict, published_epochs: dict) -> dict:
     n = TRAIN_IMAGES + VAL_IMAGES
     n_base, n_imp = published_epochs["baseline"], published_epochs["improved"]
     per_epoch_ref = detail["reference_seconds_per_epoch"] * n / detail["images_per_epoch"]
+
+    def improved(train_rate: float, val_rate: float) -> float:  # minutes of the improved run
+        return n_imp * (TRAIN_IMAGES / train_rate + VAL_IMAGES / val_rate) / 60
+
     minutes = {
-        "improved_reference": n_imp * (TRAIN_IMAGES / steps["reference"]
-                                       + VAL_IMAGES / val["reference"]) / 60,
-        "improved_ours": n_imp * (TRAIN_IMAGES / steps["ours"] + VAL_IMAGES / val["ours"]) / 60,
+        "improved_reference": improved(steps["reference"], val["reference"]),
+        "improved_ours": improved(steps["ours"], val["ours"]),
         "baseline_reference": n_base * per_epoch_ref / 60,
         "baseline_ours": (n / detail["ours_feature_images_per_second"]
                           + n_base * n / detail["ours_head_epoch_images_per_second"]) / 60,
@@ -400,8 +366,7 @@ def project(rows: dict, published_epochs: dict) -> dict:
     # with a faster precision for the improved run's training steps (its validation is still
     # timed in fp32, so these are upper bounds)
     options = {
-        row["option"]: minutes["baseline_ours"]
-        + n_imp * (TRAIN_IMAGES / row["ours"] + VAL_IMAGES / val["ours"]) / 60
+        row["option"]: minutes["baseline_ours"] + improved(row["ours"], val["ours"])
         for row in rows.values()
         if "option" in row
     }
@@ -425,27 +390,8 @@ def run_bench(
         sizes.num_classes, sizes.train_per_class, sizes.val_per_class, 64, 0.02, 0.25, 0
     )
     store = Store(train, val, classes, "bench", {"source": "synthetic"})
-    rows = [
-        bench_loading(cfg, "baseline", store, sizes, device),
-        bench_loading(cfg, "improved", store, sizes, device),
-    ]
-    if sizes.input_size != cfg["data"]["image_size"]:  # the option: augment before the resize
-        exp = cfg["experiments"]["improved"]
-        source = {**cfg, "experiments": {**cfg["experiments"], "improved": {
-            **exp, "augment": {**exp["augment"], "at": "source"}}}}  # fmt: skip
-        row = bench_loading(source, "improved", store, sizes, device)
-        row["what"] = "improved: data loading, augment.at source (option, other numerics)"
-        rows.append(row)
-    steps = bench_improved_steps(cfg, store, sizes, device)
-    rows.append(steps)
-    if options is None:
-        options = device.type == "cuda"
-    if options:
-        rows += bench_improved_step_options(cfg, store, sizes, device, steps["reference"])
-    rows += [
-        bench_validation(cfg, store, sizes, device),
-        bench_baseline_end_to_end(cfg, store, sizes, device),
-    ]
+    options = device.type == "cuda" if options is None else options
+    rows = _measure(cfg, store, sizes, device, options)
     for row in rows:
         row["ratio"] = row["ours"] / row["reference"]
         if "ours_per_cpu_second" in row:
@@ -464,13 +410,29 @@ def run_bench(
     }
 
 
+def _measure(cfg, store, sizes, device, options: bool) -> list[dict]:
+    """The rows of the table, in order."""
+    rows = [bench_loading(cfg, name, store, sizes, device) for name in ("baseline", "improved")]
+    if sizes.input_size != cfg["data"]["image_size"]:  # the option: augment before the resize
+        exp = cfg["experiments"]["improved"]
+        source = {**cfg, "experiments": {**cfg["experiments"], "improved": {
+            **exp, "augment": {**exp["augment"], "at": "source"}}}}  # fmt: skip
+        row = bench_loading(source, "improved", store, sizes, device)
+        row["what"] = "improved: data loading, augment.at source (option, other numerics)"
+        rows.append(row)
+    rows += bench_improved_steps(cfg, store, sizes, device, options)
+    rows.append(bench_validation(cfg, store, sizes, device))
+    rows.append(bench_baseline_end_to_end(cfg, store, sizes, device))
+    return rows
+
+
 def format_table(result: dict) -> str:
     """The result as a Markdown table with its conditions."""
-    sizes, machine = result["sizes"], result["machine"]
+    sizes, machine, versions = result["sizes"], result["machine"], result["versions"]
     lines = [
         f"device: {machine['name']} ({machine['device']}), {machine['cpu_count']} CPUs, "
-        f"{machine['torch_threads']} torch threads; torch {result['versions']['torch']}, "
-        f"timm {result['versions']['timm']}",
+        f"{machine['torch_threads']} torch threads; torch {versions['torch']}, "
+        f"timm {versions['timm']}",
         f"input {sizes['input_size']}x{sizes['input_size']}, batch {sizes['batch_size']}, "
         f"{sizes['num_classes']} classes x {sizes['train_per_class']} train images, "
         f"{sizes['workers']} loader workers in the reference",
@@ -488,22 +450,23 @@ def format_table(result: dict) -> str:
             f"| {row['what']} | {row['reference']:.1f} | {row['ours']:.1f} | "
             f"{row['ratio']:.2f}x | {' | '.join(cpu)} | {row['n']} |"
         )
-    projection = result["projection"]
-    minutes = projection["minutes"]
-    lines += [
-        "",
-        f"Projected full reproduction on this device at {sizes['input_size']}x"
-        f"{sizes['input_size']} (baseline {projection['epochs']['baseline']} + improved "
-        f"{projection['epochs']['improved']} epochs, 100,000 train + 10,000 validation "
-        f"images): ours {minutes['both_ours']:.1f} min (baseline "
+    return "\n".join([*lines, "", *_projection_lines(result["projection"], sizes["input_size"])])
+
+
+def _projection_lines(projection: dict, size: int) -> list[str]:
+    minutes, epochs = projection["minutes"], projection["epochs"]
+    lines = [
+        f"Projected full reproduction on this device at {size}x{size} (baseline "
+        f"{epochs['baseline']} + improved {epochs['improved']} epochs, 100,000 train + 10,000 "
+        f"validation images): ours {minutes['both_ours']:.1f} min (baseline "
         f"{minutes['baseline_ours']:.1f}, improved {minutes['improved_ours']:.1f}); reference "
         f"{minutes['both_reference']:.1f} min; the published runs took "
-        f"{projection['published_minutes']:.1f} min on Colab.",
+        f"{projection['published_minutes']:.1f} min on Colab."
     ]
     for label, value in projection.get("both_ours_with_option", {}).items():
         lines.append(f"With the improved run's steps in {label} (an option): ours {value:.1f} min "
                      "(its validation timed in fp32: an upper bound).")  # fmt: skip
-    return "\n".join(lines)
+    return lines
 
 
 def write_result(result: dict, path) -> None:

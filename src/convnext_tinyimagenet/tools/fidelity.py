@@ -53,18 +53,12 @@ def _differences(ours: torch.Tensor, theirs: torch.Tensor) -> dict:
 def measure(
     image_size: int, input_size: int, randaugment: dict | None, n: int = IMAGES, seed: int = 0
 ) -> dict:
-    """Our resize and RandAugment kernels against PIL's (the notebooks'), on the same images.
+    """Our resize and RandAugment kernels against PIL's (the notebooks'), on `n` images of side
+    `image_size`, resized to `input_size` (where the notebook augmented).
 
-    Args:
-        image_size: side of the source images (64 for TinyImageNet).
-        input_size: side after the resize, where the notebook augmented (224 in the paper).
-        randaugment: ``{"num_ops", "magnitude"}`` of the run, or None (no operation compared).
-        n: images compared.
-        seed: seed of the images.
-
-    Returns:
-        ``resize`` and, per operation and sign, the share of channel values that differ (%),
-        their mean and largest absolute difference in grey levels.
+    Returns ``resize`` and, per operation and sign of the run's `randaugment` (None: none
+    compared), the share of channel values that differ (%), their mean and largest absolute
+    difference in grey levels.
     """
     sources = source_images(image_size, n, seed)
     pil = [Image.fromarray(a).resize((input_size, input_size), Image.BILINEAR) for a in sources]
@@ -78,41 +72,45 @@ def measure(
         "randaugment": randaugment,
         "ops": [],
     }
-    if not randaugment:
-        return result
-    table = op_table(int(randaugment["num_ops"]), int(randaugment["magnitude"]), 31,
-                     input_size, input_size)  # fmt: skip
+    if randaugment:
+        table = op_table(int(randaugment["num_ops"]), int(randaugment["magnitude"]), 31,
+                         input_size, input_size)  # fmt: skip
+        result["ops"] = _op_differences(pil, pil_tensors, table)
+    return result
+
+
+def _op_differences(pil: list, pil_tensors: torch.Tensor, table: dict) -> list[dict]:
+    """Per operation and sign: ours against torchvision's PIL kernel, on the same images."""
+    rows = []
     for op in OPS:
         value, signed = table[op]
         for negated in (False, True) if signed else (False,):
             # both start from PIL's resized image: only the operation's kernels differ
             augmented = apply_op(pil_tensors, op, negated, table)
             v = -value if negated else value
-            theirs = torch.stack(
-                [TF.pil_to_tensor(_apply_op(im, op, v, InterpolationMode.NEAREST, None))
-                 for im in pil]
-            )  # fmt: skip
+            theirs = [_apply_op(im, op, v, InterpolationMode.NEAREST, None) for im in pil]
+            theirs = torch.stack([TF.pil_to_tensor(im) for im in theirs])
             sign = "-" if negated else ("+" if signed else "")
-            result["ops"].append({"op": op, "sign": sign, **_differences(augmented, theirs)})
-    return result
+            rows.append({"op": op, "sign": sign, **_differences(augmented, theirs)})
+    return rows
 
 
 def fidelity_frame(result: dict) -> pd.DataFrame:
     """One row for the resize and one per operation and sign: how often and how far ours
     differs from PIL's."""
-    rows = [{"Step": "Resize (bilinear)", **result["resize"]}]
-    rows += [
-        {"Step": f"RandAugment {r['op']}" + (" (negated)" if r["sign"] == "-" else ""), **r}
-        for r in result["ops"]
-    ]
-    frame = pd.DataFrame(rows)
+    steps = [("Resize (bilinear)", result["resize"])]
+    steps += [(f"RandAugment {r['op']}" + (" (negated)" if r["sign"] == "-" else ""), r)
+              for r in result["ops"]]  # fmt: skip
     return pd.DataFrame(
-        {
-            "Step": frame["Step"],
-            "Values differing (%)": frame["pixels_differing_pct"].map(lambda v: f"{v:.2f}"),
-            "Mean difference": frame["mean_abs_diff"].map(lambda v: f"{v:.3f}"),
-            "Largest difference": frame["max_abs_diff"].astype(int),
-        }
+        [
+            {
+                "Step": step,
+                "Values differing (%)": f"{r['pixels_differing_pct']:.2f}",
+                "Mean difference": f"{r['mean_abs_diff']:.3f}",
+                "Largest difference": int(r["max_abs_diff"]),
+            }
+            for step, r in steps
+        ]
     )
 
 
@@ -120,15 +118,13 @@ def summary(result: dict) -> dict:
     """What the paper says about it: operations identical to PIL's; of those that differ by at
     most one grey level, the largest share of values that differ; of those that differ by more,
     which they are and the largest share of values that differ by more than one level."""
-    by_op: dict[str, list[dict]] = {}
-    for row in result["ops"]:
-        by_op.setdefault(row["op"], []).append(row)
-    exact = [op for op, rows in by_op.items() if all(r["max_abs_diff"] == 0 for r in rows)]
+    ops = {r["op"] for r in result["ops"]}
+    inexact = {r["op"] for r in result["ops"] if r["max_abs_diff"] > 0}  # in one sign or both
     rounding = [r for r in result["ops"] if r["max_abs_diff"] == 1]
     larger = [r for r in result["ops"] if r["max_abs_diff"] > 1]
     return {
-        "ops": len(by_op),
-        "exact_ops": len(exact),
+        "ops": len(ops),
+        "exact_ops": len(ops - inexact),
         "rounding_ops": sorted({r["op"] for r in rounding}),
         "rounding_max_pct": max((r["pixels_differing_pct"] for r in rounding), default=0.0),
         "larger_ops": sorted({r["op"] for r in larger}),
@@ -137,25 +133,13 @@ def summary(result: dict) -> dict:
 
 
 def measure_input_fidelity(
-    json_path: Path,
-    md: Path,
-    tex: Path,
-    *,
-    image_size: int,
-    input_size: int,
-    augment: Mapping[str, Mapping],
+    json_path: Path, md: Path, tex: Path, *, image_size: int, input_size: int, augment: Mapping
 ) -> list[Path]:
-    """Measure the input pipeline against PIL's kernels; write the result and its table.
+    """Measure the input pipeline against PIL's kernels; write the result (with its
+    :func:`summary`) as JSON and its table for the paper; return the three paths.
 
-    Args:
-        json_path: where the measurement goes, with its :func:`summary`.
-        md, tex: the table for the paper.
-        image_size, input_size: the data's sizes (`data.image_size`, `data.input_size`).
-        augment: experiment name -> its `augment` section; the first with a RandAugment, in
-            order, sets the operations compared (none: only the resize).
-
-    Returns:
-        The JSON, Markdown and LaTeX paths.
+    `augment` maps experiment names to their `augment` sections; the first with a RandAugment,
+    in order, sets the operations compared (none: only the resize).
     """
     augmented = [a for a in augment.values() if (a or {}).get("randaugment")]
     randaugment = augmented[0]["randaugment"] if augmented else None

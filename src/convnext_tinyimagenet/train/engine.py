@@ -76,15 +76,11 @@ class EarlyStopping:
         if self.monitor not in MONITORS:
             raise ValueError(f"monitor {self.monitor!r} is not one of {', '.join(MONITORS)}")
 
-    @property
-    def minimize(self) -> bool:
-        return "loss" in self.monitor
-
     def update(self, epoch: int, value: float) -> bool:
         """Record one epoch's value; return True when it is the new best."""
         if self.best is None:
             improved = True
-        elif self.minimize:
+        elif "loss" in self.monitor:
             improved = value < self.best - self.min_delta
         else:
             improved = value > self.best + self.min_delta
@@ -112,9 +108,7 @@ def seed_everything(seed: int) -> torch.Generator:
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
-    generator = torch.Generator()
-    generator.manual_seed(seed)
-    return generator
+    return torch.Generator().manual_seed(seed)
 
 
 def resident(split: Split, device: torch.device, mode: str | bool = "auto") -> Split:
@@ -161,19 +155,14 @@ def _rows(images, index: torch.Tensor, device: torch.device) -> torch.Tensor:
 class BatchLoader:
     """Network-ready batches of a split: (inputs, labels, row indices), on `device`.
 
+    `split` holds images (a uint8 NHWC memory map, or an NCHW tensor from :func:`resident`) or
+    feature rows. With `shuffle`, each pass takes a new order from `generator`. `transform` maps
+    ``(uint8 rows on device, positions in the pass)`` to inputs (None: as read).
+
     Rows are read (and transformed) `chunk_batches` batches at a time: one index into the store
     and one call of `transform` per chunk. The batches are the same whatever the chunk size:
     a chunk is a whole number of batches, and the training transform's random numbers belong
     to positions in the epoch (transforms.Pipeline.train_transform).
-
-    Args:
-        split: decoded images (uint8 NHWC memory map or NCHW tensor from :func:`resident`) or
-            feature rows, with labels.
-        batch_size: rows per batch (the last one may be short).
-        shuffle: a new order from `generator` for each pass; else store order.
-        transform: ``(uint8 rows on device, positions in the pass) -> inputs``; None = as read.
-        device: where batches are made.
-        chunk_batches: batches read and transformed together.
     """
 
     def __init__(
@@ -262,20 +251,21 @@ def train_one_epoch(
         losses.append(loss.detach())
         corrects.append((logits.detach().argmax(1) == labels).sum())
         sizes.append(labels.numel())
+    figures = _epoch_figures(losses, corrects, np.asarray(sizes))
+    return figures | {"train_seconds": time.perf_counter() - start}
+
+
+def _epoch_figures(losses: list, corrects: list, n: np.ndarray) -> dict:
+    """Exact and batch-mean loss and accuracy of an epoch from per-batch figures (`n` sizes)."""
     batch_losses = torch.stack(losses).float().cpu().numpy().astype(np.float64)
     batch_correct = torch.stack(corrects).cpu().numpy()
-    n = np.asarray(sizes)
-    loss_sum = float((batch_losses * n).sum())
     correct, seen = int(batch_correct.sum()), int(n.sum())
-    batch_accs = 100.0 * batch_correct / n
-    seconds = time.perf_counter() - start
     return {
-        "train_loss": loss_sum / seen,
+        "train_loss": float((batch_losses * n).sum()) / seen,
         "train_loss_batch_mean": float(np.mean(batch_losses)),
         "train_acc": 100.0 * correct / seen,
-        "train_acc_batch_mean": float(np.mean(batch_accs)),
+        "train_acc_batch_mean": float(np.mean(100.0 * batch_correct / n)),
         "train_images": seen,
-        "train_seconds": seconds,
     }
 
 
@@ -298,27 +288,18 @@ def predict(
     """
     model.eval()
     forward = forward or model
-    parts: dict[str, list[np.ndarray]] = {
-        k: [] for k in ("index", "label", "prediction", "top5", "confidence", "loss")
-    }
+    parts = []
     for x, labels, index in _batches(loader, desc, progress):
         with autocast(precision, device):
             logits = forward(x)
             losses = criterion(logits, labels)
-        probs = logits.float().softmax(1)
-        confidence, prediction = probs.max(1)
-        k = min(5, logits.shape[1])
-        top5 = (logits.topk(k, dim=1).indices == labels[:, None]).any(1)
-        for key, value in (
-            ("index", index),
-            ("label", labels),
-            ("prediction", prediction),
-            ("top5", top5),
-            ("confidence", confidence),
-            ("loss", losses.float()),
-        ):
-            parts[key].append(value.cpu().numpy())
-    return {key: np.concatenate(values) for key, values in parts.items()}
+        confidence, prediction = logits.float().softmax(1).max(1)
+        top5 = (logits.topk(min(5, logits.shape[1]), dim=1).indices == labels[:, None]).any(1)
+        values = (index, labels, prediction, top5, confidence, losses.float())
+        parts.append([value.cpu().numpy() for value in values])
+    keys = ("index", "label", "prediction", "top5", "confidence", "loss")
+    columns = zip(*parts, strict=True)  # per key, its arrays of every batch
+    return {key: np.concatenate(column) for key, column in zip(keys, columns, strict=True)}
 
 
 def summarize(per_image: dict[str, np.ndarray], batch_size: int, prefix: str = "val") -> dict:

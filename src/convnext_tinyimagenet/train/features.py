@@ -43,10 +43,8 @@ class FeaturePipeline:
 
 
 def cacheable(experiment: dict) -> bool:
-    """True when an experiment's backbone is frozen and its training data are not augmented.
-
-    Only then is every epoch's backbone output the same, so that features can be cached.
-    """
+    """True when an experiment's backbone is frozen and its training data are not augmented:
+    only then is every epoch's backbone output the same, so that features can be cached."""
     frozen = not any(
         module == "backbone" or module.startswith("backbone.")
         for group in experiment["trainable"]
@@ -75,11 +73,8 @@ def extract(
     batch_size: int,
     forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Pooled features (N, D) float32 of every image of `split`, in split order.
-
-    `forward` computes them (default ``model.features``; the runner passes it compiled or
-    channels-last as configured).
-    """
+    """Pooled features (N, D) float32 of every image of `split`, in split order, computed by
+    `forward` (default ``model.features``; the runner passes it compiled or channels-last)."""
     model.eval()
     forward = forward or model.features
     parts = []
@@ -102,18 +97,9 @@ def cached_features(
     forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Train and validation features, from `cache_dir` when the same ones were made before."""
-    key = hashlib.sha256(
-        repr(
-            (
-                store.fingerprint,
-                backbone_digest(model),
-                pipeline.input_size,
-                pipeline.mean,
-                pipeline.std,
-                precision,
-            )
-        ).encode()
-    ).hexdigest()[:24]
+    made_by = (store.fingerprint, backbone_digest(model), pipeline.input_size, pipeline.mean,
+               pipeline.std, precision)  # fmt: skip
+    key = hashlib.sha256(repr(made_by).encode()).hexdigest()[:24]
     path = Path(cache_dir) / f"features-{key}.safetensors"
     if path.is_file():
         log.info("features: reusing %s", path)

@@ -3,10 +3,9 @@
 Baseline: ``timm.create_model('convnext_tiny', pretrained=True)`` with ``head.fc`` replaced by
 ``Linear(768, 200)``. Here the backbone is created with ``num_classes=0`` (timm's head without its
 ``fc``: global pool -> ``head.norm`` -> flatten -> dropout(0)) and the Linear sits outside it,
-which computes the same function (``tests/test_models.py`` proves it).
-
-Improved: the same backbone -> the notebook's "self-attention" over the pooled feature as a
-sequence of one token (:class:`TokenAttention`) -> ``Linear(768, 200)``.
+which computes the same function (``tests/test_models.py`` proves it). Improved: the same
+backbone -> the notebook's "self-attention" over the pooled feature as a sequence of one token
+(:class:`TokenAttention`) -> ``Linear(768, 200)``.
 
 Pretrained weights always come through timm's own machinery: from the Hugging Face hub for the
 tag, or from a local file given as ``pretrained_file`` (timm's ``pretrained_cfg`` ``file``
@@ -45,13 +44,8 @@ class TokenAttention(nn.Module):
     ``(B, D)`` is treated as a sequence of ONE token, so the softmax is always exactly 1 and the
     module equals ``drop_out(drop_attn(1) · v(x))``: q and k never influence the output (and get
     zero gradient). It is kept as published so the reproduction runs the same computation,
-    parameters and random-number draws.
-
-    Args:
-        dim: feature width (768 for ConvNeXt-Tiny).
-        attention_dropout: dropout probability on the attention weights (per sample, since the
-            weight tensor has one entry per sample).
-        output_dropout: dropout probability on the output (element-wise).
+    parameters and random-number draws. The attention dropout acts per sample (the weight tensor
+    has one entry per sample), the output dropout element-wise.
     """
 
     def __init__(
@@ -63,9 +57,7 @@ class TokenAttention(nn.Module):
         super().__init__()
         self.dim = dim
         self.scale = dim**-0.5
-        self.q = nn.Linear(dim, dim)
-        self.k = nn.Linear(dim, dim)
-        self.v = nn.Linear(dim, dim)
+        self.q, self.k, self.v = (nn.Linear(dim, dim) for _ in "qkv")  # created in this order
         self.attn_drop = nn.Dropout(attention_dropout)
         self.out_drop = nn.Dropout(output_dropout)
 
@@ -81,10 +73,8 @@ class TokenAttention(nn.Module):
 class Classifier(nn.Module):
     """Backbone features -> attention (or identity) -> linear head.
 
-    Args:
-        backbone: a timm model created with ``num_classes=0`` (returns pooled, normed features).
-        attention: :class:`TokenAttention`, or ``nn.Identity`` for the linear head.
-        head: ``nn.Linear(num_features, num_classes)``.
+    The backbone is a timm model created with ``num_classes=0`` (pooled, normed features); the
+    attention is :class:`TokenAttention`, or ``nn.Identity`` for the linear head.
     """
 
     def __init__(self, backbone: nn.Module, attention: nn.Module, head: nn.Linear) -> None:
@@ -106,9 +96,9 @@ class Classifier(nn.Module):
         whatever the input needs; the computation is the backbone's own forward.
         """
         frozen = self.frozen_stages() if torch.is_grad_enabled() else 0
-        if frozen == 0:
-            return self.backbone(x)
         backbone = self.backbone
+        if frozen == 0:
+            return backbone(x)
         with torch.no_grad():
             x = backbone.stem(x)
             for stage in backbone.stages[:frozen]:
@@ -121,16 +111,11 @@ class Classifier(nn.Module):
         """How many leading stages of a ConvNeXt-like backbone (stem frozen too) have no
         trainable parameter; 0 for other backbones."""
         backbone = self.backbone
-        if not all(hasattr(backbone, a) for a in ("stem", "stages", "norm_pre", "forward_head")):
+        parts = ("stem", "stages", "norm_pre", "forward_head")
+        if not all(hasattr(backbone, a) for a in parts) or _trains(backbone.stem):
             return 0
-        if any(p.requires_grad for p in backbone.stem.parameters()):
-            return 0
-        count = 0
-        for stage in backbone.stages:
-            if any(p.requires_grad for p in stage.parameters()):
-                break
-            count += 1
-        return count
+        stages = list(backbone.stages)
+        return next((i for i, stage in enumerate(stages) if _trains(stage)), len(stages))
 
     def forward_head(self, feats: torch.Tensor) -> torch.Tensor:
         """Logits from pooled features (what trains on cached frozen-backbone features)."""
@@ -141,22 +126,17 @@ class Classifier(nn.Module):
         return self.forward_head(self.features(x))
 
 
+def _trains(module: nn.Module) -> bool:
+    return any(p.requires_grad for p in module.parameters())
+
+
 def create_model(model_cfg: dict, num_classes: int) -> Classifier:
-    """Build the network of one experiment.
+    """The network of one experiment, in training mode, with every parameter trainable.
 
-    Args:
-        model_cfg: an experiment's ``model`` section: ``tag`` (full timm tag, e.g.
-            ``convnext_tiny.fb_in1k``), ``pretrained`` (bool), ``pretrained_file`` (local weights
-            file or None; only read when ``pretrained`` is true), ``head`` (``linear`` or
-            ``token_attention``), and for ``token_attention`` optionally ``attention_dropout``
-            and ``output_dropout`` (default 0.2 each).
-        num_classes: number of output classes.
-
-    Returns:
-        The :class:`Classifier`, in training mode, with every parameter trainable.
-
-    Raises:
-        ModelError: unknown tag or head, missing or unusable weights file, failed download.
+    `model_cfg` is an experiment's ``model`` section: ``tag``, ``pretrained``,
+    ``pretrained_file``, ``head`` (``linear`` or ``token_attention``), and for
+    ``token_attention`` optionally ``attention_dropout`` and ``output_dropout`` (default 0.2).
+    Raises ModelError for an unknown tag or head, an unusable weights file, a failed download.
     """
     head_kind = model_cfg.get("head")
     if head_kind not in HEADS:
@@ -171,29 +151,18 @@ def create_model(model_cfg: dict, num_classes: int) -> Classifier:
     dim = _feature_width(backbone)
     attention: nn.Module = nn.Identity()
     if head_kind == "token_attention":
-        attention = TokenAttention(
-            dim,
-            attention_dropout=_probability(model_cfg, "attention_dropout"),
-            output_dropout=_probability(model_cfg, "output_dropout"),
-        )
+        dropouts = (_probability(model_cfg, k) for k in ("attention_dropout", "output_dropout"))
+        attention = TokenAttention(dim, *dropouts)
     return Classifier(backbone, attention, nn.Linear(dim, int(num_classes)))
 
 
 def create_backbone(tag: str, pretrained: bool, pretrained_file: str | Path | None) -> nn.Module:
-    """A timm model without classifier (``num_classes=0``), optionally with pretrained weights.
+    """A timm model without classifier (``num_classes=0``); its ``pretrained_cfg`` is the tag's.
 
-    Args:
-        tag: full timm tag (``architecture.pretrained_tag``) or a bare architecture name.
-        pretrained: load the tag's pretrained weights; false = random initialisation (and
-            ``pretrained_file`` is ignored, so a smoke override of ``pretrained`` alone suffices).
-        pretrained_file: local weights file (``.safetensors`` or a torch checkpoint) loaded through
-            timm's ``pretrained_cfg`` ``file`` source instead of the hub; None = the hub.
-
-    Returns:
-        The timm model; its ``pretrained_cfg`` is the tag's (mean, std, input size...).
-
-    Raises:
-        ModelError: unknown tag, missing or incompatible file, failed download.
+    `tag` is a full timm tag (``architecture.pretrained_tag``) or a bare architecture name.
+    Without `pretrained`, the initialisation is random and `pretrained_file` is ignored (so a
+    smoke override of ``pretrained`` alone suffices); with it, `pretrained_file` (safetensors or
+    a torch checkpoint) replaces the hub download, through timm's ``pretrained_cfg`` ``file``.
     """
     check_tag(tag)
     if not pretrained:
@@ -204,9 +173,8 @@ def create_backbone(tag: str, pretrained: bool, pretrained_file: str | Path | No
         return _backbone_from_file(tag, Path(pretrained_file).expanduser())
     try:
         return timm.create_model(tag, pretrained=True, num_classes=0)
-    except (
-        Exception
-    ) as exc:  # hub/network/cache errors come in many types (OSError, HfHubHTTPError...)
+    # hub/network/cache errors come in many types (OSError, HfHubHTTPError...)
+    except Exception as exc:
         raise ModelError(
             f"could not load the pretrained weights of {tag!r} from the Hugging Face hub "
             f"({type(exc).__name__}: {exc}). Without network access, download its weights "
@@ -309,18 +277,10 @@ def _probability(model_cfg: dict, key: str) -> float:
 def configure_trainable(model: nn.Module, groups: list[dict]) -> list[dict]:
     """Freeze the model except the listed modules; return their AdamW parameter groups.
 
-    Args:
-        model: the :class:`Classifier` (module paths are relative to it).
-        groups: ``[{name, modules: [dotted paths, e.g. "backbone.stages.3"], lr,
-            weight_decay}, ...]``; every module not listed is frozen.
-
-    Returns:
-        ``[{"name", "params", "lr", "weight_decay"}, ...]`` in the order given, ready for
-        ``torch.optim.AdamW``.
-
-    Raises:
-        ModelError: a missing key, a module path that does not exist, a parameter claimed
-            twice, or a group without parameters.
+    `groups` is ``[{name, modules: [dotted paths from the model, e.g. "backbone.stages.3"], lr,
+    weight_decay}, ...]``; the result, ``[{"name", "params", "lr", "weight_decay"}, ...]`` in the
+    same order, is ready for ``torch.optim.AdamW``. Raises ModelError for a missing key, a
+    module path that does not exist, a parameter claimed twice, or a group without parameters.
     """
     if not groups:
         raise ModelError("trainable: no parameter groups, nothing would train")
@@ -330,31 +290,36 @@ def configure_trainable(model: nn.Module, groups: list[dict]) -> list[dict]:
     result = []
     for group in groups:
         name = _group_field(group, "name", "?")
-        params = []
-        for path in _group_field(group, "modules", name):
-            for param in _submodule(model, str(path), name).parameters():
-                if id(param) in owner:
-                    raise ModelError(
-                        f"trainable: group {name!r} module {path!r} shares parameters with "
-                        f"group {owner[id(param)]!r}; each parameter may belong to one group"
-                    )
-                owner[id(param)] = name
-                param.requires_grad_(True)
-                params.append(param)
-        if not params:
-            raise ModelError(
-                f"trainable: group {name!r} has no parameters (modules {group['modules']}); "
-                f"e.g. 'attention' is an Identity when model.head is 'linear'"
-            )
         result.append(
             {
                 "name": str(name),
-                "params": params,
+                "params": _claim(model, group, name, owner),
                 "lr": float(_group_field(group, "lr", name)),
                 "weight_decay": float(_group_field(group, "weight_decay", name)),
             }
         )
     return result
+
+
+def _claim(model: nn.Module, group: dict, name: str, owner: dict[int, str]) -> list:
+    """Make a group's parameters trainable, recording in `owner` that the group claimed them."""
+    params = []
+    for path in _group_field(group, "modules", name):
+        for param in _submodule(model, str(path), name).parameters():
+            if id(param) in owner:
+                raise ModelError(
+                    f"trainable: group {name!r} module {path!r} shares parameters with "
+                    f"group {owner[id(param)]!r}; each parameter may belong to one group"
+                )
+            owner[id(param)] = name
+            param.requires_grad_(True)
+            params.append(param)
+    if not params:
+        raise ModelError(
+            f"trainable: group {name!r} has no parameters (modules {group['modules']}); "
+            f"e.g. 'attention' is an Identity when model.head is 'linear'"
+        )
+    return params
 
 
 def _group_field(group: dict, key: str, name: str):

@@ -13,17 +13,8 @@ from pathlib import Path
 
 import torch
 
-PACKAGES = (
-    "torch",
-    "torchvision",
-    "timm",
-    "numpy",
-    "datasets",
-    "huggingface-hub",
-    "safetensors",
-    "pillow",
-    "convnext-tinyimagenet",
-)
+PACKAGES = ("torch", "torchvision", "timm", "numpy", "datasets", "huggingface-hub", "safetensors",
+            "pillow", "convnext-tinyimagenet")  # fmt: skip
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Where there is no checkout (the Docker image copies no .git), the commit comes from this
 # variable: the Dockerfile sets it from its GIT_COMMIT build argument, a full sha with "-dirty"

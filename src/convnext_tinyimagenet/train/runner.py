@@ -99,14 +99,43 @@ def _data_device(split) -> str:
     return str(split.images.device) if isinstance(split.images, torch.Tensor) else "host"
 
 
-def _build(cfg: dict, name: str, store: Store, device: torch.device, pretrained: bool) -> nn.Module:
-    model_cfg = dict(experiment_config(cfg, name)["model"])
-    if not pretrained:  # weights come from our own file: no download
-        model_cfg |= {"pretrained": False, "pretrained_file": None}
-    model = create_model(model_cfg, num_classes=len(store.classes)).to(device)
-    if cfg["performance"]["channels_last"]:
-        model = model.to(memory_format=torch.channels_last)
-    return model
+@dataclass
+class Run:
+    """One experiment's run: its settings, folder, device and data."""
+
+    cfg: dict
+    name: str
+    folder: RunFolder
+    device: torch.device
+    store: Store
+    progress: bool = True
+
+    @property
+    def exp(self) -> dict:
+        return experiment_config(self.cfg, self.name)
+
+    @property
+    def digest(self) -> str:
+        return run_digest(self.cfg, self.name)
+
+    def build_model(self, pretrained: bool) -> nn.Module:
+        """The experiment's network on the device; `pretrained=False` when the weights come
+        from our own file (no download)."""
+        model_cfg = dict(self.exp["model"])
+        if not pretrained:
+            model_cfg |= {"pretrained": False, "pretrained_file": None}
+        model = create_model(model_cfg, num_classes=len(self.store.classes)).to(self.device)
+        if self.cfg["performance"]["channels_last"]:
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
+    def losses(self) -> tuple[nn.Module, nn.Module]:
+        """The training loss and validation's per-image loss (the same label smoothing)."""
+        smoothing = float(self.exp["train"]["label_smoothing"])
+        return (
+            nn.CrossEntropyLoss(label_smoothing=smoothing),
+            nn.CrossEntropyLoss(label_smoothing=smoothing, reduction="none"),
+        )
 
 
 @dataclass
@@ -171,15 +200,14 @@ def train_experiment(cfg: dict, name: str, out: Path, *, progress: bool = True) 
     latest = _latest_checkpoint(folder.checkpoints(digest), digest)
     started = provenance.now()
     device = _configure(cfg)
-    store = load_store(cfg["data"], progress=progress)
-    training = _restore(cfg, name, store, device, latest)
+    run = Run(cfg, name, folder, device, load_store(cfg["data"], progress=progress), progress)
+    training = _restore(run, latest)
     folder.root.mkdir(parents=True, exist_ok=True)
     dump_config(cfg, folder.config)
-    inputs = _build_inputs(cfg, name, store, training, device)
+    inputs = _build_inputs(run, training)
     if not (latest and latest.state["finished"]):
-        _fit(cfg, name, training, inputs, device, folder, progress=progress)
-    _finish(cfg, name, training, folder, store, device, inputs)
-    _record_train(cfg, name, training, folder, store, device, inputs, latest, started)
+        _fit(run, training, inputs)
+    _finish(run, training, inputs, latest, started)
     return training.history
 
 
@@ -198,21 +226,18 @@ def _configure(cfg: dict) -> torch.device:
     return device
 
 
-def _restore(
-    cfg: dict, name: str, store: Store, device: torch.device, latest: checkpoint.Checkpoint | None
-) -> Training:
+def _restore(run: Run, latest: checkpoint.Checkpoint | None) -> Training:
     """The model and its optimisation, new (seeded head) or continued from `latest`."""
-    exp = experiment_config(cfg, name)
-    train_cfg, stop_cfg = exp["train"], exp["train"]["early_stopping"]
-    seed_everything(cfg["seed"])  # the new head's initialisation
-    model = _build(cfg, name, store, device, pretrained=latest is None)
-    optimizer = torch.optim.AdamW(configure_trainable(model, exp["trainable"]))
-    precision = effective_precision(train_cfg["precision"], device)
+    train_cfg, stop_cfg = run.exp["train"], run.exp["train"]["early_stopping"]
+    seed_everything(run.cfg["seed"])  # the new head's initialisation
+    model = run.build_model(pretrained=latest is None)
+    optimizer = torch.optim.AdamW(configure_trainable(model, run.exp["trainable"]))
+    precision = effective_precision(train_cfg["precision"], run.device)
     training = Training(
         model=model,
         optimizer=optimizer,
         scheduler=make_scheduler(optimizer, train_cfg["scheduler"]),
-        scaler=make_scaler(precision, device),
+        scaler=make_scaler(precision, run.device),
         stopper=EarlyStopping(
             stop_cfg["monitor"], int(stop_cfg["patience"]), float(stop_cfg["min_delta"])
         ),
@@ -220,113 +245,89 @@ def _restore(
     )
     if latest is not None:
         training.restore(latest)
-        log.info("%s: resuming after epoch %d", name, latest.epoch)
+        log.info("%s: resuming after epoch %d", run.name, latest.epoch)
     return training
 
 
-def _build_inputs(
-    cfg: dict, name: str, store: Store, training: Training, device: torch.device
-) -> Inputs:
+def _build_inputs(run: Run, training: Training) -> Inputs:
     """The splits on their device, the validation loader, the transforms and the forward:
     cached backbone features and the head alone where the backbone is frozen and unaugmented."""
-    exp, perf, model = experiment_config(cfg, name), cfg["performance"], training.model
-    train_cfg = exp["train"]
-    pipeline = Pipeline.from_config(cfg, exp)
+    exp, perf, model, store = run.exp, run.cfg["performance"], training.model, run.store
+    eval_batch = int(exp["train"]["eval_batch_size"])
+    pipeline = Pipeline.from_config(run.cfg, exp)
     train_split, val_split, forward = store.train, store.val, make_forward(model, perf)
-    if train_cfg["feature_cache"]:
+    if exp["train"]["feature_cache"]:
         if not features.cacheable(exp):
             raise RunError(
-                f"config: experiments.{name}.train.feature_cache = true, but its backbone trains "
-                f"or its data are augmented, so features change every epoch (set it to false)"
+                f"config: experiments.{run.name}.train.feature_cache = true, but its backbone "
+                "trains or its data are augmented, so features change every epoch (set it to "
+                "false)"
             )
         cached = features.cached_features(
-            model, store, pipeline, device, training.precision, int(train_cfg["eval_batch_size"]),
-            Path(cfg["data"]["cache_dir"]) / "features", forward=make_forward(model.features, perf),
+            model, store, pipeline, run.device, training.precision, eval_batch,
+            Path(run.cfg["data"]["cache_dir"]) / "features",
+            forward=make_forward(model.features, perf),
         )  # fmt: skip
         train_split = features.feature_split(cached["train"], store.train)
         val_split = features.feature_split(cached["val"], store.val)
         pipeline, forward = features.FeaturePipeline(), make_forward(model.forward_head, perf)
     val_loader = BatchLoader(
-        resident(val_split, device, perf["resident_data"]), int(train_cfg["eval_batch_size"]),
-        shuffle=False, transform=pipeline.eval_transform(), device=device,
+        resident(val_split, run.device, perf["resident_data"]), eval_batch, shuffle=False,
+        transform=pipeline.eval_transform(), device=run.device,
     )  # fmt: skip
-    train_split = resident(train_split, device, perf["resident_data"])
+    train_split = resident(train_split, run.device, perf["resident_data"])
     return Inputs(train=train_split, val_loader=val_loader, pipeline=pipeline, forward=forward)
 
 
-def _fit(
-    cfg: dict,
-    name: str,
-    training: Training,
-    inputs: Inputs,
-    device: torch.device,
-    folder: RunFolder,
-    *,
-    progress: bool,
-) -> None:
+def _fit(run: Run, training: Training, inputs: Inputs) -> None:
     """Epochs until early stopping or the cap; a checkpoint and metrics.jsonl after each."""
-    train_cfg = experiment_config(cfg, name)["train"]
-    batch_size, max_epochs = int(train_cfg["batch_size"]), train_cfg["early_stopping"]["max_epochs"]
-    smoothing = float(train_cfg["label_smoothing"])
-    criterion = nn.CrossEntropyLoss(label_smoothing=smoothing)
-    per_image_loss = nn.CrossEntropyLoss(label_smoothing=smoothing, reduction="none")
+    batch_size = int(run.exp["train"]["batch_size"])
+    max_epochs = run.exp["train"]["early_stopping"]["max_epochs"]
     log.info(
-        "%s: %d train images, batch %d -> %d steps per epoch, %s on %s", name,
+        "%s: %d train images, batch %d -> %d steps per epoch, %s on %s", run.name,
         len(inputs.train), batch_size, -(-len(inputs.train) // batch_size), training.precision,
-        device,
+        run.device,
     )  # fmt: skip
-    digest, stopper, finished = run_digest(cfg, name), training.stopper, False
+    losses, stopper, finished = run.losses(), training.stopper, False
     epoch = len(training.history) + 1
     while not finished:
-        record = _epoch(cfg, name, epoch, training, inputs, device, criterion, per_image_loss,
-                        progress=progress)  # fmt: skip
+        record = _epoch(run, training, inputs, epoch, losses)
         record["best"] = stopper.update(epoch, record[stopper.monitor])
         training.history.append(record)
         if training.scheduler is not None:
             training.scheduler.step()
         finished = stopper.should_stop or (max_epochs is not None and epoch >= max_epochs)
         checkpoint.save(
-            folder.checkpoints(digest), epoch, training.model,
-            training.state(digest, epoch, finished), best_epoch=stopper.best_epoch,
+            run.folder.checkpoints(run.digest), epoch, training.model,
+            training.state(run.digest, epoch, finished), best_epoch=stopper.best_epoch,
         )  # fmt: skip
-        write_metrics(folder.metrics, training.history)
-        _log_epoch(name, record)
+        write_metrics(run.folder.metrics, training.history)
+        _log_epoch(run.name, record)
         epoch += 1
 
 
-def _epoch(
-    cfg: dict,
-    name: str,
-    epoch: int,
-    training: Training,
-    inputs: Inputs,
-    device: torch.device,
-    criterion: nn.Module,
-    per_image_loss: nn.Module,
-    *,
-    progress: bool,
-) -> dict:
+def _epoch(run: Run, training: Training, inputs: Inputs, epoch: int, losses: tuple) -> dict:
     """Train one epoch and validate: the epoch's metrics record (without `best`)."""
-    batch_size = int(experiment_config(cfg, name)["train"]["batch_size"])
+    batch_size, desc = int(run.exp["train"]["batch_size"]), f"{run.name} epoch {epoch}"
     # one generator per epoch: first every augmentation draw, then the order
-    generator = seed_everything(epoch_seed(cfg["seed"], epoch))
+    generator = seed_everything(epoch_seed(run.cfg["seed"], epoch))
     train_loader = BatchLoader(
         inputs.train, batch_size, shuffle=True, generator=generator,
-        transform=inputs.pipeline.train_transform(len(inputs.train), generator), device=device,
-        chunk_batches=int(cfg["performance"]["chunk_batches"]),
+        transform=inputs.pipeline.train_transform(len(inputs.train), generator),
+        device=run.device, chunk_batches=int(run.cfg["performance"]["chunk_batches"]),
     )  # fmt: skip
     lrs = {g["name"]: g["lr"] for g in training.optimizer.param_groups}
     start = time.perf_counter()
     record: dict = {"epoch": epoch}
     record |= train_one_epoch(
-        training.model, train_loader, training.optimizer, criterion, device, training.precision,
-        training.scaler, forward=inputs.forward, progress=progress,
-        desc=f"{name} epoch {epoch} train",
+        training.model, train_loader, training.optimizer, losses[0], run.device,
+        training.precision, training.scaler, forward=inputs.forward, progress=run.progress,
+        desc=f"{desc} train",
     )  # fmt: skip
     val_start = time.perf_counter()
     per_image = predict(
-        training.model, inputs.val_loader, per_image_loss, device, training.precision,
-        forward=inputs.forward, progress=progress, desc=f"{name} epoch {epoch} val",
+        training.model, inputs.val_loader, losses[1], run.device, training.precision,
+        forward=inputs.forward, progress=run.progress, desc=f"{desc} val",
     )  # fmt: skip
     record |= summarize(per_image, batch_size)
     record["val_seconds"] = time.perf_counter() - val_start
@@ -345,50 +346,28 @@ def _log_epoch(name: str, record: dict) -> None:
 
 
 def _finish(
-    cfg: dict,
-    name: str,
-    training: Training,
-    folder: RunFolder,
-    store: Store,
-    device: torch.device,
-    inputs: Inputs,
+    run: Run, training: Training, inputs: Inputs, latest: checkpoint.Checkpoint | None, started: str
 ) -> None:
-    """Publish the best epoch's weights as the model (both notebooks restored the best)."""
-    best = checkpoint.best_weights(
-        folder.checkpoints(run_digest(cfg, name)), training.stopper.best_epoch
-    )
-    atomic.write_with(folder.model, lambda tmp: shutil.copyfile(best, tmp))
-    write_metrics(folder.metrics, training.history)
-
-
-def _record_train(
-    cfg: dict,
-    name: str,
-    training: Training,
-    folder: RunFolder,
-    store: Store,
-    device: torch.device,
-    inputs: Inputs,
-    latest: checkpoint.Checkpoint | None,
-    started: str,
-) -> None:
-    """The train section of provenance.json."""
-    train_cfg = experiment_config(cfg, name)["train"]
+    """Publish the best epoch's weights as the model (both notebooks restored the best), and
+    record the train section of provenance.json."""
+    best = checkpoint.best_weights(run.folder.checkpoints(run.digest), training.stopper.best_epoch)
+    atomic.write_with(run.folder.model, lambda tmp: shutil.copyfile(best, tmp))
+    write_metrics(run.folder.metrics, training.history)
     record = provenance.collect(
-        seed=cfg["seed"], device=device, data=store.info, config_digest=run_digest(cfg, name)
+        seed=run.cfg["seed"], device=run.device, data=run.store.info, config_digest=run.digest
     )
     record |= {
-        "experiment": name,
+        "experiment": run.name,
         "precision": training.precision,
-        "configured_precision": train_cfg["precision"],
+        "configured_precision": run.exp["train"]["precision"],
         "epochs": len(training.history),
         "best_epoch": training.stopper.best_epoch,
-        "performance": cfg["performance"] | {"data_on": _data_device(inputs.train)},
+        "performance": run.cfg["performance"] | {"data_on": _data_device(inputs.train)},
         "resumed_after_epoch": latest.epoch if latest is not None else None,
         "started": started,
         "finished": provenance.now(),
     }
-    update_provenance(folder.provenance, "train", record)
+    update_provenance(run.folder.provenance, "train", record)
 
 
 def evaluate_experiment(cfg: dict, name: str, out: Path, *, progress: bool = True) -> dict:
@@ -403,17 +382,17 @@ def evaluate_experiment(cfg: dict, name: str, out: Path, *, progress: bool = Tru
     started = provenance.now()
     device = resolve_device(cfg["device"])
     configure_performance(cfg["performance"])
-    store = load_store(cfg["data"], progress=progress)
-    model = _build(cfg, name, store, device, pretrained=False)
+    run = Run(cfg, name, folder, device, load_store(cfg["data"], progress=progress), progress)
+    model = run.build_model(pretrained=False)
     checkpoint.load_weights(model, folder.model)
-    precision = effective_precision(experiment_config(cfg, name)["train"]["precision"], device)
-    per_image = _predict_val(cfg, name, model, store, device, precision, progress=progress)
-    frame = predictions_frame(per_image, store.val.image_ids)
-    summary = _summary(cfg, name, frame, per_image, store, folder)
+    precision = effective_precision(run.exp["train"]["precision"], device)
+    per_image = _predict_val(run, model, precision)
+    frame = predictions_frame(per_image, run.store.val.image_ids)
+    summary = _summary(run, frame, per_image)
     write_predictions(frame, folder.predictions)
     atomic.write_json(folder.summary, summary)
     record = provenance.collect(
-        seed=cfg["seed"], device=device, data=store.info, config_digest=run_digest(cfg, name)
+        seed=cfg["seed"], device=device, data=run.store.info, config_digest=run.digest
     )
     record |= {"experiment": name, "precision": precision}
     update_provenance(
@@ -427,40 +406,28 @@ def evaluate_experiment(cfg: dict, name: str, out: Path, *, progress: bool = Tru
     return summary
 
 
-def _predict_val(
-    cfg: dict,
-    name: str,
-    model: nn.Module,
-    store: Store,
-    device: torch.device,
-    precision: str,
-    *,
-    progress: bool,
-) -> dict:
+def _predict_val(run: Run, model: nn.Module, precision: str) -> dict:
     """Per-image results of `model` on the validation split, in validation order."""
-    exp, perf = experiment_config(cfg, name), cfg["performance"]
-    train_cfg = exp["train"]
+    perf = run.cfg["performance"]
     loader = BatchLoader(
-        resident(store.val, device, perf["resident_data"]), int(train_cfg["eval_batch_size"]),
-        shuffle=False, transform=Pipeline.from_config(cfg, exp).eval_transform(), device=device,
+        resident(run.store.val, run.device, perf["resident_data"]),
+        int(run.exp["train"]["eval_batch_size"]), shuffle=False,
+        transform=Pipeline.from_config(run.cfg, run.exp).eval_transform(), device=run.device,
     )  # fmt: skip
-    loss = nn.CrossEntropyLoss(
-        label_smoothing=float(train_cfg["label_smoothing"]), reduction="none"
-    )
     return predict(
-        model, loader, loss, device, precision, forward=make_forward(model, perf),
-        progress=progress, desc=f"{name} evaluate",
+        model, loader, run.losses()[1], run.device, precision,
+        forward=make_forward(model, perf), progress=run.progress, desc=f"{run.name} evaluate",
     )  # fmt: skip
 
 
-def _summary(cfg: dict, name: str, frame, per_image: dict, store: Store, folder: RunFolder) -> dict:
+def _summary(run: Run, frame, per_image: dict) -> dict:
     """summary.json: the accuracies, loss, and the epochs of the run that made the model."""
-    exp = experiment_config(cfg, name)
-    summary = {"experiment": name, "title": exp.get("title", name)}
-    summary |= summarize_predictions(frame, store.classes, int(exp["train"]["batch_size"]))
+    summary = {"experiment": run.name, "title": run.exp.get("title", run.name)}
+    batch_size = int(run.exp["train"]["batch_size"])
+    summary |= summarize_predictions(frame, run.store.classes, batch_size)
     summary["loss"] = float(per_image["loss"].mean())
-    if folder.metrics.is_file():
-        lines = folder.metrics.read_text().splitlines()
+    if run.folder.metrics.is_file():
+        lines = run.folder.metrics.read_text().splitlines()
         history = [json.loads(line) for line in lines if line]
         summary["epochs"] = len(history)
         summary["best_epoch"] = next((r["epoch"] for r in reversed(history) if r["best"]), None)

@@ -1,33 +1,16 @@
-"""Verify the paper's numbers: the published claims, a rerun against them, and checksums.
+"""Verify the paper's numbers: the published claims, the reruns against them, and checksums.
 
-Three checks, each a small function returning a plain dict:
-
-- :func:`verify_published` recomputes the published claims from the published prediction CSVs
-  (sha256-verified by :mod:`published`): exact and batch-mean accuracy, per-class accuracy,
-  Wilson 95 % intervals, and the improved-minus-baseline difference with Newcombe's interval for
-  *independent* proportions, because the two files list the validation images in different
-  orders (Hugging Face `valid` vs ImageFolder) without image ids. Each claim is checked against
-  the figure its notebook actually computed (`published.runs.<run>.claim_metric`).
-- :func:`verify_rerun` compares each rerun (its summary.json) with its band from
-  `verification.reruns` (the published claim, or an explicit expectation such as the smoke
-  config's), and pairs it image by image with the published predictions where both list the
-  images in the same order (same data source, same labels row by row).
-- :func:`write_checksums` / :func:`check_checksums`: a SHA256SUMS file (`sha256sum -c` format)
-  over the files the workflow's rule hands it, recomputed by the `verify` rule.
-
-What the checks compare with is a :class:`Claims` (the config values they read); what they read
-is an :class:`Inputs` (the paths the workflow's rules name). :func:`check` runs whichever checks
-its inputs allow and records the inputs in the verdict, so that :func:`check_record` (the
-`verify --check` command, for results received from elsewhere) reads the same files again
-without a layout of its own. :func:`verification_rows` turns the results into one row per claim
-(published value, recomputed value, rerun value, tolerance, verdict, the README-vs-notebook
-discrepancies that affect it). The paper's table (:func:`make_verification_table`) holds the
-published and rerun rows only: the paper is itself checksummed, so the checksum row cannot be
-part of it.
+:func:`verify_published` recomputes each published claim from its prediction CSV the way its
+notebook computed it, and the claimed gain; :func:`verify_rerun` checks each rerun against its
+band (`verification.reruns`) and pairs it image by image with the published run where both list
+the images in the same order; :func:`check_checksums` recomputes SHA256SUMS (`sha256sum -c`
+format). :func:`check` runs what its :class:`Inputs` allow and records them in the verdict, so
+that `verify --check` (:func:`check_record`) reads the same files again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -41,7 +24,7 @@ from convnext_tinyimagenet import atomic, stats
 from convnext_tinyimagenet.config import ConfigError
 from convnext_tinyimagenet.errors import ArtifactError
 from convnext_tinyimagenet.numbers import NA, pct, signed
-from convnext_tinyimagenet.report.tables import markdown_table, save_table
+from convnext_tinyimagenet.report.tables import markdown, save_table
 from convnext_tinyimagenet.run_folder import read_predictions, read_summary, require
 from convnext_tinyimagenet.verify import published
 
@@ -60,6 +43,14 @@ SOURCE_ORDER = {
 _EPS = 1e-9
 CHECKSUMS_MADE_BY = "the workflow's rule write_checksums (`snakemake write_checksums`)"
 DATA_MADE_BY = "the workflow's rule prepare_data (`snakemake prepare_data`)"
+COLUMNS = ("Claim", "Published", "Recomputed", "Rerun", "Tolerance", "Verdict", "Affected by")
+_ROW = dict.fromkeys(COLUMNS, NA) | {"Verdict": INFO}  # what each row says unless it says more
+# Paragraph columns so the long cells wrap in the paper (0.77 of the line; the two narrow columns
+# and the padding take the rest, and the paper shrinks the table to the line if need be).
+TABLE_ALIGN = (
+    r"p{0.15\linewidth}rp{0.19\linewidth}p{0.17\linewidth}p{0.1\linewidth}l"
+    r"p{0.16\linewidth}"
+)
 
 
 class VerificationError(ArtifactError):
@@ -75,15 +66,9 @@ class VerificationFailedError(ArtifactError):
 
 @dataclass(frozen=True)
 class Claims:
-    """The config values the checks read.
-
-    Attributes:
-        runs: `published.runs`, each with its claim, claim_metric, source and predictions (url,
-            sha256), in config order: the published gain is the last run minus the first.
-        rounding_pp: `verification.claim_rounding_pp`, the claims' rounding.
-        bands: `verification.reruns`, experiment -> expected and tolerance_pp.
-        discrepancies: the README-vs-notebook discrepancies, named beside what they affect.
-    """
+    """The config values the checks read: `published.runs` (in config order: the gain is the last
+    minus the first), `verification.claim_rounding_pp`, `verification.reruns` (experiment ->
+    expected, tolerance_pp) and the README-vs-notebook `discrepancies`."""
 
     runs: Mapping[str, Mapping]
     rounding_pp: float
@@ -93,29 +78,17 @@ class Claims:
     @classmethod
     def from_config(cls, cfg: Mapping) -> Claims:
         """The claims of a whole configuration (the by-hand `verify --check`)."""
-        return cls(
-            runs=cfg["published"]["runs"],
-            rounding_pp=cfg["verification"]["claim_rounding_pp"],
-            bands=cfg["verification"]["reruns"],
-            discrepancies=cfg["discrepancies"],
-        )
+        checks = cfg["verification"]
+        runs, rounding = cfg["published"]["runs"], checks["claim_rounding_pp"]
+        return cls(runs, rounding, bands=checks["reruns"], discrepancies=cfg["discrepancies"])
 
 
 @dataclass(frozen=True)
 class Inputs:
-    """The files the checks read, as the workflow's rule named them.
-
-    The verdict JSON records them (its `inputs`), so a later check reads the same files: paths
-    relative to the folder the workflow ran in, as in SHA256SUMS.
-
-    Attributes:
-        published: published run -> its prediction CSV; empty when config does not read them.
-        summaries: experiment -> its summary.json, in config order (the rerun gain is the last
-            minus the first); empty when no rerun is checked.
-        predictions: experiment -> its predictions.csv, for the same experiments.
-        data: the data summary: which source, hence which image order, the reruns read.
-        checksums: the SHA256SUMS to recompute, or None.
-    """
+    """The files the checks read, as the workflow's rule named them (relative to its folder):
+    run -> published CSV, experiment -> summary.json and predictions.csv (in config order; the
+    rerun gain is the last minus the first), the data summary, SHA256SUMS. Empty or None: not
+    checked."""
 
     published: Mapping[str, str] = field(default_factory=dict)
     summaries: Mapping[str, str] = field(default_factory=dict)
@@ -124,37 +97,18 @@ class Inputs:
     checksums: str | None = None
 
     def record(self) -> dict:
-        """The inputs as JSON values (paths as strings)."""
-        return {
-            "published": {name: str(path) for name, path in self.published.items()},
-            "summaries": {name: str(path) for name, path in self.summaries.items()},
-            "predictions": {name: str(path) for name, path in self.predictions.items()},
-            "data": None if self.data is None else str(self.data),
-            "checksums": None if self.checksums is None else str(self.checksums),
-        }
+        """The inputs as JSON values (paths as strings), the verdict's `inputs`."""
+        return json.loads(json.dumps(dataclasses.asdict(self), default=str))
 
     @classmethod
     def from_record(cls, record: Mapping) -> Inputs:
-        """The inputs a verdict JSON recorded (:meth:`record`)."""
-        return cls(
-            published=record.get("published") or {},
-            summaries=record.get("summaries") or {},
-            predictions=record.get("predictions") or {},
-            data=record.get("data"),
-            checksums=record.get("checksums"),
-        )
+        """The inputs a verdict recorded (:meth:`record`)."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        return cls(**{name: record[name] for name in names if record.get(name)})
 
 
 def named(names: Iterable[str], files: Sequence[str]) -> dict[str, str]:
-    """Name each of a rule's files: `files` lists one per name, in the order of `names`.
-
-    A rule lists its per-experiment inputs (`per_experiment(...)`) and the published CSVs
-    (`PUBLISHED_FILES`) in config order; a list with none at all (the published CSVs when config
-    does not read them) names nothing.
-
-    Raises:
-        VerificationError: the counts differ (the rule and the names disagree).
-    """
+    """Name each of a rule's files, listed one per name in the order of `names` (or none)."""
     names, files = list(names), list(files)
     if not files:
         return {}
@@ -173,25 +127,17 @@ def _interval_text(low: float, high: float, signed: bool = False) -> str:
     return f"95 % CI {fmt.format(low)} to {fmt.format(high)}"
 
 
+def _within(value: float, expected: float, tolerance: float) -> bool:
+    return abs(value - expected) <= tolerance + _EPS
+
+
 def check_published_run(spec: Mapping, frame: pd.DataFrame, rounding_pp: float) -> dict:
-    """Recompute one published run and check its claim against what its notebook computed.
-
-    Args:
-        spec: `published.runs.<run>` of the config (claim, claim_metric).
-        frame: its predictions (:func:`published.read_predictions`), in published row order.
-        rounding_pp: largest |recomputed - claim| that still agrees (the claim's rounding).
-
-    Returns:
-        n, correct, exact and batch-mean accuracy (%), Wilson 95 % interval of the exact one,
-        per-class accuracy, the recomputed figure the claim is checked against, the verdict and
-        a sentence saying how the claim was computed.
-    """
+    """Recompute one published run (`frame`, in published row order) and check its claim against
+    the figure its notebook computed (`spec`'s claim_metric), within `rounding_pp`."""
     figures = published.recompute(frame)
     n, correct, size = figures["n"], figures["correct"], figures["batch_size"]
-    interval = stats.accuracy_interval(correct, n)
     metric = spec["claim_metric"]
     recomputed = figures[METRIC_KEYS[metric]]
-    difference = recomputed - spec["claim"]
     batches = math.ceil(n / size)
     last = n - (batches - 1) * size
     exact = f"{correct:,} / {n:,} = {figures['accuracy']:.2f} %"
@@ -215,30 +161,22 @@ def check_published_run(spec: Mapping, frame: pd.DataFrame, rounding_pp: float) 
         "accuracy": figures["accuracy"],
         "accuracy_batch_mean": figures["accuracy_batch_mean"],
         "batch_size": size,
-        "wilson95": interval["wilson95"],
+        "wilson95": stats.accuracy_interval(correct, n)["wilson95"],
         "recomputed": recomputed,
-        "difference": difference,
+        "difference": recomputed - spec["claim"],
         "tolerance_pp": rounding_pp,
-        "verdict": PASS if abs(difference) <= rounding_pp + _EPS else FAIL,
+        "verdict": PASS if _within(recomputed, spec["claim"], rounding_pp) else FAIL,
         "explanation": how,
         "per_class": {str(k): v for k, v in figures["per_class"].items()},
     }
 
 
 def paired_comparison(first: pd.DataFrame, second: pd.DataFrame) -> dict:
-    """Image-by-image comparison of two prediction sets listed in the same image order.
+    """Image-by-image comparison of two prediction sets (`label`, `prediction`, `correct`).
 
-    Pairs only where both have the same length and the same label in every row (else the rows
-    are not the same images, and the result says why). Discordant counts are McNemar's: images
-    one run gets right and the other wrong.
-
-    Args:
-        first, second: frames with `label`, `prediction` and `correct`, one row per image.
-
-    Returns:
-        ``status`` "paired" with agreement (% same prediction), the 2x2 counts, the exact
-        McNemar p-value, the difference first - second (pp) and its paired Newcombe 95 %
-        interval; or ``status`` "not paired" and a ``reason``.
+    Pairs only where both have the same length and the same label in every row; else
+    ``status`` is "not paired" with a ``reason``. Discordant counts are McNemar's; the
+    difference first - second (pp) comes with its paired Newcombe 95 % interval.
     """
     if len(first) != len(second):
         return {"status": "not paired", "reason": f"{len(first)} vs {len(second)} rows"}
@@ -252,61 +190,33 @@ def paired_comparison(first: pd.DataFrame, second: pd.DataFrame) -> dict:
     counts = stats.paired_counts(
         first["correct"].to_numpy(dtype=bool), second["correct"].to_numpy(dtype=bool)
     )
-    low, high = stats.newcombe_paired_difference(counts)
-    n = counts["n"]
     same = (first["prediction"].to_numpy() == second["prediction"].to_numpy()).mean()
     return {
         "status": "paired",
-        "n": n,
+        "n": counts["n"],
         "agreement": 100.0 * float(same),
         "counts": counts,
         "mcnemar_p": stats.mcnemar_exact_p(counts["first_only"], counts["second_only"]),
-        "difference": 100.0 * (counts["first_only"] - counts["second_only"]) / n,
-        "ci95": [low, high],
-    }
-
-
-def _published_pairing(first: str, last: str, runs: Mapping, frames: Mapping) -> dict:
-    """Pair two published runs' rows where both files follow the same source's image order."""
-    sources = (runs[first]["source"], runs[last]["source"])
-    if sources[0] == sources[1]:
-        return paired_comparison(frames[last], frames[first])
-    return {
-        "status": "not paired",
-        "reason": f"the {first} rows follow {SOURCE_ORDER[sources[0]]}, the {last} rows "
-        f"{SOURCE_ORDER[sources[1]]}, and no image ids were saved: row i is not the same "
-        "image in both files. Per-class accuracy compares (50 images per class in both); "
-        "per-image pairing does not",
+        "difference": 100.0 * (counts["first_only"] - counts["second_only"]) / counts["n"],
+        "ci95": list(stats.newcombe_paired_difference(counts)),
     }
 
 
 def compare_published(claims: Claims, runs: Mapping[str, dict], frames: Mapping) -> dict | None:
     """The last published run minus the first: the claimed gain, recomputed, with its interval.
 
-    The difference of the claims is checked against the difference of the recomputed figures
-    (each rounded, so within twice the rounding), and the gain must hold: the 95 % interval of
-    the exact difference lies on the claimed side of zero. The interval pairs the two files
-    image by image only where both list the images in the same order; the published files do
-    not (different sources, no image ids), so Newcombe's interval for independent proportions
-    applies.
+    The claims' difference must agree with the recomputed one within twice the rounding, and
+    the gain must hold: the 95 % interval of the exact difference excludes zero on the claimed
+    side.
     """
-    names = list(runs)
-    if len(names) < 2:
+    if len(runs) < 2:
         return None
-    first, last = names[0], names[-1]
-    specs, rounding = claims.runs, claims.rounding_pp
-    claimed = specs[last]["claim"] - specs[first]["claim"]
+    first, *_, last = runs
+    claimed = claims.runs[last]["claim"] - claims.runs[first]["claim"]
     recomputed = runs[last]["recomputed"] - runs[first]["recomputed"]
-    exact = runs[last]["accuracy"] - runs[first]["accuracy"]
-    pairing = _published_pairing(first, last, runs, frames)
-    if pairing["status"] == "paired":
-        low, high = pairing["ci95"]
-        method = "Newcombe's paired score interval (same images, same order)"
-    else:
-        low, high = stats.newcombe_difference(runs[last], runs[first])
-        method = "Newcombe's hybrid score interval for independent proportions"
+    pairing, (low, high), method = _published_interval(first, last, runs, frames)
     holds = low > 0 if claimed > 0 else high < 0
-    agrees = abs(recomputed - claimed) <= 2 * rounding + _EPS
+    agrees = _within(recomputed, claimed, 2 * claims.rounding_pp)
     before, after = runs[first]["per_class"], runs[last]["per_class"]
     shared = before.keys() & after.keys()
     return {
@@ -314,11 +224,11 @@ def compare_published(claims: Claims, runs: Mapping[str, dict], frames: Mapping)
         "last": last,
         "claimed": claimed,
         "recomputed": recomputed,
-        "exact": exact,
+        "exact": runs[last]["accuracy"] - runs[first]["accuracy"],
         "ci95": [low, high],
         "method": method,
         "pairing": pairing,
-        "tolerance_pp": 2 * rounding,
+        "tolerance_pp": 2 * claims.rounding_pp,
         "agrees": agrees,
         "holds": holds,
         "verdict": PASS if agrees and holds else FAIL,
@@ -330,18 +240,30 @@ def compare_published(claims: Claims, runs: Mapping[str, dict], frames: Mapping)
     }
 
 
+def _published_interval(first: str, last: str, runs: Mapping, frames: Mapping) -> tuple:
+    """The pairing, 95 % interval and method for the last run minus the first: paired image by
+    image where both files follow the same source's order, else for independent proportions."""
+    sources = (runs[first]["source"], runs[last]["source"])
+    if sources[0] == sources[1]:
+        pairing = paired_comparison(frames[last], frames[first])
+        if pairing["status"] == "paired":
+            method = "Newcombe's paired score interval (same images, same order)"
+            return pairing, pairing["ci95"], method
+    else:
+        pairing = {
+            "status": "not paired",
+            "reason": f"the {first} rows follow {SOURCE_ORDER[sources[0]]}, the {last} rows "
+            f"{SOURCE_ORDER[sources[1]]}, and no image ids were saved: row i is not the same "
+            "image in both files. Per-class accuracy compares (50 images per class in both); "
+            "per-image pairing does not",
+        }
+    interval = stats.newcombe_difference(runs[last], runs[first])
+    return pairing, interval, "Newcombe's hybrid score interval for independent proportions"
+
+
 def verify_published(claims: Claims, files: Mapping[str, str]) -> dict:
-    """Check every published claim against the published prediction CSVs.
-
-    Args:
-        claims: the claims and their pinned files.
-        files: published run -> its CSV, each verified against its sha256 (a file that differs
-            is refused) and downloaded if absent; empty: nothing is checked, the result says so.
-
-    Returns:
-        ``status`` ("checked" or "not checked"), ``reason`` when not checked, ``runs`` (run ->
-        :func:`check_published_run` plus its file and sha256) and ``comparison``
-        (:func:`compare_published`).
+    """Check every published claim against its prediction CSV (run -> path), each downloaded if
+    absent and refused if its sha256 differs; no files: not checked, and the result says why.
 
     Raises:
         published.PublishedError: a file cannot be fetched or does not match its sha256.
@@ -349,9 +271,8 @@ def verify_published(claims: Claims, files: Mapping[str, str]) -> dict:
     if not files:
         return {"status": NOT_CHECKED, "reason": NOT_FETCHED, "runs": {}, "comparison": None}
     pins = {name: claims.runs[name]["predictions"] for name in files}
-    fetched = published.fetch_all(files, pins)
     runs, frames = {}, {}
-    for name, path in fetched.items():
+    for name, path in published.fetch_all(files, pins).items():
         spec = claims.runs[name]
         frames[name] = published.read_predictions(path)
         runs[name] = {
@@ -364,8 +285,7 @@ def verify_published(claims: Claims, files: Mapping[str, str]) -> dict:
     return {"status": CHECKED, "runs": runs, "comparison": compare_published(claims, runs, frames)}
 
 
-def needs_published_message(runs: Mapping[str, Mapping]) -> str:
-    """Why checking the published claims alone cannot run without their CSVs, and the fix."""
+def _needs_published(runs: Mapping[str, Mapping]) -> str:
     pins = "; ".join(
         f"{name} from {spec['predictions']['url']} (sha256 {spec['predictions']['sha256']})"
         for name, spec in runs.items()
@@ -381,28 +301,9 @@ def needs_published_message(runs: Mapping[str, Mapping]) -> str:
 # --------------------------------------------------------------------------- reruns
 
 
-def _rerun_source(data: str | None) -> str:
-    """The data source the reruns read, from the data summary."""
-    if data is None:
-        raise VerificationError("checking the reruns needs the data summary, and none was given")
-    summary = require(Path(data), made_by=DATA_MADE_BY)
-    return json.loads(summary.read_text(encoding="utf-8")).get("source", "")
-
-
-def _in_validation_order(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.sort_values("index", kind="stable").reset_index(drop=True)
-
-
 def check_rerun(name: str, summary: Mapping, spec: Mapping | None, band: Mapping | None) -> dict:
-    """One rerun against its band: the published claim (expected null) or an expectation.
-
-    Against a claim the rerun's figure is computed the way the claim was (exact or batch mean);
-    against an explicit `expected` it is the exact accuracy.
-
-    Returns:
-        The rerun's accuracy (%) with its Wilson interval, the target, tolerance, verdict and
-        what the target is.
-    """
+    """One rerun against its band: its `expected` exact accuracy, or (expected null) the
+    published claim (`spec`), computed the way the claim was (exact or batch mean)."""
     result = {
         "accuracy": summary["accuracy"],
         "accuracy_batch_mean": summary.get("accuracy_batch_mean"),
@@ -420,61 +321,54 @@ def check_rerun(name: str, summary: Mapping, spec: Mapping | None, band: Mapping
     else:
         return result | {"verdict": NOT_CHECKED, "reason": "no published claim, no expected value"}
     value = summary[METRIC_KEYS[metric]]
-    tolerance = band["tolerance_pp"]
     return result | {
         "metric": metric,
         "value": value,
         "expected": expected,
         "basis": basis,
-        "tolerance_pp": tolerance,
+        "tolerance_pp": band["tolerance_pp"],
         "difference": value - expected,
-        "verdict": PASS if abs(value - expected) <= tolerance + _EPS else FAIL,
+        "verdict": PASS if _within(value, expected, band["tolerance_pp"]) else FAIL,
     }
 
 
-def _check_rerun_names(bands: Mapping, names: Sequence[str], predictions: Mapping) -> None:
-    unknown = [name for name in bands if name not in names]
-    if unknown:
-        raise ConfigError(
-            f"verification.reruns.{unknown[0]} names no experiment "
-            f"(experiments: {', '.join(names)})"
-        )
-    if set(predictions) != set(names):
-        raise VerificationError(
-            f"reruns with a summary ({', '.join(names)}) and with predictions "
-            f"({', '.join(predictions)}) differ"
-        )
+def _rerun_source(data: str | None) -> str:
+    """The data source the reruns read, from the data summary."""
+    if data is None:
+        raise VerificationError("checking the reruns needs the data summary, and none was given")
+    summary = require(Path(data), made_by=DATA_MADE_BY)
+    return json.loads(summary.read_text(encoding="utf-8")).get("source", "")
 
 
 def verify_rerun(claims: Claims, inputs: Inputs, published_result: Mapping) -> dict:
-    """Compare every rerun with its band, and pair it with the published run where possible.
-
-    Args:
-        claims: the published claims and the reruns' bands.
-        inputs: each rerun's summary.json and predictions.csv, and the data summary.
-        published_result: :func:`verify_published`'s result (pairing needs its files).
-
-    Returns:
-        ``runs``: experiment -> :func:`check_rerun` plus ``pairing`` (with the published
-        predictions); ``difference``: last minus first experiment, paired image by image (both
-        reruns score the same store in the same order).
+    """Check every rerun against its band and pair it with the published run where possible;
+    the `difference` of the last minus the first is paired (both read the same store).
 
     Raises:
         ResultFileError: a summary.json or predictions.csv is missing (the message names it).
     """
     names = list(inputs.summaries)
-    _check_rerun_names(claims.bands, names, inputs.predictions)
+    unknown = [name for name in claims.bands if name not in names]
+    if unknown:
+        raise ConfigError(
+            f"verification.reruns.{unknown[0]} names no experiment "
+            f"(experiments: {', '.join(names)})"
+        )
+    if set(inputs.predictions) != set(names):
+        raise VerificationError(
+            f"reruns with a summary ({', '.join(names)}) and with predictions "
+            f"({', '.join(inputs.predictions)}) differ"
+        )
     source = _rerun_source(inputs.data)
     runs, frames = {}, {}
     for name in names:
         summary = read_summary(inputs.summaries[name])
-        frames[name] = _in_validation_order(read_predictions(inputs.predictions[name]))
+        frame = read_predictions(inputs.predictions[name])
+        frames[name] = frame.sort_values("index", kind="stable").reset_index(drop=True)
         spec = claims.runs.get(name)
         runs[name] = check_rerun(name, summary, spec, claims.bands.get(name))
-        runs[name]["pairing"] = _pair_with_published(
-            name, spec, source, frames[name], published_result
-        )
-        runs[name]["source"] = source
+        pairing = _pair_with_published(name, spec, source, frames[name], published_result)
+        runs[name] |= {"pairing": pairing, "source": source}
     difference = None
     if len(names) >= 2:
         first, last = names[0], names[-1]
@@ -509,10 +403,7 @@ def _pair_with_published(
 
 
 def write_checksums(files: Iterable[str | Path], out: str | Path) -> Path:
-    """Write `out` in the `sha256sum -c` format over `files`, atomically.
-
-    Each line is `<sha256>  <path>`, the path as given (the workflow's rule hands paths relative
-    to its folder, so `sha256sum -c` runs there).
+    """Write `out` in the `sha256sum -c` format: `<sha256>  <path>`, the paths as given.
 
     Raises:
         VerificationError: a file is missing (a checksum of nothing would certify nothing).
@@ -540,195 +431,141 @@ def read_checksums(path: Path) -> list[tuple[str, str]]:
     return pairs
 
 
-def check_checksums(path: str | Path) -> list[str]:
-    """Recompute the SHA256SUMS at `path`; one line per file that changed or went missing.
+def check_checksums(path: str | Path) -> dict:
+    """Recompute the SHA256SUMS at `path`: its file count, the `problems` (one line per file that
+    changed or went missing) and the verdict.
 
     Raises:
         VerificationError: there is no such file (the message says how it is made).
     """
-    path = Path(path)
+    file, path = str(path), Path(path)
     if not path.is_file():
         raise VerificationError(f"{path} is missing; it is made by {CHECKSUMS_MADE_BY}")
-    problems = []
-    for expected, name in read_checksums(path):
-        file = Path(name)
-        if not file.is_file():
+    pairs, problems = read_checksums(path), []
+    for expected, name in pairs:
+        if not Path(name).is_file():
             problems.append(f"{name}: missing")
-            continue
-        actual = published.sha256(file)
-        if actual != expected:
+        elif (actual := published.sha256(Path(name))) != expected:
             problems.append(
                 f"{name}: changed (sha256 {actual[:12]}..., recorded {expected[:12]}...)"
             )
-    return problems
-
-
-def checksum_report(path: str | Path) -> dict:
-    """:func:`check_checksums` as a result dict (file count, problems, verdict)."""
-    problems = check_checksums(path)
-    count = len(read_checksums(Path(path)))
+    verdict = FAIL if problems else PASS
     return {
         "status": CHECKED,
-        "file": str(path),
-        "files": count,
+        "file": file,
+        "files": len(pairs),
         "problems": problems,
-        "verdict": FAIL if problems else PASS,
+        "verdict": verdict,
     }
 
 
 # --------------------------------------------------------------------------- rows
 
 
-def caveats(discrepancies: Sequence[Mapping], runs: Sequence[str]) -> str:
+def caveats(discrepancies: Sequence[Mapping], runs: Iterable[str]) -> str:
     """Topics of the README-vs-notebook discrepancies that affect any of `runs`."""
     topics = [d["topic"] for d in discrepancies if set(d["affects"]) & set(runs)]
     return "; ".join(topics) if topics else "none"
 
 
-def _published_cells(spec: Mapping, name: str, found: Mapping | None, reason: str) -> dict:
-    claim = f"{name}: the claim is the {METRIC_WORDS[spec['claim_metric']]} of its predictions"
-    if found is None:
-        return {
-            "Claim": claim,
-            "Published": pct(spec["claim"]),
-            "Recomputed": f"not checked ({reason})",
-            "Rerun": NA,
-            "Tolerance": NA,
-            "Verdict": NOT_CHECKED,
-        }
-    low, high = found["wilson95"]
-    exact = f"{found['correct']:,} / {found['n']:,} = {found['accuracy']:.2f}"
-    recomputed = (
-        f"{exact} exact"
-        if found["claim_metric"] == "exact"
-        else f"{found['accuracy_batch_mean']:.4f} batch mean (exact: {exact})"
-    )
-    return {
-        "Claim": claim,
+def _published_row(claims: Claims, name: str, found: Mapping | None, reason: str) -> dict:
+    spec = claims.runs[name]
+    words = METRIC_WORDS[spec["claim_metric"]]
+    row = _ROW | {
+        "Claim": f"{name}: the claim is the {words} of its predictions",
         "Published": pct(spec["claim"]),
-        "Recomputed": f"{recomputed}; {_interval_text(low, high)}",
-        "Rerun": NA,
+        "Affected by": caveats(claims.discrepancies, [name]),
+    }
+    if found is None:
+        return row | {"Recomputed": f"not checked ({reason})", "Verdict": NOT_CHECKED}
+    exact = f"{found['correct']:,} / {found['n']:,} = {found['accuracy']:.2f}"
+    if found["claim_metric"] == "exact":
+        recomputed = f"{exact} exact"
+    else:
+        recomputed = f"{found['accuracy_batch_mean']:.4f} batch mean (exact: {exact})"
+    return row | {
+        "Recomputed": f"{recomputed}; {_interval_text(*found['wilson95'])}",
         "Tolerance": f"+/- {found['tolerance_pp']:g} (rounding)",
         "Verdict": found["verdict"],
     }
 
 
-def _comparison_cells(specs: Mapping, comparison: Mapping | None, reason: str) -> dict | None:
-    runs = list(specs)
-    if len(runs) < 2:
-        return None
-    first, last = runs[0], runs[-1]
-    claimed = specs[last]["claim"] - specs[first]["claim"]
-    cells = {
+def _comparison_row(claims: Claims, comparison: Mapping | None, reason: str) -> dict:
+    first, *_, last = claims.runs
+    row = _ROW | {
         "Claim": f"{last} - {first}: the published gain holds",
-        "Published": signed(claimed),
+        "Published": signed(claims.runs[last]["claim"] - claims.runs[first]["claim"]),
+        "Affected by": caveats(claims.discrepancies, claims.runs),
     }
     if comparison is None:
-        return cells | {
-            "Recomputed": f"not checked ({reason})",
-            "Rerun": NA,
-            "Tolerance": NA,
-            "Verdict": NOT_CHECKED,
-        }
-    low, high = comparison["ci95"]
+        return row | {"Recomputed": f"not checked ({reason})", "Verdict": NOT_CHECKED}
     paired = "paired" if comparison["pairing"]["status"] == "paired" else "unpaired"
-    return cells | {
+    return row | {
         "Recomputed": f"{signed(comparison['recomputed'])} (exact {signed(comparison['exact'])};"
-        f" {_interval_text(low, high, signed=True)}, {paired})",
-        "Rerun": NA,
+        f" {_interval_text(*comparison['ci95'], signed=True)}, {paired})",
         "Tolerance": f"+/- {comparison['tolerance_pp']:g} and 95 % CI excludes 0",
         "Verdict": comparison["verdict"],
     }
 
 
-def _rerun_cells(spec: Mapping | None, name: str, rerun: Mapping, found: Mapping | None) -> dict:
-    low, high = rerun["wilson95"]
-    cells = {
+def _rerun_row(claims: Claims, name: str, rerun: Mapping, found: Mapping | None) -> dict:
+    spec, interval = claims.runs.get(name), _interval_text(*rerun["wilson95"])
+    row = _ROW | {
         "Claim": f"{name}: the rerun lies in its band",
         "Published": NA if spec is None else pct(spec["claim"]),
         "Recomputed": NA if found is None else pct(found["recomputed"]),
+        "Affected by": caveats(claims.discrepancies, [name]),
     }
     if rerun["verdict"] == NOT_CHECKED:
-        return cells | {
-            "Rerun": f"{rerun['accuracy']:.2f}; {_interval_text(low, high)}",
-            "Tolerance": NA,
-            "Verdict": NOT_CHECKED,
-        }
+        return row | {"Rerun": f"{rerun['accuracy']:.2f}; {interval}", "Verdict": NOT_CHECKED}
     words = "batch mean" if rerun["metric"] == "batch_mean" else "exact"
     target = "claim" if rerun["basis"] == "published claim" else "expected"
-    return cells | {
+    return row | {
         "Rerun": f"{rerun['value']:.2f} {words} ({rerun['correct']:,} / {rerun['n']:,}); "
-        f"{_interval_text(low, high)}",
+        f"{interval}",
         "Tolerance": f"{rerun['expected']:.2f} +/- {rerun['tolerance_pp']:g} ({target})",
         "Verdict": rerun["verdict"],
     }
 
 
-def _paired_cells(name: str, pairing: Mapping) -> dict:
-    cells = {
-        "Claim": f"{name}: rerun vs published, image by image",
-        "Published": NA,
-        "Recomputed": NA,
-        "Tolerance": NA,
-    }
+def _paired_row(name: str, pairing: Mapping) -> dict:
+    row = _ROW | {"Claim": f"{name}: rerun vs published, image by image"}
     if pairing["status"] != "paired":
-        return cells | {"Rerun": f"{pairing['status']}: {pairing['reason']}", "Verdict": INFO}
+        return row | {"Rerun": f"{pairing['status']}: {pairing['reason']}"}
     counts = pairing["counts"]
-    low, high = pairing["ci95"]
-    return cells | {
+    return row | {
         "Rerun": f"same prediction on {pairing['agreement']:.2f} %; rerun-only correct "
         f"{counts['first_only']:,}, published-only {counts['second_only']:,} (McNemar p = "
         f"{pairing['mcnemar_p']:.3g}); difference {signed(pairing['difference'])}, "
-        f"{_interval_text(low, high, signed=True)}",
-        "Verdict": INFO,
+        f"{_interval_text(*pairing['ci95'], signed=True)}"
     }
 
 
-def _difference_cells(difference: Mapping) -> dict:
+def _difference_row(claims: Claims, difference: Mapping) -> dict:
     first, last = difference["first"], difference["last"]
     if difference["status"] == "paired":
-        low, high = difference["ci95"]
         value = (
-            f"{signed(difference['difference'])}; {_interval_text(low, high, signed=True)}"
+            f"{signed(difference['difference'])}; "
+            f"{_interval_text(*difference['ci95'], signed=True)}"
             f" (paired; McNemar p = {difference['mcnemar_p']:.3g})"
         )
     else:
-        low, high = difference["unpaired_ci95"]
-        value = f"{_interval_text(low, high, signed=True)} (unpaired: {difference['reason']})"
-    return {
+        interval = _interval_text(*difference["unpaired_ci95"], signed=True)
+        value = f"{interval} (unpaired: {difference['reason']})"
+    return _ROW | {
         "Claim": f"{last} - {first}: the rerun's gain (one seed each; not judged)",
-        "Published": NA,
-        "Recomputed": NA,
         "Rerun": value,
-        "Tolerance": NA,
-        "Verdict": INFO,
+        "Affected by": caveats(claims.discrepancies, [first, last]),
     }
 
 
-def _rerun_rows(claims: Claims, rerun_result: Mapping, found: Mapping) -> list[dict]:
-    rows = []
-    for name, rerun in rerun_result["runs"].items():
-        cells = _rerun_cells(claims.runs.get(name), name, rerun, found.get(name))
-        rows.append(cells | {"Affected by": caveats(claims.discrepancies, [name])})
-        if rerun["pairing"]["status"] in ("paired", "not paired") and name in found:
-            rows.append(_paired_cells(name, rerun["pairing"]) | {"Affected by": NA})
-    if rerun_result.get("difference"):
-        names = [rerun_result["difference"]["first"], rerun_result["difference"]["last"]]
-        cells = _difference_cells(rerun_result["difference"])
-        rows.append(cells | {"Affected by": caveats(claims.discrepancies, names)})
-    return rows
-
-
-def _checksum_row(checksum_result: Mapping) -> dict:
-    problems = checksum_result["problems"]
-    return {
+def _checksum_row(result: Mapping) -> dict:
+    problems = result["problems"]
+    return _ROW | {
         "Claim": "SHA256SUMS: the paper's files are unchanged",
-        "Published": NA,
-        "Recomputed": f"{checksum_result['files'] - len(problems)} of "
-        f"{checksum_result['files']} files match",
-        "Rerun": NA,
+        "Recomputed": f"{result['files'] - len(problems)} of {result['files']} files match",
         "Tolerance": "exact",
-        "Verdict": checksum_result["verdict"],
+        "Verdict": result["verdict"],
         "Affected by": "; ".join(problems) if problems else "none",
     }
 
@@ -739,46 +576,22 @@ def verification_rows(
     rerun_result: Mapping | None = None,
     checksum_result: Mapping | None = None,
 ) -> list[dict]:
-    """One row per claim: published, recomputed and rerun value, tolerance, verdict, caveats.
-
-    Args:
-        claims: the claims, bands and discrepancies.
-        published_result: :func:`verify_published`'s result.
-        rerun_result: :func:`verify_rerun`'s result, or None (published only).
-        checksum_result: :func:`checksum_report`'s result, or None (not checked).
-
-    Returns:
-        Rows of strings with the keys Claim, Published, Recomputed, Rerun, Tolerance, Verdict,
-        Affected by (the config's discrepancies that bear on the row's runs).
-    """
+    """One row per claim (:data:`COLUMNS`): published, recomputed and rerun value, tolerance,
+    verdict, and the config's discrepancies that bear on the row's runs."""
     reason = published_result.get("reason", "")
     found = published_result.get("runs", {})
-    rows = []
-    for name, spec in claims.runs.items():
-        cells = _published_cells(spec, name, found.get(name), reason)
-        rows.append(cells | {"Affected by": caveats(claims.discrepancies, [name])})
-    comparison = _comparison_cells(claims.runs, published_result.get("comparison"), reason)
-    if comparison is not None:
-        rows.append(comparison | {"Affected by": caveats(claims.discrepancies, list(claims.runs))})
-    if rerun_result is not None:
-        rows += _rerun_rows(claims, rerun_result, found)
+    rows = [_published_row(claims, name, found.get(name), reason) for name in claims.runs]
+    if len(claims.runs) >= 2:
+        rows.append(_comparison_row(claims, published_result.get("comparison"), reason))
+    for name, rerun in (rerun_result["runs"] if rerun_result else {}).items():
+        rows.append(_rerun_row(claims, name, rerun, found.get(name)))
+        if rerun["pairing"]["status"] in ("paired", "not paired") and name in found:
+            rows.append(_paired_row(name, rerun["pairing"]))
+    if rerun_result and rerun_result.get("difference"):
+        rows.append(_difference_row(claims, rerun_result["difference"]))
     if checksum_result is not None:
         rows.append(_checksum_row(checksum_result))
     return rows
-
-
-COLUMNS = ("Claim", "Published", "Recomputed", "Rerun", "Tolerance", "Verdict", "Affected by")
-# Paragraph columns so the long cells wrap in the paper (0.77 of the line; the two narrow columns
-# and the padding take the rest, and the paper shrinks the table to the line if need be).
-TABLE_ALIGN = (
-    r"p{0.15\linewidth}rp{0.19\linewidth}p{0.17\linewidth}p{0.1\linewidth}l"
-    r"p{0.16\linewidth}"
-)
-
-
-def rows_frame(rows: Sequence[Mapping]) -> pd.DataFrame:
-    """The rows as a table of strings in :data:`COLUMNS` order."""
-    return pd.DataFrame([[row[c] for c in COLUMNS] for row in rows], columns=list(COLUMNS))
 
 
 # --------------------------------------------------------------------------- the verdict
@@ -804,101 +617,83 @@ def band_explanation(rerun_result: Mapping) -> str | None:
             both, sampling = half, f"{half:.2f} pp"
         parts.append(
             f"{name} band +/- {band:g} pp: binomial 95 % half-width at {100 * p:.1f} % on {n:,} "
-            "images "
-            f"{sampling}; {max(0.0, band - both):.2f} pp left for seed-to-seed spread"
+            f"images {sampling}; {max(0.0, band - both):.2f} pp left for seed-to-seed spread"
         )
     return "; ".join(parts) if parts else None
 
 
-def assemble(
-    claims: Claims,
-    published_result: Mapping,
-    rerun_result: Mapping | None,
-    checksum_result: Mapping | None,
-) -> dict:
-    """Everything `verify` found, with the rows and the overall verdict (verification.json)."""
-    rows = verification_rows(claims, published_result, rerun_result, checksum_result)
-    failed = [row["Claim"] for row in rows if row["Verdict"] == FAIL]
+def _notes(published_result: Mapping, rerun_result: Mapping | None) -> list[str]:
     bands = None if rerun_result is None else band_explanation(rerun_result)
     notes = [bands] if bands else []
-    for name, run in published_result.get("runs", {}).items():
-        notes.append(f"{name}: {run['explanation']}")
+    notes += [f"{name}: {run['explanation']}" for name, run in published_result["runs"].items()]
     comparison = published_result.get("comparison")
     if comparison:
-        pairing = comparison["pairing"]
-        if pairing["status"] != "paired":
-            notes.append(f"published runs not paired: {pairing['reason']}")
+        if comparison["pairing"]["status"] != "paired":
+            notes.append(f"published runs not paired: {comparison['pairing']['reason']}")
         classes = comparison["classes"]
         notes.append(
             f"per class, published {comparison['last']} vs {comparison['first']}: higher on "
             f"{classes['better']}, lower on {classes['worse']}, tied on {classes['tied']}"
         )
-    return {
-        "verdict": FAIL if failed else PASS,
-        "failed": failed,
-        "published": dict(published_result),
-        "reruns": None if rerun_result is None else dict(rerun_result),
-        "checksums": dict(checksum_result)
-        if checksum_result is not None
-        else {"status": NOT_CHECKED},
-        "discrepancies": list(claims.discrepancies),
-        "notes": notes,
-        "rows": rows,
-    }
-
-
-def render(result: Mapping) -> str:
-    """The one-screen report: the table, the notes, the problems and the verdict."""
-    lines = [markdown_table(rows_frame(result["rows"])).rstrip(), ""]
-    lines += [f"- {note}" for note in result["notes"]]
-    for problem in result["checksums"].get("problems", []):
-        lines.append(f"- checksum problem: {problem}")
-    if result["verdict"] == PASS:
-        lines.append("\nverification passed")
-    else:
-        lines.append(f"\nverification FAILED: {'; '.join(result['failed'])}")
-        if result["checksums"].get("problems"):
-            lines.append(
-                "  (a file changed since SHA256SUMS was written: rebuild it with the workflow, "
-                "or accept the change with `snakemake --forcerun write_checksums`)"
-            )
-    return "\n".join(lines)
+    return notes
 
 
 def check(claims: Claims, inputs: Inputs) -> dict:
-    """Run every check `inputs` allow and assemble the verdict, recording the inputs in it.
-
-    The published claims are checked when their CSVs are given, the reruns when their
-    summaries are, the checksums when a SHA256SUMS is.
+    """Run every check `inputs` allow (published claims with their CSVs, reruns with their
+    summaries, checksums with a SHA256SUMS); the verdict, with the inputs recorded in it.
 
     Raises:
-        VerificationError: nothing to check (no published CSVs and no rerun), or a missing
-            SHA256SUMS or data summary.
+        VerificationError: nothing to check, or a missing SHA256SUMS or data summary.
         ResultFileError: a rerun's result file is missing.
         published.PublishedError: a published file cannot be fetched or fails its sha256.
     """
     published_result = verify_published(claims, inputs.published)
     if not inputs.summaries and published_result["status"] != CHECKED:
-        raise VerificationError(needs_published_message(claims.runs))
+        raise VerificationError(_needs_published(claims.runs))
     rerun_result = verify_rerun(claims, inputs, published_result) if inputs.summaries else None
-    checksum_result = None if inputs.checksums is None else checksum_report(inputs.checksums)
-    result = assemble(claims, published_result, rerun_result, checksum_result)
-    return result | {"inputs": inputs.record()}
+    checksum_result = None if inputs.checksums is None else check_checksums(inputs.checksums)
+    rows = verification_rows(claims, published_result, rerun_result, checksum_result)
+    failed = [row["Claim"] for row in rows if row["Verdict"] == FAIL]
+    return {
+        "verdict": FAIL if failed else PASS,
+        "failed": failed,
+        "published": dict(published_result),
+        "reruns": None if rerun_result is None else dict(rerun_result),
+        "checksums": {"status": NOT_CHECKED} if checksum_result is None else checksum_result,
+        "discrepancies": list(claims.discrepancies),
+        "notes": _notes(published_result, rerun_result),
+        "rows": rows,
+        "inputs": inputs.record(),
+    }
+
+
+def render(result: Mapping) -> str:
+    """The one-screen report: the table, the notes, the problems and the verdict."""
+    problems = result["checksums"].get("problems", [])
+    lines = [
+        markdown(pd.DataFrame(result["rows"], columns=list(COLUMNS))),
+        *(f"- {note}" for note in result["notes"]),
+    ]
+    lines += [f"- checksum problem: {problem}" for problem in problems]
+    if result["verdict"] == PASS:
+        return "\n".join([*lines, "\nverification passed"])
+    lines.append(f"\nverification FAILED: {'; '.join(result['failed'])}")
+    if problems:
+        lines.append(
+            "  (a file changed since SHA256SUMS was written: rebuild it with the workflow, "
+            "or accept the change with `snakemake --forcerun write_checksums`)"
+        )
+    return "\n".join(lines)
 
 
 def record_verdict(
     claims: Claims, inputs: Inputs, *, verdict: Path, out: Path, console: TextIO | None = None
 ) -> dict:
-    """The workflow's check: keep the verdict, print the report, write `out` only on a pass.
+    """The workflow's check: the verdict to `verdict`, the report printed (and to `console`), and
+    `out` written only when every check passes.
 
-    Snakemake deletes a failed job's outputs but keeps its logs, so the verdict JSON goes to
-    `verdict` (a log) first: a failed check keeps it there as well as its printout.
-
-    Args:
-        claims, inputs: what :func:`check` compares and reads.
-        verdict: the JSON kept whatever the verdict.
-        out: the JSON written when every check passes.
-        console: where the report is printed as well (prints go to the rule's log).
+    Snakemake deletes a failed job's outputs but keeps its logs: `verdict` is a log, so a failed
+    check keeps its verdict there as well as its printout.
 
     Raises:
         VerificationFailedError: a claim does not hold or a file changed (the message names them).
@@ -919,20 +714,14 @@ def record_verdict(
 
 
 def check_record(record: Path, claims: Claims, *, out: Path | None = None) -> dict:
-    """`verify --check`: check again the files a verdict JSON of the workflow records.
+    """`verify --check`: check again the files a verdict of the workflow records.
 
-    The paths are the ones the workflow's rule named, relative to the folder it ran in (run
-    this there); the claims and bands come from the caller's configuration.
-
-    Args:
-        record: a verdict JSON the workflow wrote (`verification.json`, `logs/verify.json`, or
-            the published claims' alone).
-        claims: the configuration's claims, bands and discrepancies.
-        out: where to write this check's verdict JSON; None: nowhere. Never a file it checks.
+    The recorded paths are relative to the folder the workflow ran in (run this there); the
+    claims and bands come from the caller's configuration. `out` (None: nowhere) receives this
+    check's verdict, and is never a file the check reads.
 
     Raises:
-        VerificationError: the record is missing or records no inputs, or `out` is one of the
-            files the check reads.
+        VerificationError: the record is missing or records no inputs, or `out` is read.
     """
     record = Path(record)
     if not record.is_file():
@@ -944,7 +733,14 @@ def check_record(record: Path, claims: Claims, *, out: Path | None = None) -> di
     if not recorded:
         raise VerificationError(f"{record} records no inputs; `snakemake verify` rewrites it")
     inputs = Inputs.from_record(recorded)
-    if out is not None and _is_read(Path(out), record, inputs):
+    paths = inputs.record()
+    read = [record, paths["data"], paths["checksums"]]
+    read += [
+        path for kind in ("published", "summaries", "predictions") for path in paths[kind].values()
+    ]
+    if paths["checksums"] and Path(paths["checksums"]).is_file():
+        read += [name for _, name in read_checksums(Path(paths["checksums"]))]
+    if out is not None and any(Path(p).resolve() == Path(out).resolve() for p in read if p):
         raise VerificationError(f"--out {out} is a file the check reads; name another")
     result = check(claims, inputs)
     if out is not None:
@@ -952,27 +748,10 @@ def check_record(record: Path, claims: Claims, *, out: Path | None = None) -> di
     return result
 
 
-def _is_read(out: Path, record: Path, inputs: Inputs) -> bool:
-    """Whether `out` is the record, a file it names, or a file its SHA256SUMS lists."""
-    recorded = inputs.record()
-    read = [record, *recorded["published"].values(), *recorded["summaries"].values()]
-    read += [*recorded["predictions"].values(), recorded["data"], recorded["checksums"]]
-    checksums = recorded["checksums"]
-    if checksums and Path(checksums).is_file():
-        read += [name for _, name in read_checksums(Path(checksums))]
-    return any(Path(path).resolve() == out.resolve() for path in read if path)
-
-
 def make_verification_table(claims: Claims, inputs: Inputs, md: Path, tex: Path) -> list[Path]:
-    """The paper's verification table: published claims and reruns, no checksums.
-
-    Written whatever the verdicts (the table records them); the `verify` rule fails on them
-    later.
-
-    Returns:
-        The Markdown and the LaTeX path.
-    """
+    """The paper's table of the published claims and reruns, whatever their verdicts (the
+    `verify` rule fails on them later); no checksum row."""
     published_result = verify_published(claims, inputs.published)
     rerun_result = verify_rerun(claims, inputs, published_result)
     rows = verification_rows(claims, published_result, rerun_result)
-    return save_table(rows_frame(rows), md, tex, align=TABLE_ALIGN)
+    return save_table(pd.DataFrame(rows), md, tex, align=TABLE_ALIGN)
