@@ -1,11 +1,5 @@
-"""Command line: `python -m convnext_tinyimagenet {prepare-data,train,evaluate} ...`.
-
-Every command takes the same config options: `--config FILE` (repeatable; each file is merged
-onto config/config.yaml + config/study.yaml and the files before it, e.g. `--config
-config/smoke.yaml`) and `--set key.path=value` (repeatable, validated like the files). Errors a
-person can fix end the program with one line naming the file, key or value at fault, and exit
-status 2.
-"""
+"""Command line: `python -m convnext_tinyimagenet COMMAND`; every command takes `--config FILE`
+(merged onto the defaults) and `--set key.path=value`, and a user error is one line, exit 2."""
 
 from __future__ import annotations
 
@@ -87,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(evaluate, experiment=True)
     _add_verify(commands)
+    _add_bench(commands)
+    return parser
+
+
+def _add_bench(commands: argparse._SubParsersAction) -> None:
     bench = commands.add_parser(
         "bench",
         help="benchmark the published notebooks' pipeline against this project's",
@@ -105,7 +104,6 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--out", type=Path, help="JSON path (default: benchmarks/results/bench-<device>.json)"
     )
-    return parser
 
 
 def _add_verify(commands: argparse._SubParsersAction) -> None:

@@ -160,13 +160,10 @@ def experiment_config(cfg: Mapping, name: str) -> dict:
 
 
 def run_identity(cfg: Mapping, name: str) -> dict:
-    """Everything that determines the numbers of experiment `name`'s run (its checkpoint digest).
-
-    Not the data cache's place, the title, nor speed settings (changing them reuses the run):
-    `eval_batch_size` (batch means are taken at the training batch size), `feature_cache`
-    (tests/test_features.py), `performance` except TF32 matmuls (`float32_matmul_precision` other
-    than `highest`; cuDNN's TF32 convolutions stay at PyTorch's default, as in the notebooks).
-    """
+    """Everything that determines the numbers of experiment `name`'s run (its checkpoint digest):
+    not the cache's place, the title, `eval_batch_size` (batch means use the training batch),
+    `feature_cache` (tests/test_features.py), nor `performance` but TF32 matmuls (cuDNN's TF32
+    convolutions stay at PyTorch's default, as in the notebooks)."""
     experiment = experiment_config(cfg, name)
     experiment.pop("title", None)
     for key in ("eval_batch_size", "feature_cache"):

@@ -1,9 +1,5 @@
-"""What the experiment notebook calls: each function runs one step and returns what it shows.
-
-The notebook (notebooks/experiment.ipynb) is a parameters cell and one call per cell into this
-module; nothing is computed only in the notebook. Figures and tables are built from the run's
-result files, like the workflow's own figures.
-"""
+"""What the experiment notebook calls: each function runs one step and returns what it shows
+(nothing is computed only in the notebook; figures and tables come from the run's files)."""
 
 from __future__ import annotations
 
@@ -15,22 +11,16 @@ import pandas as pd
 
 from convnext_tinyimagenet.config import experiment_config, load_config, run_settings
 from convnext_tinyimagenet.data.store import Store, load_store
-from convnext_tinyimagenet.numbers import pct
+from convnext_tinyimagenet.numbers import pct, signed
 from convnext_tinyimagenet.report import figures, tables
-from convnext_tinyimagenet.run_folder import RunFolder, read_predictions
+from convnext_tinyimagenet.run_folder import RunFolder, read_metrics, read_predictions
 from convnext_tinyimagenet.train.runner import evaluate_experiment, train_experiment
 from convnext_tinyimagenet.verify.verification import check_rerun
 
 
 def setup(settings: dict | None, experiment: str, config_path: str) -> dict:
-    """This run's settings, and progress logs sent to stdout (the notebook's output).
-
-    Args:
-        settings: the run's settings as the workflow passes them (config.run_settings), or None
-            when the notebook is opened by hand: then they are read from `config_path`.
-        experiment: the experiment's name.
-        config_path: the config file read when `settings` is None.
-    """
+    """This run's settings (read from `config_path` when the notebook is opened by hand, with
+    `settings` None), with progress logs sent to the notebook's output."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)
     shell = _ipython()
     if shell is not None:  # figures returned by a cell are shown as embedded PNGs
@@ -82,14 +72,8 @@ ASPECTS = {
 
 
 def introduction(cfg: dict, experiment: str, reference: dict | None) -> str:
-    """A generated paragraph: what this run does, and how it differs from `reference`.
-
-    Args:
-        cfg: this run's settings (config.run_settings).
-        experiment: its name.
-        reference: `{"name": ..., "settings": <experiment section>}` of the run it is compared
-            with (the other published run), or None.
-    """
+    """A generated paragraph: what this run does, and how it differs from `reference`
+    (`{"name": ..., "settings": <its experiment section>}`, or None)."""
     exp = experiment_config(cfg, experiment)
     stop = exp["train"]["early_stopping"]
     cap = f"at most {stop['max_epochs']} epochs" if stop["max_epochs"] else "no epoch cap"
@@ -165,7 +149,7 @@ def train(cfg: dict, experiment: str, out_dir: str) -> pd.DataFrame:
 
 def learning_curves(cfg: dict, experiment: str, out_dir: str, published: dict | None):
     """This run's learning curves with the published run's values overlaid (when there is one)."""
-    metrics = {experiment: figures.read_metrics(RunFolder(out_dir).metrics)}
+    metrics = {experiment: read_metrics(RunFolder(out_dir).metrics)}
     return figures.learning_curves_figure(
         metrics,
         {experiment: published} if published is not None else None,
@@ -178,10 +162,10 @@ def evaluate(cfg: dict, experiment: str, out_dir: str) -> tuple[dict, pd.DataFra
     summary = evaluate_experiment(cfg, experiment, Path(out_dir), progress=False)
     low, high = summary["wilson95"]
     rows = [
-        ("accuracy (exact) %", f"{summary['accuracy']:.2f}"),
-        ("95 % Wilson interval", f"[{low:.2f}, {high:.2f}]"),
-        ("accuracy (mean of batch-32 accuracies) %", f"{summary['accuracy_batch_mean']:.2f}"),
-        ("top-5 %", f"{summary['top5']:.2f}"),
+        ("accuracy (exact) %", pct(summary["accuracy"])),
+        ("95 % Wilson interval", f"[{pct(low)}, {pct(high)}]"),
+        ("accuracy (mean of batch-32 accuracies) %", pct(summary["accuracy_batch_mean"])),
+        ("top-5 %", pct(summary["top5"])),
         ("correct / n", f"{summary['correct']} / {summary['n']}"),
         ("best epoch / epochs", f"{summary.get('best_epoch')} / {summary.get('epochs')}"),
     ]
@@ -213,31 +197,28 @@ def class_grid(options: dict, out_dir: str, store: Store):
 def against_claim(
     experiment: str, summary: dict, published: dict | None, band: dict | None
 ) -> tuple[str, pd.DataFrame]:
-    """The rerun against the published claim: a sentence with the verdict, and its numbers.
-
-    The rerun's figure is computed as the claim was (exact or batch mean); when the config sets
-    an explicit `expected` (the demo's synthetic data), it is checked against that instead, and
-    the published claim is shown for reference.
-    """
+    """The rerun against the published claim, computed as the claim was (exact or batch mean),
+    or against the band's explicit `expected` (the demo's synthetic data): a sentence with the
+    verdict, and its numbers."""
     check = check_rerun(experiment, summary, published, band)
     low, high = summary["wilson95"]
     rows = {
-        "rerun, exact accuracy %": f"{summary['accuracy']:.2f}",
-        "95 % Wilson interval %": f"[{low:.2f}, {high:.2f}]",
-        "rerun, mean of batch accuracies %": f"{summary['accuracy_batch_mean']:.2f}",
+        "rerun, exact accuracy %": pct(summary["accuracy"]),
+        "95 % Wilson interval %": f"[{pct(low)}, {pct(high)}]",
+        "rerun, mean of batch accuracies %": pct(summary["accuracy_batch_mean"]),
         "published claim %": pct(None if published is None else published["claim"]),
     }
     if "expected" not in check:
         return f"Not checked: {check['reason']}.", pd.DataFrame({"value": rows})
     rows |= {
-        "checked against": f"{check['expected']:.2f} ({check['basis']}, {check['metric']})",
-        "tolerance pp": f"{check['tolerance_pp']:.2f}",
-        "difference pp": f"{check['difference']:+.2f}",
+        "checked against": f"{pct(check['expected'])} ({check['basis']}, {check['metric']})",
+        "tolerance pp": pct(check["tolerance_pp"]),
+        "difference pp": signed(check["difference"]),
         "verdict": check["verdict"],
     }
     agrees = "agrees with" if check["verdict"] == "pass" else "does NOT agree with"
     sentence = (
-        f"The rerun's {check['metric']} accuracy, {check['value']:.2f} %, {agrees} "
-        f"{check['expected']:.2f} % ({check['basis']}) within {check['tolerance_pp']:.2f} pp."
+        f"The rerun's {check['metric']} accuracy, {pct(check['value'])} %, {agrees} "
+        f"{pct(check['expected'])} % ({check['basis']}) within {pct(check['tolerance_pp'])} pp."
     )
     return sentence, pd.DataFrame({"value": rows})

@@ -1,21 +1,6 @@
-"""The layout of one run's folder: the one place its file names are written.
-
-`<output_dir>/<experiment>/` after training and evaluation:
-  config.yaml        the settings the run read (its experiment, data, seed, speed settings)
-  provenance.json    seed, versions, device, git commit, data fingerprint, start/end per command
-  metrics.jsonl      one JSON line per epoch
-  model.safetensors  the best epoch's weights (restored at the end, as both notebooks did)
-  checkpoints/<run digest>/  the last complete epoch, for resuming (checkpoint.py); one folder per
-                     run identity, so a changed config starts afresh and earlier checkpoints stay
-  predictions.csv    one row per validation image
-  summary.json       accuracy (exact and batch-mean), top-5, Wilson 95 % interval, per class
-
-The workflow's `run_experiment` rule declares its outputs from :data:`FILES` and
-:func:`run_dir`; the by-hand commands (`train`, `evaluate`) use the same two names. The readers
-and writers here are the only code that opens these files; a missing or empty one is a
-:class:`ResultFileError` that says what makes it. This module imports no torch: the Snakefile
-reads it when it loads, and the figures and tables read results through it.
-"""
+"""One run's folder, `<output_dir>/<experiment>/` (results/README.md lists its files): the one
+place their names are written (the run_experiment rule declares its outputs from :data:`FILES`),
+and the only code that reads and writes them. No torch: the Snakefile imports it."""
 
 from __future__ import annotations
 
@@ -108,8 +93,7 @@ class ResultFileError(ArtifactError, FileNotFoundError):
 def result_error(
     path: Path, problem: str = "is missing", made_by: str | None = None
 ) -> ResultFileError:
-    """A ResultFileError for `path` whose message says how the file is made (by default looked
-    up by its file name in :data:`MADE_BY`)."""
+    """A ResultFileError for `path` that says what makes it (by default from :data:`MADE_BY`)."""
     made_by = made_by or MADE_BY.get(Path(path).name, "the workflow")
     return ResultFileError(f"{path} {problem}; it is made by {made_by}")
 

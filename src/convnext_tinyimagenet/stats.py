@@ -1,13 +1,5 @@
-"""Statistics of accuracies, in plain numpy: batch means, intervals and tests.
-
-One run, two independent runs, two paired runs.
-
-All accuracies and interval bounds are in percentage points (pp). The one-proportion interval is
-Wilson's score interval (:func:`wilson_interval`); differences combine two Wilson
-intervals by Newcombe's square-and-add ("hybrid score") method, for independent samples
-(Newcombe 1998a, method 10) or for paired ones (Newcombe 1998b, method 10), whose only change
-is a correction for the correlation between the two runs' outcomes on the same images.
-"""
+"""Statistics of accuracies in plain numpy, in percentage points: batch means, Wilson and
+Newcombe intervals (one run, two independent or paired runs) and McNemar's test."""
 
 from __future__ import annotations
 
@@ -42,11 +34,8 @@ def batch_means(values: np.ndarray, batch_size: int) -> float:
 
 
 def accuracy_interval(correct: int, n: int) -> dict:
-    """Accuracy (%) of `correct` out of `n` with its Wilson 95 % interval (the summary.json shape).
-
-    Returns:
-        ``{"n", "correct", "accuracy", "wilson95": [low, high]}``.
-    """
+    """Accuracy (%) of `correct` out of `n` with its Wilson 95 % interval, shaped as in
+    summary.json: `n`, `correct`, `accuracy`, `wilson95`."""
     low, high = wilson_interval(correct, n)
     return {
         "n": n,
@@ -57,15 +46,8 @@ def accuracy_interval(correct: int, n: int) -> dict:
 
 
 def newcombe_difference(a: Mapping, b: Mapping) -> tuple[float, float]:
-    """95 % interval of accuracy(a) − accuracy(b), in points, from the two Wilson intervals.
-
-    Newcombe's hybrid score method for independent proportions. Where both runs score the same
-    images, the pairing (which it ignores) only narrows the true interval: it is conservative.
-
-    Args:
-        a, b: mappings with `accuracy` and `wilson95` in % (a summary.json, or
-            :func:`accuracy_interval`).
-    """
+    """95 % interval of accuracy(a) − accuracy(b) from their `accuracy` and `wilson95` (%):
+    Newcombe's hybrid score method for independent runs (conservative for paired ones)."""
     pa, pb = a["accuracy"], b["accuracy"]
     (la, ua), (lb, ub) = a["wilson95"], b["wilson95"]
     diff = pa - pb
@@ -76,12 +58,8 @@ def newcombe_difference(a: Mapping, b: Mapping) -> tuple[float, float]:
 
 
 def paired_counts(first: np.ndarray, second: np.ndarray) -> dict[str, int]:
-    """The paired 2x2 table of two runs' per-image correctness (same images, same order).
-
-    Returns:
-        ``both`` (both correct), ``first_only``, ``second_only`` (the discordant pairs) and
-        ``neither``, and ``n``.
-    """
+    """The paired 2x2 table of two runs' per-image correctness (same images, same order): `n`,
+    `both` correct, `first_only`, `second_only` (the discordant pairs) and `neither`."""
     first = np.asarray(first, dtype=bool)
     second = np.asarray(second, dtype=bool)
     if first.shape != second.shape:
@@ -96,15 +74,10 @@ def paired_counts(first: np.ndarray, second: np.ndarray) -> dict[str, int]:
 
 
 def newcombe_paired_difference(counts: Mapping[str, int]) -> tuple[float, float]:
-    """95 % interval of accuracy(first) − accuracy(second), in points, for paired outcomes.
+    """95 % interval of accuracy(first) − accuracy(second) from a :func:`paired_counts` table.
 
-    Newcombe (1998b), method 10: the independent square-and-add interval with the cross term
-    ``-2 phi (p1 - l1)(u2 - p2)``, where phi is the correlation of the two runs' outcomes
-    (the phi coefficient of the 2x2 table; 0 when a margin is empty). With phi = 0 it is
-    :func:`newcombe_difference`.
-
-    Args:
-        counts: a :func:`paired_counts` table.
+    Newcombe (1998b), method 10: square-and-add with the cross term -2 phi (p1 - l1)(u2 - p2),
+    phi the phi coefficient of the 2x2 table (0 when a margin is empty).
     """
     n = counts["n"]
     a, b, c, d = (counts[k] for k in ("both", "first_only", "second_only", "neither"))

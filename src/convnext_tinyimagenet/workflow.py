@@ -1,12 +1,5 @@
-"""What a Snakemake rule's script needs: its log, and errors a person can read.
-
-Each rule in `rules/*.smk` runs a short script in `rules/scripts/` that hands the package the
-rule's own `snakemake.input`, `snakemake.output` and `snakemake.params` (the DAG is the one
-manifest of paths and values). The script's body runs inside :func:`rule_log`:
-
-    with rule_log(snakemake):
-        figures.plot_learning_curves(...)
-"""
+"""What a rule's script in rules/scripts/ needs around its one call into the package (which
+it hands the rule's own input, output and params): its log, and errors a person can read."""
 
 from __future__ import annotations
 

@@ -1,19 +1,12 @@
 """RandAugment and RandomErasing drawn per image but computed per batch, on any device.
 
-The improved notebook ran torchvision's ``RandAugment(2, 9)`` and ``RandomErasing(p=0.15)`` on
-one PIL image at a time in two DataLoader workers, which capped it at about 650 images/s. Here
-every image still draws its own operations and magnitudes from the same distributions
-(torchvision's op list, order and magnitude table), but the images of a batch are sorted by the
-operation they drew and each operation runs once on its contiguous slice: the geometric ops as
-one gather through source maps that torchvision's own kernels made, the blends, posterize,
-solarize, autocontrast and equalize as torchvision's arithmetic without its per-image loops and
-device waits (each function says how). ``tests/test_augment.py`` checks every operation, for
-both signs, pixel for pixel against torchvision applied to each image alone.
-
-The random choices (:func:`draw_randaugment`, :func:`draw_erasing`) are drawn on the CPU, a few
-numbers per image, so a GPU never waits on the host; transforms.Pipeline draws them for a whole
-epoch at its start. What cannot be reproduced is the notebook's stream of random numbers
-(unseeded, split over two workers).
+The improved notebook ran torchvision's ``RandAugment(2, 9)`` and ``RandomErasing(p=0.15)`` per
+PIL image in two DataLoader workers: about 650 images/s. Here each image still draws its own ops
+and magnitudes from torchvision's distributions, but a batch is sorted by the op drawn and each
+op runs once on its slice, as torchvision's arithmetic without per-image loops or device waits;
+``tests/test_augment.py`` checks every op and sign pixel for pixel against torchvision. The draws
+are made on the CPU (transforms.Pipeline: a whole epoch at its start), so a GPU never waits on
+the host; the notebook's unseeded two-worker random stream cannot be reproduced.
 """
 
 from __future__ import annotations
@@ -62,13 +55,11 @@ def geometric_op(image: torch.Tensor, op: str, value: float) -> torch.Tensor:
 
 @functools.cache
 def source_maps(table_items: tuple, height: int, width: int, device: str) -> torch.Tensor:
-    """Where each output pixel of each geometric variant comes from: (2 * len(OPS), H * W).
+    """Flat source index of each output pixel per geometric variant, (2 * len(OPS), H * W).
 
-    Geometric ops sample the nearest pixel, so the source depends only on the op, its sign and
-    the image size. Row ``2 * op + negated`` holds, per output pixel, the flat index of its
-    source pixel, or ``H * W`` (a zero pixel appended by :func:`gather_pixels`) where torchvision
-    fills with 0. Made by torchvision itself: its tensor kernel on a float image whose pixels are
-    their own index + 1 (nearest sampling copies values, and leaves 0 outside the image).
+    Row ``2 * op + negated``; ``H * W`` (the zero pixel :func:`_geometric` appends) where
+    torchvision fills with 0. Nearest sampling copies values, so the map is torchvision's own
+    kernel applied to an image whose pixels are their index + 1 (0 outside the image).
     """
     size = height * width
     numbers = torch.arange(1, size + 1, dtype=torch.float32, device=device).view(1, height, width)
@@ -81,21 +72,11 @@ def source_maps(table_items: tuple, height: int, width: int, device: str) -> tor
     return maps
 
 
-def gather_pixels(images: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
-    """out[i, c, p] = images[i, c, maps[i, p]], with index H*W meaning 0."""
-    n, c, h, w = images.shape
-    flat = torch.cat([images.reshape(n, c, h * w), images.new_zeros(n, c, 1)], dim=2)
-    return flat.gather(2, maps[:, None, :].expand(n, c, h * w)).view(n, c, h, w)
-
-
 def blurred(images: torch.Tensor) -> torch.Tensor:
-    """torchvision's sharpness degenerate: 3x3 kernel (1s, centre 5) / 13, rounded, edges kept.
-
-    Returned as float32 holding those integers (blend reads it as float32 anyway). The kernel
-    sum S is an integer at most 13 * 255, exact in float32, and S / 13 is never closer than 1/26
-    to a half, far beyond float32's error in S * (1/13): rounding it equals torchvision's
-    rounding of its float convolution. The sums accumulate in place (fewer passes over memory).
-    """
+    """torchvision's sharpness degenerate: 3x3 kernel (1s, centre 5) / 13, rounded, edges kept,
+    as float32 integers. The kernel sum S <= 13 * 255 is exact in float32 and S / 13 is never
+    closer than 1/26 to a half, far beyond float32's error in S * (1/13), so rounding equals
+    torchvision's rounding of its float convolution."""
     x = images.to(torch.float32)
     rows = x[..., :-2, :] + x[..., 1:-1, :]
     rows += x[..., 2:, :]
@@ -112,10 +93,8 @@ def blend(
 ) -> torch.Tensor:
     """torchvision's ``_blend``: ``ratio * images + (1 - ratio) * degenerate``, clamped, truncated.
 
-    ``ratio`` holds one value per image (float64, so ``1 - ratio`` is computed as torchvision's
-    Python float arithmetic does before both become float32); None = a zero degenerate
-    (brightness; adding ``(1 - ratio) * 0`` changes no float).
-    """
+    ``ratio``: one float64 per image (``1 - ratio`` as torchvision's Python floats, then float32);
+    a None degenerate is zero (brightness: adding ``(1 - ratio) * 0`` changes no float)."""
 
     def on_device(values: torch.Tensor) -> torch.Tensor:  # an asynchronous copy: no GPU wait
         return values.to(torch.float32).view(-1, 1, 1, 1).to(images.device, non_blocking=True)
@@ -141,12 +120,9 @@ def degenerate(images: torch.Tensor, op: str) -> torch.Tensor | None:
 def cumulative_histograms(rows: torch.Tensor, by_sorting: bool | None = None) -> torch.Tensor:
     """(R, 256) counts of values <= each level, for uint8 rows (R, P).
 
-    On the CPU one ``bincount`` over all rows; on a GPU a sort and a ``searchsorted`` instead,
-    because CUDA's ``bincount`` reads its input's maximum back to the host (the device would
-    wait) and its histograms are not deterministic. Both give the same integers.
-    """
-    if by_sorting is None:
-        by_sorting = rows.is_cuda
+    One ``bincount`` on the CPU; on a GPU a sort and ``searchsorted``, since CUDA's ``bincount``
+    reads its input's maximum back to the host and is not deterministic. Same integers."""
+    by_sorting = rows.is_cuda if by_sorting is None else by_sorting
     n, device = rows.shape[0], rows.device
     if by_sorting:
         levels = torch.arange(256, device=device, dtype=torch.uint8).expand(n, 256).contiguous()
@@ -157,12 +133,9 @@ def cumulative_histograms(rows: torch.Tensor, by_sorting: bool | None = None) ->
 
 
 def equalize(images: torch.Tensor) -> torch.Tensor:
-    """torchvision's tensor ``equalize`` of uint8 images (N,C,H,W), all images at once.
-
-    Per image and channel: histogram, ``step = (pixels - count of the highest level present)
-    // 255``, lookup table ``(cumsum + step // 2) // step`` shifted up one level and clamped to
-    255; a channel with ``step == 0`` stays as it is.
-    """
+    """torchvision's tensor ``equalize`` of uint8 images (N,C,H,W), all images at once: per
+    channel ``step = (pixels - count of the highest level present) // 255`` and lookup table
+    ``(cumsum + step // 2) // step`` shifted up one level, clamped to 255 (step 0: unchanged)."""
     n, c, h, w = images.shape
     flat = images.reshape(n * c, h * w)
     cumulative = cumulative_histograms(flat)
@@ -176,11 +149,8 @@ def equalize(images: torch.Tensor) -> torch.Tensor:
 
 
 def autocontrast(images: torch.Tensor) -> torch.Tensor:
-    """torchvision's tensor ``autocontrast``: each channel stretched from [min, max] to [0, 255].
-
-    The same arithmetic; a constant channel (max == min) keeps its values. torchvision marks those
-    with a boolean index, which on a GPU waits for the device; ``where`` does not.
-    """
+    """torchvision's tensor ``autocontrast``: each channel stretched from [min, max] to [0, 255],
+    a constant one kept (by ``where``: torchvision's boolean index makes a GPU wait)."""
     low = images.amin(dim=(-2, -1), keepdim=True).to(torch.float32)
     high = images.amax(dim=(-2, -1), keepdim=True).to(torch.float32)
     constant = high == low
@@ -194,29 +164,20 @@ def autocontrast(images: torch.Tensor) -> torch.Tensor:
 def draw_randaugment(
     n: int, num_ops: int, generator: torch.Generator | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The random choices of RandAugment for n images: op indices and signs, each (n, num_ops).
-
-    torchvision draws, per op, ``randint(len(ops))`` and for signed ops ``randint(2)`` (1 =
-    negate the magnitude): the same uniform choices, here for all images at once.
-    """
+    """RandAugment's op indices and signs (True: negate) for n images, each (n, num_ops): the
+    uniform ``randint(len(ops))`` and ``randint(2)`` torchvision draws per op, all at once."""
     ops = torch.randint(len(OPS), (n, num_ops), generator=generator)
     negated = torch.randint(2, (n, num_ops), generator=generator).bool()
     return ops, negated
 
 
-def randaugment(
-    images: torch.Tensor,
-    ops: torch.Tensor,
-    negated: torch.Tensor,
-    magnitude: int,
-    num_bins: int = 31,
-) -> torch.Tensor:
+def randaugment(images: torch.Tensor, ops: torch.Tensor, negated: torch.Tensor, magnitude: int,
+                num_bins: int = 31) -> torch.Tensor:  # fmt: skip
     """torchvision ``RandAugment(num_ops, magnitude, num_bins)`` on uint8 (N, 3, H, W) images on
     any device, each with its own ops and signs from :func:`draw_randaugment` (on the CPU)."""
     n, _, h, w = images.shape
     table = op_table(ops.shape[1], magnitude, num_bins, h, w)
-    # Images stay sorted by the op they drew, so that each op works on a contiguous slice;
-    # `rows` remembers where each image came from.
+    # Images stay sorted by the op drawn (each op: one contiguous slice); `rows`: their origin.
     rows = torch.arange(n)
     for k in range(ops.shape[1]):
         order, images = apply_ops(images, ops[rows, k], negated[rows, k], table)
@@ -229,9 +190,8 @@ def randaugment(
 def apply_ops(
     images: torch.Tensor, ops: torch.Tensor, negated: torch.Tensor, table: dict
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Apply ``OPS[ops[i]]`` to image i, its magnitude negated where ``negated[i]`` and the op is
-    signed, all images at once: ``(order, out)``, ``out[k]`` being image ``order[k]`` transformed
-    (sorted by op and sign)."""
+    """``OPS[ops[i]]`` on image i, negated where ``negated[i]`` and the op is signed: ``(order,
+    out)``, ``out[k]`` being image ``order[k]`` transformed (sorted by op and sign)."""
     signed = torch.tensor([table[op][1] for op in OPS])
     variant = 2 * ops + (negated & signed[ops]).long()  # 2 * op + negated; unsigned: never
     order = torch.argsort(variant, stable=True)
@@ -257,10 +217,13 @@ def apply_ops(
 
 
 def _geometric(images: torch.Tensor, variant: torch.Tensor, table: dict) -> torch.Tensor:
-    """Geometric variants (``2 * op + negated``, on the CPU) of images, by one gather."""
-    _, _, h, w = images.shape
+    """Geometric variants (``2 * op + negated``, on the CPU) of images, by one gather:
+    ``out[i, c, p] = images[i, c, index[i, p]]``, index H*W meaning 0."""
+    n, c, h, w = images.shape
     maps = source_maps(tuple(table.items()), h, w, str(images.device))
-    return gather_pixels(images, maps[variant.to(images.device, non_blocking=True)])
+    index = maps[variant.to(images.device, non_blocking=True)]
+    flat = torch.cat([images.reshape(n, c, h * w), images.new_zeros(n, c, 1)], dim=2)
+    return flat.gather(2, index[:, None, :].expand(n, c, h * w)).view(n, c, h, w)
 
 
 def _value_op(images: torch.Tensor, op: str, variant: torch.Tensor, value: float) -> torch.Tensor:
@@ -294,39 +257,21 @@ ERASING_ATTEMPTS = 10  # torchvision's RandomErasing.get_params tries at most 10
 
 
 def draw_erasing(n: int, generator: torch.Generator | None) -> torch.Tensor:
-    """The uniform numbers RandomErasing uses for n images: (n, 3 + 2 * attempts) float64.
-
-    Columns: erase or not, top, left, then the area and the aspect draw of each attempt.
-    """
+    """RandomErasing's uniforms for n images, float64 (n, 3 + 2 * attempts): erase or not, top,
+    left, then every attempt's area draw, then every attempt's aspect draw."""
     return torch.rand(n, 3 + 2 * ERASING_ATTEMPTS, generator=generator, dtype=torch.float64)
 
 
-def random_erasing(
-    images: torch.Tensor,
-    uniforms: torch.Tensor,
-    p: float,
-    scale: tuple[float, float] = (0.02, 0.33),
-    ratio: tuple[float, float] = (0.3, 3.3),
-) -> torch.Tensor:
+def random_erasing(images: torch.Tensor, uniforms: torch.Tensor, p: float,
+                   scale: tuple[float, float] = (0.02, 0.33),
+                   ratio: tuple[float, float] = (0.3, 3.3)) -> torch.Tensor:  # fmt: skip
     """torchvision ``RandomErasing(p, scale, ratio, value=0)`` in place on normalised float
-    images (N, C, H, W) on any device, with each image's uniforms from :func:`draw_erasing`.
+    images (N, C, H, W) on any device, each with its uniforms from :func:`draw_erasing`.
 
-    Each image is erased with probability p (the notebook: 0.15); its rectangle follows
-    torchvision's ``get_params``: up to ten tries of area ~ U(scale)·H·W and log aspect ~
-    U(log ratio), the first that fits wins (none fits: the image stays), then a uniform top-left
-    corner.
+    As torchvision's ``get_params``: up to ten tries of area ~ U(scale)·H·W and log aspect ~
+    U(log ratio), the first that fits wins (none: the image stays), then a uniform corner.
     """
     _, _, h, w = images.shape
-    for i, (y, dy, x, dx) in _erasing_boxes(uniforms, h, w, p, scale, ratio):
-        images[i, :, y : y + dy, x : x + dx] = 0.0
-    return images
-
-
-def _erasing_boxes(
-    uniforms: torch.Tensor, h: int, w: int, p: float, scale: tuple, ratio: tuple
-) -> list[tuple[int, list[int]]]:
-    """``(image, [top, height, left, width])`` of each erased image, computed on the host (about
-    p * N small rectangles: no GPU sync)."""
     attempts = (uniforms.shape[1] - 3) // 2
     area = h * w * (scale[0] + (scale[1] - scale[0]) * uniforms[:, 3 : 3 + attempts])
     low, high = math.log(ratio[0]), math.log(ratio[1])
@@ -339,5 +284,8 @@ def _erasing_boxes(
     top = (uniforms[:, 1] * (h - tall + 1)).long()
     left = (uniforms[:, 2] * (w - wide + 1)).long()
     erased = ((uniforms[:, 0] < p) & fits.any(1)).nonzero().squeeze(1).tolist()
-    boxes = torch.stack([top, tall, left, wide], 1).tolist()
-    return [(i, boxes[i]) for i in erased]
+    boxes = torch.stack([top, tall, left, wide], 1).tolist()  # on the host: no GPU sync
+    for i in erased:
+        y, dy, x, dx = boxes[i]
+        images[i, :, y : y + dy, x : x + dx] = 0.0
+    return images

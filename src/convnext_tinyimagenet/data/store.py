@@ -1,16 +1,10 @@
 """TinyImageNet as one decoded, cached store, from any of three sources.
 
-`load_store` reads the `data:` section of the config and returns a `Store`: uint8 RGB images,
-int64 labels and content-derived image ids for the train and validation splits, plus the class
-names and a fingerprint of the data version. The sources: ``hf``, a Hugging Face dataset from the
-hub or a local directory (the baseline notebook read ``zh-plus/tiny-imagenet``); ``folder``, the
-original ``tiny-imagenet-200.zip`` layout read in place (the improved notebook); ``synthetic``,
-generated, learnable stand-in data for offline demos and tests.
-
-Decoding happens once per data version: the arrays are written under
-``cache_dir/<source>-<fingerprint[:16]>/`` and every later load memory-maps them. A cache
-directory appears only complete (it is built in a temporary sibling and renamed into place), and
-a failing load never touches another version's cache.
+Sources: ``hf`` (a Hugging Face dataset, hub or local; the baseline notebook read
+``zh-plus/tiny-imagenet``), ``folder`` (the ``tiny-imagenet-200.zip`` layout in place; the improved
+notebook) and ``synthetic`` (learnable stand-in data for offline demos and tests). Each data
+version is decoded once into ``cache_dir/<source>-<fingerprint[:16]>/``, built in a temporary
+sibling and renamed into place (so it appears only complete), and memory-mapped by later loads.
 """
 
 from __future__ import annotations
@@ -79,8 +73,7 @@ class Store:
     train: Split
     val: Split
     classes: tuple[str, ...]  # wnids for TinyImageNet; label i is classes[i]
-    # identifies the source, its version (or the synthetic parameters) and the cache format
-    fingerprint: str
+    fingerprint: str  # of the source, its version (or synthetic parameters) and cache format
     info: dict  # JSON-able provenance: source, id/revision or root or parameters, counts, cache
 
 
@@ -90,28 +83,21 @@ class _Plan:
 
     fingerprint: str
     info: dict
-    # Writes the {train,val}_{images,labels,image_ids}.npy files into the given directory and
-    # returns the class names.
+    # (out_dir, progress): writes {train,val}_{images,labels,image_ids}.npy, returns the classes
     build: Callable[[Path, bool], tuple[str, ...]]
 
 
 def image_id(pixels: np.ndarray) -> str:
-    """Content id of uint8 (H, W, 3) pixels: the first 16 hex digits of their SHA-256.
-
-    The same picture gets the same id whichever source decoded it, so predictions made on one
-    source's store can be joined with another's.
-    """
+    """The first 16 hex digits of the SHA-256 of uint8 (H, W, 3) pixels: the same picture gets
+    the same id from every source, so predictions on one source's store join with another's."""
     if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
         raise ValueError(f"expected uint8 (H, W, 3) pixels, got {pixels.dtype} {pixels.shape}")
     return hashlib.sha256(np.ascontiguousarray(pixels).data).hexdigest()[:16]
 
 
 def load_store(data_cfg: dict, *, progress: bool = True) -> Store:
-    """Load the `data:` section's dataset, decoding it only if this version is not cached yet.
-
-    Raises DataError for an unknown source, a missing config key or unusable data, naming the
-    key, split, class or file at fault.
-    """
+    """Load the `data:` section's dataset, decoding it only if this version is not cached yet;
+    a DataError names the config key, split, class or file at fault."""
     source = _require(data_cfg, "source", "data")
     image_size = int(_require(data_cfg, "image_size", "data"))
     cache_root = Path(_require(data_cfg, "cache_dir", "data")).expanduser()
@@ -126,8 +112,6 @@ def load_store(data_cfg: dict, *, progress: bool = True) -> Store:
 
 
 # Config helpers and validation shared by all sources -----------------------------------------
-
-
 def _require(mapping: Any, key: str, where: str) -> Any:
     if not isinstance(mapping, Mapping) or key not in mapping or mapping[key] is None:
         raise DataError(f"config key {where}.{key} is missing")
@@ -161,8 +145,6 @@ def _save_labels(out_dir: Path, split: str, labels: np.ndarray, classes: tuple, 
 
 
 # Decoding --------------------------------------------------------------------------------------
-
-
 def _decode_image(source: bytes | Path, image_size: int, what: str) -> np.ndarray:
     """Decode one encoded image (bytes or a file) to uint8 RGB, checking its size."""
     try:
@@ -178,20 +160,11 @@ def _decode_image(source: bytes | Path, image_size: int, what: str) -> np.ndarra
     return pixels
 
 
-def _decode_split(
-    sources: Iterable[bytes | Path | None],
-    describe: Callable[[int], str],
-    count: int,
-    out_dir: Path,
-    split: str,
-    image_size: int,
-    progress: bool,
-) -> None:
-    """Decode `count` images into a preallocated memmap in `out_dir`, with their ids.
-
-    The pixels go straight into the cache file: 110,000 images of 64x64x3 bytes are 1.35 GB,
-    which a list of PIL images would hold in memory, and then again as one array.
-    """
+def _decode_split(sources: Iterable[bytes | Path | None], describe: Callable[[int], str],
+                  count: int, out_dir: Path, split: str, image_size: int,
+                  progress: bool) -> None:  # fmt: skip
+    """Decode `count` images, with their ids, straight into the cache file: 110,000 images of
+    64x64x3 bytes are 1.35 GB, which a list of PIL images would hold, then again as one array."""
     shape = (count, image_size, image_size, 3)
     images = open_memmap(out_dir / f"{split}_images.npy", mode="w+", dtype=np.uint8, shape=shape)
     ids = np.empty(count, dtype=_ID_DTYPE)
@@ -200,8 +173,7 @@ def _decode_split(
         for source in sources:
             if source is None:
                 raise DataError(f"{describe(done)} holds no image data")
-            pixels = _decode_image(source, image_size, describe(done))
-            images[done] = pixels
+            images[done] = pixels = _decode_image(source, image_size, describe(done))
             ids[done] = image_id(pixels)
             done += 1
             bar.update()
@@ -213,8 +185,6 @@ def _decode_split(
 
 
 # Source: Hugging Face datasets -----------------------------------------------------------------
-
-
 def _plan_hf(data_cfg: dict, image_size: int) -> _Plan:
     hf_cfg = _require(data_cfg, "hf", "data")
     dataset_id = str(_require(hf_cfg, "id", "data.hf"))
@@ -222,25 +192,16 @@ def _plan_hf(data_cfg: dict, image_size: int) -> _Plan:
     names["val"] = hf_cfg.get("val_split") or "valid"
     local = Path(dataset_id).expanduser().is_dir()
     revision = None if local else hf_cfg.get("revision")
-    splits = _hf_splits(dataset_id, revision, local, names)
-    classes = _hf_classes(dataset_id, names, splits)
+    splits, classes = _hf_splits(dataset_id, revision, local, names)
     split_fingerprints = {split: ds._fingerprint for split, ds in splits.items()}
-    fingerprint = _fingerprint(
-        {"source": "hf", "id": dataset_id, "revision": revision, "image_size": image_size,
-         "splits": names, "split_fingerprints": split_fingerprints}
-    )  # fmt: skip
-    info = {
-        "source": "hf",
-        "id": dataset_id,
-        "revision": revision,
-        # the hub commit `revision` stood for when the data were loaded (a branch such as
-        # `main` moves): read from where `datasets` cached the files
-        "resolved_revision": None if local else hub_commit(splits["train"]),
-        "local": local,
-        "train_split": names["train"],
-        "val_split": names["val"],
-        "split_fingerprints": split_fingerprints,
-    }
+    fingerprint = _fingerprint({"source": "hf", "id": dataset_id, "revision": revision,
+                                "image_size": image_size, "splits": names,
+                                "split_fingerprints": split_fingerprints})  # fmt: skip
+    info = {"source": "hf", "id": dataset_id, "revision": revision,
+            # the hub commit `revision` stood for at load time (a branch such as `main` moves)
+            "resolved_revision": None if local else hub_commit(splits["train"]),
+            "local": local, "train_split": names["train"], "val_split": names["val"],
+            "split_fingerprints": split_fingerprints}  # fmt: skip
 
     def build(out_dir: Path, progress: bool) -> tuple[str, ...]:
         for split, ds in splits.items():
@@ -254,49 +215,34 @@ def _plan_hf(data_cfg: dict, image_size: int) -> _Plan:
     return _Plan(fingerprint, info, build)
 
 
-_COMMIT = re.compile(r"^[0-9a-f]{40}$")
-
-
 def hub_commit(dataset: Any) -> str | None:
-    """The Hugging Face hub commit a loaded dataset came from, or None where it is not known.
-
-    `datasets` caches a hub dataset under `.../<name>/<config>/<version>/<commit sha>/`; the
-    40-hex folder nearest the file is that commit.
-    """
+    """The hub commit a loaded dataset came from, or None where unknown: `datasets` caches a hub
+    dataset under `.../<name>/<config>/<version>/<commit sha>/` (the nearest 40-hex folder)."""
     for entry in getattr(dataset, "cache_files", None) or []:
         for part in reversed(Path(entry.get("filename", "")).parent.parts):
-            if _COMMIT.match(part):
+            if re.match(r"^[0-9a-f]{40}$", part):
                 return part
     return None
 
 
-def _hf_splits(dataset_id: str, revision: str | None, local: bool, names: dict) -> dict:
-    """The dataset's configured splits, by our split name."""
+def _hf_splits(dataset_id: str, revision: str | None, local: bool, names: dict) -> tuple:
+    """The dataset's configured splits, by our split name, and the class names of their
+    ClassLabel feature (one feature set serves all splits)."""
     import datasets  # heavy import (about a second); only the hf source needs it
 
-    try:
-        if local:
-            dataset_dict = datasets.load_dataset(str(Path(dataset_id).expanduser()))
-        else:
-            dataset_dict = datasets.load_dataset(dataset_id, revision=revision)
+    try:  # revision is None for a local directory
+        path = str(Path(dataset_id).expanduser()) if local else dataset_id
+        dataset_dict = datasets.load_dataset(path, revision=revision)
     except Exception as exc:  # any loader failure becomes one readable message
-        where = "local directory" if local else f"revision {revision!r}"
-        raise DataError(
-            f"cannot load Hugging Face dataset {dataset_id!r} ({where}): {exc}"
-        ) from exc
+        how = "local directory" if local else f"revision {revision!r}"
+        raise DataError(f"cannot load Hugging Face dataset {dataset_id!r} ({how}): {exc}") from exc
     for split, name in names.items():
         if name not in dataset_dict:
             raise DataError(
                 f"Hugging Face dataset {dataset_id!r} has no split {name!r} "
                 f"(data.hf.{split}_split); available: {sorted(dataset_dict)}"
             )
-    return {split: dataset_dict[name] for split, name in names.items()}
-
-
-def _hf_classes(dataset_id: str, names: dict, splits: dict) -> tuple[str, ...]:
-    """Class names from the ClassLabel feature (one feature set serves all splits)."""
-    import datasets  # lazy, as in _hf_splits
-
+    splits = {split: dataset_dict[name] for split, name in names.items()}
     for split, ds in splits.items():
         features = ds.features
         where = f"split {names[split]!r} of {dataset_id!r}"
@@ -307,7 +253,7 @@ def _hf_classes(dataset_id: str, names: dict, splits: dict) -> tuple[str, ...]:
                 f"{where} has no 'label' column of type ClassLabel "
                 f"(got {features.get('label')}); class names come from it"
             )
-    return tuple(splits["train"].features["label"].names)
+    return splits, tuple(splits["train"].features["label"].names)
 
 
 def _hf_labels(ds: Any, name: str) -> np.ndarray:
@@ -318,11 +264,8 @@ def _hf_labels(ds: Any, name: str) -> np.ndarray:
 
 
 def _hf_image_sources(ds: Any, batch_size: int = 1024) -> Iterator[bytes | Path | None]:
-    """Encoded images (bytes, else a local path) without letting `datasets` decode them.
-
-    Reading the Arrow storage directly lets our decoder name the failing row, and skips the
-    PIL objects that `datasets` would build per row.
-    """
+    """Encoded images (bytes, else a local path), read from the Arrow storage so that our decoder
+    names a failing row and `datasets` builds no PIL object per row."""
     table = ds.with_format("arrow")
     for start in range(0, len(ds), batch_size):
         for chunk in table[start : start + batch_size]["image"].chunks:
@@ -332,18 +275,13 @@ def _hf_image_sources(ds: Any, batch_size: int = 1024) -> Iterator[bytes | Path 
 
 
 # Source: the tiny-imagenet-200.zip folder layout -----------------------------------------------
-
-
-_FOLDER_METADATA = ("wnids.txt", "val/val_annotations.txt")  # files that define the labels
-
-
 def _plan_folder(data_cfg: dict, image_size: int) -> _Plan:
     folder_cfg = _require(data_cfg, "folder", "data")
     root = Path(_require(folder_cfg, "root", "data.folder")).expanduser().resolve()
     classes, splits = _list_folder(root)
-    files = [*_FOLDER_METADATA, *(rel for rel, _ in splits["train"] + splits["val"])]
+    images = [rel for rel, _ in splits["train"] + splits["val"]]
     # Sizes and modification times identify the version without reading 110,000 files.
-    stats = [_stat(root, rel) for rel in sorted(files)]
+    stats = [_stat(root, rel) for rel in sorted(["wnids.txt", "val/val_annotations.txt", *images])]
     fingerprint = _fingerprint(
         {"source": "folder", "image_size": image_size, "wnids": classes, "files": stats}
     )
@@ -353,10 +291,9 @@ def _plan_folder(data_cfg: dict, image_size: int) -> _Plan:
             labels = np.array([label for _, label in entries], dtype=np.int64)
             _save_labels(out_dir, split, labels, classes, split)
         for split, entries in splits.items():
-            rels = [rel for rel, _ in entries]
-            sources = (root / rel for rel in rels)
-            _decode_split(sources, lambda i, r=rels: f"image file {root / r[i]}", len(rels),
-                          out_dir, split, image_size, progress)  # fmt: skip
+            paths = [root / rel for rel, _ in entries]
+            _decode_split(paths, lambda i, p=paths: f"image file {p[i]}", len(paths), out_dir,
+                          split, image_size, progress)  # fmt: skip
         return classes
 
     return _Plan(fingerprint, {"source": "folder", "root": str(root)}, build)
@@ -445,7 +382,6 @@ def _read_annotations(path: Path, index: dict[str, int]) -> dict[str, int]:
 
 
 # Source: synthetic -----------------------------------------------------------------------------
-
 # Per-image brightness of the pattern: base + stripes + blob, in [0.3, 1.0] of the class colour.
 _SHADE_BASE, _SHADE_STRIPES, _SHADE_BLOB = 0.3, 0.45, 0.25
 _JITTER = 0.04  # per-image brightness (relative) and colour (std, half of it) jitter
@@ -458,26 +394,16 @@ _SYNTHETIC_TYPES = {"num_classes": int, "train_per_class": int, "val_per_class":
                     "grayscale_fraction": float, "noise": float, "seed": int}  # fmt: skip
 
 
-def make_synthetic(
-    num_classes: int,
-    train_per_class: int,
-    val_per_class: int,
-    image_size: int,
-    grayscale_fraction: float,
-    noise: float,
-    seed: int,
-) -> tuple[Split, Split, tuple[str, ...]]:
-    """Generate a learnable, deterministic stand-in for TinyImageNet: train, val, class names.
+def make_synthetic(num_classes: int, train_per_class: int, val_per_class: int, image_size: int,
+                   grayscale_fraction: float, noise: float,
+                   seed: int) -> tuple[Split, Split, tuple[str, ...]]:  # fmt: skip
+    """A learnable, deterministic stand-in for TinyImageNet: train, val, class names.
 
-    Each class has its own colour (points of a lattice in the RGB cube, so even 200 classes sit
-    at least 0.14 apart), stripe orientation and frequency, and blob position; each image
-    jitters the colour, the stripe phase and the blob, then adds per-pixel noise. Colour alone
-    separates the classes; the pattern keeps grayscale images learnable. Rows are sorted by
-    class, like the folder source; classes are named ``s000``, ``s001``, ...
-
-    `grayscale_fraction` of each split is made grayscale (R = G = B, PIL's luma), as
-    TinyImageNet's grayscale JPEGs become in RGB; `noise` is the standard deviation of the
-    per-pixel noise in units of the full range 0..255; `seed` is the only source of randomness.
+    Each class has its own colour (a lattice in the RGB cube: even 200 classes sit at least 0.14
+    apart), stripe orientation and frequency, and blob position; each image jitters them and adds
+    per-pixel noise of std `noise` (in units of 0..255). Colour separates the classes; the pattern
+    keeps grayscale images (`grayscale_fraction` of each split, R = G = B by PIL's luma) learnable.
+    Rows are in class order, classes named ``s000``, ``s001``, ...; `seed` is the only randomness.
     A parameter out of range raises DataError naming it.
     """
     params = dict(num_classes=num_classes, train_per_class=train_per_class,
@@ -557,11 +483,8 @@ def _render_split(
 def _render_chunk(
     protos: dict, labels: np.ndarray, noise: float, rng: np.random.Generator, *, out: np.ndarray
 ) -> None:
-    """Write the images for `labels` into `out` (B, H, W, 3).
-
-    All array work happens in (B, 3, H, W) float32, whose contiguous rows numpy handles fast;
-    only the final cast into `out` reorders the channels.
-    """
+    """Write the images for `labels` into `out` (B, H, W, 3), working in (B, 3, H, W) float32
+    (contiguous rows, fast in numpy) until the final cast reorders the channels."""
     b, size = len(labels), out.shape[1]
     rows, cols = _shade_factors(protos, labels, size, rng)
     # Small jitter: neighbouring lattice colours are 0.14 apart at 200 classes.
@@ -583,11 +506,9 @@ def _render_chunk(
 
 
 def _shade_factors(protos: dict, labels: np.ndarray, size: int, rng: np.random.Generator):
-    """Row (B, H, 5) and column (B, 4, W) factors of each image's shade (stripes and blob).
-
-    Stripes sin(a*x + c*y + phase) split into sums of row x column products, so the whole
-    shade is one batched (H x 5) @ (5 x W) matmul per image and channel.
-    """
+    """Row (B, H, 5) and column (B, 4, W) factors of each image's shade (stripes and blob):
+    sin(a*x + c*y + phase) splits into row x column products, so the shade is one batched
+    (H x 5) @ (5 x W) matmul per image and channel."""
     b = len(labels)
     t = ((np.arange(size) + 0.5) / size).astype(np.float32)
     freq = 2 * np.pi * protos["cycles"][labels]
@@ -598,13 +519,10 @@ def _shade_factors(protos: dict, labels: np.ndarray, size: int, rng: np.random.G
     centre = protos["centre"][labels] + rng.normal(0, 0.04, (b, 2))
     gauss_y = np.exp(-((t - centre[:, :1]) ** 2) / (2 * _BLOB_SIGMA**2))
     gauss_x = np.exp(-((t - centre[:, 1:]) ** 2) / (2 * _BLOB_SIGMA**2))
-    ones, half = np.ones((b, size)), _SHADE_STRIPES / 2
-    rows = np.stack([ones, np.cos(cy), np.sin(cy), gauss_y, ones], axis=-1)
-    cols = np.stack(
-        [(_SHADE_BASE + half) * ones, half * np.sin(ax), half * np.cos(ax), _SHADE_BLOB * gauss_x],
-        axis=1,
-    )
-    return rows, cols
+    one, half = np.ones((b, size)), _SHADE_STRIPES / 2
+    rows = np.stack([one, np.cos(cy), np.sin(cy), gauss_y, one], axis=-1)
+    cols = [(_SHADE_BASE + half) * one, half * np.sin(ax), half * np.cos(ax), _SHADE_BLOB * gauss_x]
+    return rows, np.stack(cols, axis=1)
 
 
 def _to_grayscale(pixels: np.ndarray) -> np.ndarray:
@@ -616,18 +534,14 @@ def _to_grayscale(pixels: np.ndarray) -> np.ndarray:
 
 def _plan_synthetic(data_cfg: dict, image_size: int) -> _Plan:
     syn_cfg = _require(data_cfg, "synthetic", "data")
-    params = {
-        key: cast(_require(syn_cfg, key, "data.synthetic"))
-        for key, cast in _SYNTHETIC_TYPES.items()
-    }
+    params = {k: to(_require(syn_cfg, k, "data.synthetic")) for k, to in _SYNTHETIC_TYPES.items()}
     params["image_size"] = image_size
     info = {"source": "synthetic", "generator": SYNTHETIC_VERSION, "params": params}
 
     def build(out_dir: Path, progress: bool) -> tuple[str, ...]:
         def allocate(split: str, shape: tuple[int, ...]) -> np.ndarray:
             # Straight into the cache file: no second 1.2 GB copy in memory.
-            path = out_dir / f"{split}_images.npy"
-            return open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+            return open_memmap(out_dir / f"{split}_images.npy", "w+", np.uint8, shape)
 
         train, val, classes = _synthesise(params, allocate, progress)
         for split, part in (("train", train), ("val", val)):
@@ -640,8 +554,6 @@ def _plan_synthetic(data_cfg: dict, image_size: int) -> _Plan:
 
 
 # Cache -----------------------------------------------------------------------------------------
-
-
 def _build_cache(plan: _Plan, cache_dir: Path, image_size: int, progress: bool) -> None:
     """Build the cache in a temporary sibling, then rename it into place in one step."""
     cache_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -1,22 +1,13 @@
-"""Input pipeline of both published runs, on uint8 tensors instead of PIL images.
+"""Input pipeline of both published runs, on batches of uint8 tensors on the training device.
 
-Published order (torchvision on PIL images, see published-recipe.md):
-  baseline train/val and improved val: Resize((224, 224)) -> ToTensor -> Normalize
-  improved train: Resize((224, 224)) -> RandAugment(2, 9) -> ToTensor -> Normalize
-                  -> RandomErasing(p=0.15)
-
-Here the same steps run on whole batches of uint8 tensors, on the training device. Resize is
-bilinear interpolation of the uint8 image, rounded back to uint8 because PIL's Resize returns a
-uint8 image: upsampling 64 -> 224 this way differs from PIL's fixed-point bilinear by at most 1
-grey level per pixel and about 0.22 on average (uniform-noise images, the worst case;
-`tests/test_transforms.py` holds mean <= 0.5, max <= 1). RandAugment and RandomErasing are drawn
-per image, exactly as torchvision's tensor kernels compute them, but run per batch (augment.py);
-every random number of an epoch is drawn up front, per position in the epoch's order, so the
-augmentation does not depend on how the epoch is cut into batches or chunks.
-
-`augment.at: source` (an option, off by default) runs RandAugment on the 64x64 image before the
-resize: about 12x fewer pixels to augment, but not what the notebook computed (interpolation
-then smooths the augmented image, and translations move by whole 64-px pixels).
+Published (torchvision on PIL, published-recipe.md): Resize((224, 224)) -> [RandAugment(2, 9),
+improved train only] -> ToTensor -> Normalize -> [RandomErasing(p=0.15), improved train only].
+Resize here is bilinear, rounded back to uint8 as PIL's is: upsampling 64 -> 224 differs from
+PIL's fixed-point bilinear by at most 1 grey level, about 0.22 on average (uniform noise, the
+worst case; tests/test_transforms.py holds mean <= 0.5, max <= 1). An epoch's random numbers are
+drawn up front per position, so how it is cut into batches changes nothing. `augment.at: source`
+(off by default) augments the 64x64 image before the resize: about 12x fewer pixels, but not what
+the notebook computed (interpolation smooths the result; translations move by 64-px pixels).
 """
 
 from __future__ import annotations
@@ -73,14 +64,11 @@ class Pipeline:
     def from_config(cls, cfg: dict, experiment: dict) -> Pipeline:
         """Build the pipeline from the whole config and one experiment's section."""
         augment = experiment.get("augment") or {}
-        return cls(
-            input_size=int(cfg["data"]["input_size"]),
-            mean=tuple(cfg["normalize"]["mean"]),
-            std=tuple(cfg["normalize"]["std"]),
-            randaugment=augment.get("randaugment"),
-            random_erasing=augment.get("random_erasing"),
-            augment_at=augment.get("at", "input"),
-        )
+        return cls(input_size=int(cfg["data"]["input_size"]),
+                   mean=tuple(cfg["normalize"]["mean"]), std=tuple(cfg["normalize"]["std"]),
+                   randaugment=augment.get("randaugment"),
+                   random_erasing=augment.get("random_erasing"),
+                   augment_at=augment.get("at", "input"))  # fmt: skip
 
     @property
     def augments(self) -> bool:
@@ -106,10 +94,8 @@ class Pipeline:
         return lambda images, positions: self.batch(images)
 
     def batch(self, images: torch.Tensor, draws: Draws | None = None) -> torch.Tensor:
-        """uint8 (N,3,H,W) -> normalised float (N,3,input_size,input_size).
-
-        With `draws` (training), RandAugment before normalising and RandomErasing after it.
-        """
+        """uint8 (N,3,H,W) -> normalised float (N,3,input_size,input_size); with `draws`
+        (training), RandAugment before normalising and RandomErasing after it."""
         x = images
         randaugment = draws is not None and draws.ops is not None
         if randaugment and self.augment_at == "source":
@@ -125,8 +111,7 @@ class Pipeline:
 
 def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """ToTensor (divide by 255) then Normalize(mean, std), as torchvision computes them."""
-    # made on the host and copied without waiting (torch.tensor(..., device=cuda) would wait
-    # for the GPU to finish its queued work)
+    # made on the host, copied without waiting (torch.tensor(..., device=cuda) waits for the GPU)
     m, s = (torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1) for v in (mean, std))
     m, s = m.to(images.device, non_blocking=True), s.to(images.device, non_blocking=True)
     return images.to(torch.float32, copy=True).div_(255.0).sub_(m).div_(s)

@@ -1,9 +1,5 @@
-"""Figures rebuilt from result files (read through run_folder.py), never from a notebook's memory.
-
-`*_figure` builders take frames/arrays and return a `Figure` without pyplot state, for a notebook
-to display; `plot_*` read the files their rule names and write its PNG and PDF, returning both
-paths. The published figures these rebuild: ../shared/reference/published-recipe.md.
-"""
+"""Figures from result files, never a notebook's memory: `*_figure` builders return a Figure
+(no pyplot state) for a notebook; `plot_*` read their rule's files and write its PNG and PDF."""
 
 from __future__ import annotations
 

@@ -1,9 +1,7 @@
 """The paper's tables, built from result files and the config, written as Markdown and LaTeX.
 
-Each table is a small ``pd.DataFrame`` of strings; :func:`save_table` writes it as a GitHub
-pipe table (``DataFrame.to_markdown``) and a bare booktabs ``tabular`` (``Styler.to_latex``; the
-paper wraps it in its own float). The ``make_*`` functions take the files their rule names and
-the config values they use.
+Each table is a small ``pd.DataFrame`` of strings; :func:`save_table` writes it as a GitHub pipe
+table and a bare booktabs ``tabular`` (the paper wraps it in its own float).
 """
 
 from __future__ import annotations
@@ -24,21 +22,9 @@ PUBLISHED_MADE_BY = "`snakemake summarize_published`; or set published.use_predi
 # replacement per character, in a single pass, so that the backslashes a replacement introduces
 # are not escaped again. Unlike pandas' escape="latex" it also replaces "<", ">" and "|", which
 # the paper's OT1 fonts print as other glyphs (">" as "¿").
-_LATEX_SPECIALS = {
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "\\": r"\textbackslash{}",
-    "<": r"\textless{}",
-    ">": r"\textgreater{}",
-    "|": r"\textbar{}",
-}
+_TEXT_NAMES = ["asciitilde", "asciicircum", "backslash", "less", "greater", "bar"]
+_LATEX_SPECIALS = {c: "\\" + c for c in "&%$#_{}"}
+_LATEX_SPECIALS |= {c: rf"\text{name}{{}}" for c, name in zip("~^\\<>|", _TEXT_NAMES, strict=True)}
 _LATEX_PATTERN = re.compile("|".join(map(re.escape, _LATEX_SPECIALS)))
 # One column of a tabular spec: l, c, r, or a paragraph column such as p{3cm}.
 _COLUMN_SPEC = re.compile(r"[lcr]|[pmb]\{[^{}]*\}")
@@ -89,18 +75,9 @@ def latex(frame: pd.DataFrame, align: str | None = None) -> str:
 
 
 def save_table(frame: pd.DataFrame, md: Path, tex: Path, *, align: str | None = None) -> list[Path]:
-    """Write `frame` as Markdown to `md` and as LaTeX to `tex`, each atomically.
-
-    Args:
-        frame: the table; column names are the header, missing cells are empty.
-        md, tex: the files to write.
-        align: a tabular column spec, one l/c/r/p{width} per column (default: numeric columns
-            right, others left). Paragraph columns are set ragged right (the array package's
-            ``>{\\raggedright\\arraybackslash}``); Markdown reads them as left.
-
-    Returns:
-        The Markdown and the LaTeX path.
-    """
+    """Write `frame` as Markdown to `md` and as LaTeX to `tex`, each atomically; missing cells
+    are empty. `align`: one l/c/r/p{width} per column (default: numeric columns right, others
+    left); paragraph columns are set ragged right, and Markdown reads them as left."""
     return [
         atomic.write_text(md, markdown(frame, align)),
         atomic.write_text(tex, latex(frame, align)),
@@ -108,8 +85,6 @@ def save_table(frame: pd.DataFrame, md: Path, tex: Path, *, align: str | None = 
 
 
 # --------------------------------------------------------------------------- results
-
-
 def read_published_summary(path: Path | None) -> dict | None:
     """The published summary JSON at `path`; None without one (published predictions unused)."""
     return None if path is None else read_summary(require(path, made_by=PUBLISHED_MADE_BY))
@@ -126,29 +101,21 @@ def results_frame(
     claims: Mapping[str, float],
     titles: Mapping[str, str],
 ) -> pd.DataFrame:
-    """One row per experiment: the published claim, the published predictions, this rerun.
-
-    Args:
-        summaries: experiment -> its summary.json.
-        published: the published summary JSON (run -> `accuracy`, `accuracy_batch_mean`), or
-            None when the published predictions are not used.
-        claims: published run -> its claim (%); an experiment without one reads n/a.
-        titles: experiment -> its title, the row's label.
-    """
+    """One row per experiment: the published claim, the published predictions (None: not used),
+    this rerun; an experiment without a claim reads n/a, without a title its name."""
     rows = []
     for name, summary in summaries.items():
         claim, (low, high) = claims.get(name), summary["wilson95"]
-        rows.append(
-            {
-                "Run": titles.get(name, name),
-                "Claim (%)": NA if claim is None else pct(claim),
-                "Published CSV (%): exact (batch mean)": _published_cell(published, name),
-                "Rerun (%) [Wilson 95 %]": f"{pct(summary['accuracy'])} [{pct(low)}, {pct(high)}]",
-                "n": str(summary["n"]),
-                "Epochs": or_na(summary.get("epochs")),
-                "Best epoch": or_na(summary.get("best_epoch")),
-            }
-        )
+        row = {
+            "Run": titles.get(name, name),
+            "Claim (%)": NA if claim is None else pct(claim),
+            "Published CSV (%): exact (batch mean)": _published_cell(published, name),
+            "Rerun (%) [Wilson 95 %]": f"{pct(summary['accuracy'])} [{pct(low)}, {pct(high)}]",
+            "n": str(summary["n"]),
+            "Epochs": or_na(summary.get("epochs")),
+            "Best epoch": or_na(summary.get("best_epoch")),
+        }
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -170,14 +137,9 @@ def make_results_table(
 
 
 # --------------------------------------------------------------------------- classes
-
-
 def class_frame(summary: Mapping, k: int = 5) -> pd.DataFrame:
-    """The `k` best and `k` worst classes of a summary.json's `per_class` accuracy.
-
-    Ranked by accuracy, highest first, ties by class name. The bottom rows are the last k ranks
-    (worst last); with fewer than 2k classes they hold only the classes not in the top rows.
-    """
+    """The `k` best and `k` worst classes of a summary.json's `per_class` accuracy, ties by class
+    name; with fewer than 2k classes the bottom rows hold only those not in the top rows."""
     ranked = sorted(summary["per_class"].items(), key=lambda item: (-item[1], item[0]))
     top = range(min(k, len(ranked)))
     bottom = range(max(len(top), len(ranked) - k), len(ranked))
@@ -194,8 +156,6 @@ def make_class_table(summary: Path, md: Path, tex: Path) -> list[Path]:
 
 
 # --------------------------------------------------------------------------- recipe
-
-
 def _value(value: object) -> str:
     """A config value as table text: null -> "none", booleans yes/no, mappings k=v."""
     if value is None:
@@ -269,15 +229,10 @@ def _recipe_column(exp: Mapping, groups: list[str]) -> dict[str, str]:
 def recipe_frame(
     experiments: Mapping[str, Mapping], data: Mapping, normalize: Mapping, seed: int
 ) -> pd.DataFrame:
-    """Every hyperparameter of every experiment side by side, all read from the config.
-
-    Rows are settings, columns the experiments in config order; the data, normalisation and
-    seed are shared and repeated in each column. Frozen groups read "frozen", settings an
-    experiment lacks "n/a".
-    """
-    groups: list[str] = []  # trainable group names, in order of first appearance
-    for exp in experiments.values():
-        groups += [g["name"] for g in exp["trainable"] if g["name"] not in groups]
+    """Every hyperparameter of every experiment side by side (a column each, in config order),
+    all read from the config; the shared data, normalisation and seed repeat in each column."""
+    names = (g["name"] for exp in experiments.values() for g in exp["trainable"])
+    groups = list(dict.fromkeys(names))  # trainable group names, in order of first appearance
     shared = {
         "Image size / input size": f"{data['image_size']} / {data['input_size']}",
         "Normalize mean": _value(normalize["mean"]),
@@ -304,8 +259,6 @@ def make_recipe_table(
 
 
 # --------------------------------------------------------------------------- discrepancies
-
-
 def discrepancies_frame(discrepancies: Sequence[Mapping]) -> pd.DataFrame:
     """README vs notebooks, one row per entry of the config's `discrepancies`."""
     return pd.DataFrame(

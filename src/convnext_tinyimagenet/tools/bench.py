@@ -1,18 +1,11 @@
 """Benchmark: the published notebooks' pipeline against this project's, on the same machine.
 
-`python -m convnext_tinyimagenet bench` measures, in one process, on synthetic data, (a) the
-reference, what the notebooks ran: PIL images through torchvision transforms in a DataLoader
-with 2 workers, batch 32, the published precision, the full network every epoch; and (b) this
-project's pipeline as the config sets it up: uint8 store (on the GPU when it fits), resize,
-RandAugment, normalise and RandomErasing per batch on the training device, channels-last
-network, validation at the wider evaluation batch, the baseline's feature cache.
-
-Rows: data loading of each run (whole passes, with the CPU time of every process, loader workers
-included, so that a rate per CPU core can be compared), the improved run's training steps (on a
-GPU also in the faster precisions the config offers as options), validation forward passes, and
-the baseline end to end over its published 6 epochs. From the rates it projects a full
-reproduction: both runs at the published epoch counts on TinyImageNet's 100,000 + 10,000 images.
-Small sizes run on a CPU in a minute or two; `--size gpu` uses the paper's 224x224 input.
+On synthetic data, in one process: (a) the reference, what the notebooks ran (PIL images through
+torchvision transforms in a DataLoader with 2 workers, batch 32, the full network every epoch);
+(b) this project's pipeline as the config sets it up (uint8 store on the device, per-batch
+augmentation there, channels-last network, the wider evaluation batch, the baseline's feature
+cache). From the rates it projects a full reproduction at the published epoch counts. Small sizes
+run on a CPU in a minute or two; `--size gpu` uses the paper's 224x224 input.
 """
 
 from __future__ import annotations
@@ -105,13 +98,11 @@ def _loader(who: str, cfg, name, split, sizes, device, *, train: bool):
     split = engine.resident(split, device, perf["resident_data"])
     if not train:
         return engine.BatchLoader(split, exp["train"]["eval_batch_size"], shuffle=False,
-                           transform=pipeline.eval_transform(), device=device)  # fmt: skip
+                                  transform=pipeline.eval_transform(), device=device)  # fmt: skip
     generator = torch.Generator().manual_seed(0)
-    return engine.BatchLoader(
-        split, exp["train"]["batch_size"], shuffle=True, generator=generator,
-        transform=pipeline.train_transform(len(split), generator), device=device,
-        chunk_batches=perf["chunk_batches"],
-    )  # fmt: skip
+    return engine.BatchLoader(split, exp["train"]["batch_size"], shuffle=True, generator=generator,
+                              transform=pipeline.train_transform(len(split), generator),
+                              device=device, chunk_batches=perf["chunk_batches"])  # fmt: skip
 
 
 def _sync(device: torch.device) -> None:
@@ -120,18 +111,14 @@ def _sync(device: torch.device) -> None:
 
 
 def _cpu_seconds() -> float:
-    """CPU time of this process (all threads) and of its finished children (loader workers,
-    once joined; counted in clock ticks of 10 ms)."""
+    """CPU time of this process and of its joined children (loader workers; 10 ms ticks)."""
     t = os.times()
     return time.process_time() + t.children_user + t.children_system
 
 
 def loading_rate(make: Callable[[], Iterable], passes: int, device: torch.device) -> dict:
-    """Images/s and images per CPU-second over whole passes of a fresh loader each.
-
-    A pass starts its loader (workers included, as each of the notebooks' epochs did) and ends
-    when they are joined, so their CPU time is counted. One untimed pass warms caches first.
-    """
+    """Images/s and images per CPU-second over whole passes of a fresh loader each (its workers
+    started and joined within the pass, as in each notebook epoch), after one untimed pass."""
     for _ in make():  # warm-up
         pass
     seen, cpu, wall = 0, _cpu_seconds(), time.perf_counter()
@@ -143,14 +130,10 @@ def loading_rate(make: Callable[[], Iterable], passes: int, device: torch.device
     return {"rate": seen / wall, "per_cpu_second": seen / max(cpu, 1e-6), "n": seen}
 
 
-def step_rate(
-    batches: Iterable, limit: int, step: Callable, device: torch.device, warmup: int = 1
-) -> tuple[float, int]:
-    """Images/s of `step(x, y)` over at most `limit` batches after `warmup` untimed ones, and n.
-
-    Our loader prepares `chunk_batches` batches at once: warming up one chunk and timing whole
-    chunks puts every chunk's preparation inside the timed window.
-    """
+def step_rate(batches: Iterable, limit: int, step: Callable, device: torch.device,
+              warmup: int = 1) -> dict:  # fmt: skip
+    """Rate (images/s) and n of `step(x, y)` over at most `limit` batches after `warmup` untimed
+    ones; whole chunks of our loader put each chunk's preparation inside the timing."""
     iterator = iter(batches)
     for _ in range(warmup):
         step(*next(iterator)[:2])
@@ -161,7 +144,7 @@ def step_rate(
             break
         seen += step(*batch[:2])
     _sync(device)
-    return seen / (time.perf_counter() - start), seen
+    return {"rate": seen / (time.perf_counter() - start), "n": seen}
 
 
 def _model(cfg, name, num_classes, device, ours: bool):
@@ -212,8 +195,7 @@ def _improved_step_rate(cfg, store, sizes, device, who: str, precision: str) -> 
     loader = _loader(who, cfg, name, store.train, sizes, device, train=True)
     chunk = max(1, min(int(cfg["performance"]["chunk_batches"]), len(loader) // 2))
     limit = -(-sizes.step_batches // chunk) * chunk  # whole chunks
-    rate, seen = step_rate(loader, limit, step, device, warmup=chunk)
-    return {"rate": rate, "n": seen}
+    return step_rate(loader, limit, step, device, warmup=chunk)
 
 
 # The faster precisions the config offers for the improved run (they change its numerics, so
@@ -225,9 +207,8 @@ STEP_OPTIONS = {
 
 
 def bench_improved_steps(cfg, store, sizes, device, options: bool) -> list[dict]:
-    """Improved run: whole training steps, each pipeline feeding its own copy of the model; with
-    `options`, ours also under each of :data:`STEP_OPTIONS`, against the same reference rate
-    (the notebook's pipeline in its fp32)."""
+    """Improved run: whole training steps, each pipeline feeding its own model; with `options`,
+    ours also under each of :data:`STEP_OPTIONS`, against the same (fp32) reference rate."""
     precision = cfg["experiments"]["improved"]["train"]["precision"]
     precision = engine.effective_precision(precision, device)
     rates = {who: _improved_step_rate(cfg, store, sizes, device, who, precision) for who in WHO}
@@ -239,8 +220,8 @@ def bench_improved_steps(cfg, store, sizes, device, options: bool) -> list[dict]
             rates["ours"] = _improved_step_rate(cfg, store, sizes, device, "ours", precision)
         finally:
             torch.set_float32_matmul_precision(previous)
-        rows.append(_row(f"improved: training steps, {label} (option, other numerics)", rates))
-        rows[-1]["option"] = label
+        what = f"improved: training steps, {label} (option, other numerics)"
+        rows.append(_row(what, rates) | {"option": label})
     return rows
 
 
@@ -259,8 +240,7 @@ def bench_validation(cfg, store, sizes, device) -> dict:
         loader = _loader(who, cfg, "improved", store.val, sizes, device, train=False)
         passes = max(1, sizes.step_batches * sizes.batch_size // len(store.val.labels))
         batches = itertools.chain.from_iterable(itertools.repeat(loader, passes + 1))
-        rate, seen = step_rate(batches, 10**9, step, device)
-        rates[who] = {"rate": rate, "n": seen}
+        rates[who] = step_rate(batches, 10**9, step, device)
     return _row("validation: forward passes", rates)
 
 
@@ -317,14 +297,14 @@ def _our_baseline(cfg, exp, store, sizes, device, precision) -> tuple[float, flo
     model, optimizer, _ = _model(cfg, "baseline", len(store.classes), device, True)
     perf, pipeline = cfg["performance"], Pipeline.from_config(cfg, exp)
     start = time.perf_counter()
-    cached = {
-        name: features.extract(model, split, pipeline, device, precision,
-                               exp["train"]["eval_batch_size"], make_forward(model.features, perf))
-        for name, split in (("train", store.train), ("val", store.val))
-    }  # fmt: skip
+    train, val = [
+        features.extract(model, split, pipeline, device, precision,
+                         exp["train"]["eval_batch_size"], make_forward(model.features, perf))
+        for split in (store.train, store.val)
+    ]  # fmt: skip
     extracted = time.perf_counter() - start
-    train = features.feature_split(cached["train"], store.train)
-    val = features.feature_split(cached["val"], store.val)
+    train = features.feature_split(train, store.train)
+    val = features.feature_split(val, store.val)
     head = make_forward(model.forward_head, perf)
     scaler = engine.make_scaler(precision, device)
     identity = features.FeaturePipeline().eval_transform()
@@ -376,20 +356,15 @@ def project(rows: dict, published_epochs: dict) -> dict:
     return result
 
 
-def run_bench(
-    cfg: dict, sizes: BenchSizes, device: torch.device, options: bool | None = None
-) -> dict:
-    """Every measurement, with the conditions they were taken under.
-
-    `options`: also time the improved run's training steps in the faster precisions
-    (:data:`STEP_OPTIONS`); by default on a GPU only, where they matter.
-    """
+def run_bench(cfg: dict, sizes: BenchSizes, device: torch.device,
+              options: bool | None = None) -> dict:  # fmt: skip
+    """Every measurement, with the conditions they were taken under; `options` (default: on a
+    GPU) also times the improved run's steps in :data:`STEP_OPTIONS`."""
     cfg = {**cfg, "data": {**cfg["data"], "input_size": sizes.input_size}}
     configure_performance(cfg["performance"])
-    train, val, classes = make_synthetic(
-        sizes.num_classes, sizes.train_per_class, sizes.val_per_class, 64, 0.02, 0.25, 0
-    )
-    store = Store(train, val, classes, "bench", {"source": "synthetic"})
+    synthetic = make_synthetic(sizes.num_classes, sizes.train_per_class, sizes.val_per_class,
+                               64, 0.02, 0.25, 0)  # fmt: skip
+    store = Store(*synthetic, "bench", {"source": "synthetic"})
     options = device.type == "cuda" if options is None else options
     rows = _measure(cfg, store, sizes, device, options)
     for row in rows:
@@ -450,23 +425,21 @@ def format_table(result: dict) -> str:
             f"| {row['what']} | {row['reference']:.1f} | {row['ours']:.1f} | "
             f"{row['ratio']:.2f}x | {' | '.join(cpu)} | {row['n']} |"
         )
-    return "\n".join([*lines, "", *_projection_lines(result["projection"], sizes["input_size"])])
-
-
-def _projection_lines(projection: dict, size: int) -> list[str]:
+    projection, size = result["projection"], sizes["input_size"]
     minutes, epochs = projection["minutes"], projection["epochs"]
-    lines = [
+    lines += [
+        "",
         f"Projected full reproduction on this device at {size}x{size} (baseline "
         f"{epochs['baseline']} + improved {epochs['improved']} epochs, 100,000 train + 10,000 "
         f"validation images): ours {minutes['both_ours']:.1f} min (baseline "
         f"{minutes['baseline_ours']:.1f}, improved {minutes['improved_ours']:.1f}); reference "
         f"{minutes['both_reference']:.1f} min; the published runs took "
-        f"{projection['published_minutes']:.1f} min on Colab."
+        f"{projection['published_minutes']:.1f} min on Colab.",
     ]
     for label, value in projection.get("both_ours_with_option", {}).items():
         lines.append(f"With the improved run's steps in {label} (an option): ours {value:.1f} min "
                      "(its validation timed in fp32: an upper bound).")  # fmt: skip
-    return lines
+    return "\n".join(lines)
 
 
 def write_result(result: dict, path) -> None:

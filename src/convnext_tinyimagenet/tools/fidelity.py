@@ -1,13 +1,9 @@
 """How far this project's input pipeline is from what the notebooks computed, measured.
 
-The notebooks resized and RandAugmented PIL images, with PIL's kernels. This project resizes and
-augments uint8 tensors (transforms.py, augment.py): its RandAugment is pixel-exact to
-torchvision's tensor kernels (tests/test_augment.py), and those differ a little from PIL's. This
-step measures the difference on deterministic images at the run's sizes, for the resize and for
-each RandAugment operation and sign at the run's magnitude, and writes it as JSON and as a
-table for the paper (the paper prints no number by hand).
-
-RandomErasing and normalisation ran on tensors in the notebooks too: there is nothing to compare.
+The notebooks resized and RandAugmented PIL images; this project's uint8 tensor kernels are
+pixel-exact to torchvision's tensor kernels (tests/test_augment.py), which differ a little from
+PIL's. Measured for the resize and each RandAugment operation and sign, at the run's sizes and
+magnitude. (RandomErasing and normalisation ran on tensors in the notebooks too.)
 """
 
 from __future__ import annotations
@@ -50,28 +46,18 @@ def _differences(ours: torch.Tensor, theirs: torch.Tensor) -> dict:
     }
 
 
-def measure(
-    image_size: int, input_size: int, randaugment: dict | None, n: int = IMAGES, seed: int = 0
-) -> dict:
-    """Our resize and RandAugment kernels against PIL's (the notebooks'), on `n` images of side
-    `image_size`, resized to `input_size` (where the notebook augmented).
-
-    Returns ``resize`` and, per operation and sign of the run's `randaugment` (None: none
-    compared), the share of channel values that differ (%), their mean and largest absolute
-    difference in grey levels.
-    """
+def measure(image_size: int, input_size: int, randaugment: dict | None, n: int = IMAGES,
+            seed: int = 0) -> dict:  # fmt: skip
+    """Our resize and RandAugment kernels against PIL's on `n` images of side `image_size`,
+    resized to `input_size`: per step, the share of channel values that differ (%), their mean
+    and largest absolute difference in grey levels."""
     sources = source_images(image_size, n, seed)
     pil = [Image.fromarray(a).resize((input_size, input_size), Image.BILINEAR) for a in sources]
     pil_tensors = torch.stack([TF.pil_to_tensor(im) for im in pil])
     ours = resize_uint8(torch.from_numpy(sources).permute(0, 3, 1, 2).contiguous(), input_size)
-    result: dict = {
-        "images": n,
-        "image_size": image_size,
-        "input_size": input_size,
-        "resize": _differences(ours, pil_tensors),
-        "randaugment": randaugment,
-        "ops": [],
-    }
+    result: dict = {"images": n, "image_size": image_size, "input_size": input_size,
+                    "resize": _differences(ours, pil_tensors), "randaugment": randaugment,
+                    "ops": []}  # fmt: skip
     if randaugment:
         table = op_table(int(randaugment["num_ops"]), int(randaugment["magnitude"]), 31,
                          input_size, input_size)  # fmt: skip
@@ -96,22 +82,14 @@ def _op_differences(pil: list, pil_tensors: torch.Tensor, table: dict) -> list[d
 
 
 def fidelity_frame(result: dict) -> pd.DataFrame:
-    """One row for the resize and one per operation and sign: how often and how far ours
-    differs from PIL's."""
+    """Per step (the resize, each operation and sign): how often and how far ours differs."""
     steps = [("Resize (bilinear)", result["resize"])]
     steps += [(f"RandAugment {r['op']}" + (" (negated)" if r["sign"] == "-" else ""), r)
               for r in result["ops"]]  # fmt: skip
-    return pd.DataFrame(
-        [
-            {
-                "Step": step,
-                "Values differing (%)": f"{r['pixels_differing_pct']:.2f}",
-                "Mean difference": f"{r['mean_abs_diff']:.3f}",
-                "Largest difference": int(r["max_abs_diff"]),
-            }
-            for step, r in steps
-        ]
-    )
+    rows = [(step, f"{r['pixels_differing_pct']:.2f}", f"{r['mean_abs_diff']:.3f}",
+             int(r["max_abs_diff"])) for step, r in steps]  # fmt: skip
+    columns = ["Step", "Values differing (%)", "Mean difference", "Largest difference"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def summary(result: dict) -> dict:
@@ -132,14 +110,12 @@ def summary(result: dict) -> dict:
     }
 
 
-def measure_input_fidelity(
-    json_path: Path, md: Path, tex: Path, *, image_size: int, input_size: int, augment: Mapping
-) -> list[Path]:
-    """Measure the input pipeline against PIL's kernels; write the result (with its
-    :func:`summary`) as JSON and its table for the paper; return the three paths.
+def measure_input_fidelity(json_path: Path, md: Path, tex: Path, *, image_size: int,
+                           input_size: int, augment: Mapping) -> list[Path]:  # fmt: skip
+    """Write the measurement (with its :func:`summary`) as JSON and as the paper's table.
 
-    `augment` maps experiment names to their `augment` sections; the first with a RandAugment,
-    in order, sets the operations compared (none: only the resize).
+    `augment` maps experiments to their `augment` sections; the first with a RandAugment sets
+    the operations compared (none: only the resize).
     """
     augmented = [a for a in augment.values() if (a or {}).get("randaugment")]
     randaugment = augmented[0]["randaugment"] if augmented else None

@@ -7,10 +7,8 @@ Layout of `<out>/checkpoints/`:
   best-NNN.safetensors    weights of the best epoch so far (NNN as recorded in the state)
   latest.json             names the last *complete* epoch; written last, atomically
 
-A run killed at any moment leaves `latest.json` pointing at a complete pair of files, so the
-same command resumes from the last complete epoch. Older epochs are deleted once a newer one is
-complete; the best epoch's file is kept until a better one is complete. At the end of training
-the best weights are published as `<out>/model.safetensors`.
+A run killed at any moment resumes from the complete epoch latest.json names; older files go only
+once a newer epoch is complete. The best weights end as `<out>/model.safetensors`.
 """
 
 from __future__ import annotations
@@ -63,14 +61,10 @@ def load_weights(model: nn.Module, path: Path) -> None:
         )
 
 
-def save(
-    directory: Path, epoch: int, model: nn.Module, state: dict, best_epoch: int | None
-) -> None:
-    """Write epoch `epoch`'s weights and state, then point latest.json at them.
-
-    When `epoch` is the best epoch its weights are also kept as best-NNN.safetensors. Files of
-    older epochs are removed only after latest.json names the new ones.
-    """
+def save(directory: Path, epoch: int, model: nn.Module, state: dict,
+         best_epoch: int | None) -> None:  # fmt: skip
+    """Write an epoch's weights (also as best-NNN when it is the best) and state, point
+    latest.json at them, then remove the older files."""
     directory.mkdir(parents=True, exist_ok=True)
     stem = f"epoch-{epoch:03d}"
     weights = save_weights(model, directory / f"{stem}.safetensors")

@@ -1,8 +1,7 @@
 """One epoch of training, one pass of evaluation, the schedule and early stopping.
 
-Both notebooks logged losses (and the improved one accuracies) as means of per-batch values; the
-exact per-image figures are computed here too, and both are written to metrics.jsonl so that a
-figure can be compared with either. Accuracies are in percent throughout, like the paper.
+The notebooks logged means of per-batch values; the exact per-image figures are computed beside
+them, so that a figure can be compared with either. Accuracies are in percent, like the paper.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ log = logging.getLogger(__name__)
 
 MONITORS = ("val_loss", "val_acc", "val_loss_batch_mean", "val_acc_batch_mean")
 AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+Forward = Callable[[torch.Tensor], torch.Tensor]  # batch -> logits (or features)
 
 
 def effective_precision(precision: str, device: torch.device) -> str:
@@ -112,28 +112,24 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def resident(split: Split, device: torch.device, mode: str | bool = "auto") -> Split:
-    """The split with its images (or features) in a tensor on `device`, when asked or useful.
+    """The split with its images (or features) in an NCHW tensor on `device`, when asked or useful.
 
     ``auto`` moves them to a CUDA device when they take at most half of its free memory
-    (TinyImageNet's 100,000 x 3 x 64 x 64 uint8 images are 1.2 GB); ``true`` always moves them
-    (on a CPU: into a tensor in RAM); ``false`` keeps the memory-mapped store, read per chunk.
-    Images are stored NCHW, as the network reads them.
+    (TinyImageNet's 100,000 x 3 x 64 x 64 uint8 images are 1.2 GB); ``true`` always moves them;
+    ``false`` keeps the memory-mapped store, read per chunk.
     """
-    images = split.images
-    if mode is False or mode == "false" or isinstance(images, torch.Tensor):
+    images, off_gpu = split.images, mode == "auto" and device.type != "cuda"
+    if mode is False or mode == "false" or off_gpu or isinstance(images, torch.Tensor):
         return split
     if mode == "auto":
-        if device.type != "cuda":
-            return split
         free, _ = torch.cuda.mem_get_info(device)
         if images.nbytes > free // 2:
             log.info("data: %.1f GB do not fit in half of the GPU's free %.1f GB; reading from "
                      "host memory", images.nbytes / 1e9, free / 1e9)  # fmt: skip
             return split
-    parts = []
-    for start in range(0, len(images), 8192):  # bounded host memory for the layout change
-        part = torch.from_numpy(np.array(images[start : start + 8192]))  # a copy
-        parts.append(_nchw(part.to(device)))
+    # copied 8,192 rows at a time: bounded host memory for the layout change
+    parts = [_nchw(torch.from_numpy(np.array(images[i : i + 8192])).to(device))
+             for i in range(0, len(images), 8192)]  # fmt: skip
     log.info("data: %d rows held on %s (%.2f GB)", len(images), device, images.nbytes / 1e9)
     return Split(torch.cat(parts), split.labels, split.image_ids)
 
@@ -155,27 +151,15 @@ def _rows(images, index: torch.Tensor, device: torch.device) -> torch.Tensor:
 class BatchLoader:
     """Network-ready batches of a split: (inputs, labels, row indices), on `device`.
 
-    `split` holds images (a uint8 NHWC memory map, or an NCHW tensor from :func:`resident`) or
-    feature rows. With `shuffle`, each pass takes a new order from `generator`. `transform` maps
-    ``(uint8 rows on device, positions in the pass)`` to inputs (None: as read).
-
-    Rows are read (and transformed) `chunk_batches` batches at a time: one index into the store
-    and one call of `transform` per chunk. The batches are the same whatever the chunk size:
-    a chunk is a whole number of batches, and the training transform's random numbers belong
-    to positions in the epoch (transforms.Pipeline.train_transform).
+    `transform` maps ``(uint8 rows on device, positions in the pass)`` to inputs. Rows are read
+    and transformed `chunk_batches` batches at a time; the batches do not depend on the chunk
+    size, since the training transform's random numbers belong to positions in the epoch.
     """
 
-    def __init__(
-        self,
-        split: Split,
-        batch_size: int,
-        *,
-        shuffle: bool,
-        generator: torch.Generator | None = None,
-        transform: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-        device: torch.device | str = "cpu",
-        chunk_batches: int = 1,
-    ) -> None:
+    def __init__(self, split: Split, batch_size: int, *, shuffle: bool,
+                 generator: torch.Generator | None = None,
+                 transform: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                 device: torch.device | str = "cpu", chunk_batches: int = 1) -> None:  # fmt: skip
         self.split, self.batch_size = split, int(batch_size)
         self.shuffle, self.generator, self.transform = shuffle, generator, transform
         self.device = torch.device(device)
@@ -199,9 +183,8 @@ class BatchLoader:
                 yield x[b:end], y[b:end], index[b:end]
 
 
-def backward_step(
-    loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None
-) -> None:
+def backward_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer,
+                  scaler: torch.amp.GradScaler | None) -> None:  # fmt: skip
     """Backward pass and optimizer step, through the GradScaler when there is one (fp16)."""
     optimizer.zero_grad(set_to_none=True)
     if scaler is not None:
@@ -217,31 +200,19 @@ def _batches(loader: BatchLoader, desc: str, progress: bool) -> Iterator:
     return iter(tqdm(loader, desc=desc, leave=False, disable=not progress, unit="batch"))
 
 
-def train_one_epoch(
-    model: nn.Module,
-    loader: BatchLoader,
-    optimizer: torch.optim.Optimizer,
-    criterion: nn.Module,
-    device: torch.device,
-    precision: str,
-    scaler: torch.amp.GradScaler | None = None,
-    *,
-    forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    progress: bool = False,
-    desc: str = "train",
-) -> dict:
+def train_one_epoch(model: nn.Module, loader: BatchLoader, optimizer: torch.optim.Optimizer,
+                    criterion: nn.Module, device: torch.device, precision: str,
+                    scaler: torch.amp.GradScaler | None = None, *, forward: Forward | None = None,
+                    progress: bool = False, desc: str = "train") -> dict:  # fmt: skip
     """Train one epoch; return exact and batch-mean loss and accuracy (%), images and seconds.
 
-    `loader` yields network-ready batches on `device` (:class:`BatchLoader`); `forward` maps
-    them to logits: the model itself by default, its `forward_head` for cached features.
+    `forward` maps batches to logits: the model by default, its `forward_head` for features.
     """
     model.train()
     forward = forward or model
     # Per-batch figures stay on the device until the epoch ends: reading them every step
     # (float(loss)) would make each GPU step wait for the previous one to finish.
-    losses: list[torch.Tensor] = []
-    corrects: list[torch.Tensor] = []
-    sizes: list[int] = []
+    losses, corrects, sizes = [], [], []
     start = time.perf_counter()
     for x, labels, _ in _batches(loader, desc, progress):
         with autocast(precision, device):
@@ -270,21 +241,12 @@ def _epoch_figures(losses: list, corrects: list, n: np.ndarray) -> dict:
 
 
 @torch.no_grad()
-def predict(
-    model: nn.Module,
-    loader: BatchLoader,
-    criterion: nn.Module,
-    device: torch.device,
-    precision: str,
-    *,
-    forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    progress: bool = False,
-    desc: str = "eval",
-) -> dict[str, np.ndarray]:
+def predict(model: nn.Module, loader: BatchLoader, criterion: nn.Module, device: torch.device,
+            precision: str, *, forward: Forward | None = None, progress: bool = False,
+            desc: str = "eval") -> dict[str, np.ndarray]:  # fmt: skip
     """Per-image results in loader order: label, prediction, top-5 hit, confidence, loss.
 
-    `criterion` must have reduction='none' (per-image losses, label smoothing as in training);
-    `forward` as in :func:`train_one_epoch`.
+    `criterion` must have reduction='none'; `forward` as in :func:`train_one_epoch`.
     """
     model.eval()
     forward = forward or model

@@ -1,8 +1,4 @@
-"""What an evaluation computes: one row per validation image, and the run's summary.
-
-run_folder.py writes them as predictions.csv and summary.json; figures, tables, verification and
-the paper read those files, never a notebook's memory.
-"""
+"""What an evaluation computes: one row per validation image (predictions.csv), and the summary."""
 
 from __future__ import annotations
 

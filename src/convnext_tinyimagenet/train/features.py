@@ -1,22 +1,16 @@
 """Cached frozen-backbone features: the baseline's fast path with the same semantics.
 
-The baseline trains only a linear head on a frozen ConvNeXt. ConvNeXt has no batch norm and the
-published run used no stochastic depth, dropout or augmentation, so the pooled feature of an image
-is a pure function of its pixels: computing it once per image and training the head on the cache
-runs the same computation as the notebook's full forward pass every epoch (up to floating-point
-rounding of batched kernels; `tests/test_features.py` bounds the difference). Epoch 1 pays one
-forward pass over train + validation; every later epoch costs only the head.
-
-Under fp16 autocast the backbone ends in LayerNorm (`head.norm`), which autocast runs in fp32,
-so caching float32 features and running the head under the same autocast reproduces the
-full path's numerics.
+ConvNeXt has no batch norm and the published baseline used no stochastic depth, dropout or
+augmentation, so an image's pooled feature is a pure function of its pixels: training the head on
+features computed once is the notebook's full forward pass every epoch, up to the rounding of
+batched kernels (`tests/test_features.py`). The backbone ends in LayerNorm, which fp16 autocast
+runs in fp32, so float32 features and the head under the same autocast keep the numerics.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +21,7 @@ from torch import nn
 from convnext_tinyimagenet import atomic
 from convnext_tinyimagenet.data.store import Split, Store
 from convnext_tinyimagenet.data.transforms import Pipeline, Transform
-from convnext_tinyimagenet.train.engine import BatchLoader, autocast
+from convnext_tinyimagenet.train.engine import BatchLoader, Forward, autocast
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +37,8 @@ class FeaturePipeline:
 
 
 def cacheable(experiment: dict) -> bool:
-    """True when an experiment's backbone is frozen and its training data are not augmented:
-    only then is every epoch's backbone output the same, so that features can be cached."""
+    """True when an experiment's backbone is frozen and its data not augmented: every epoch's
+    backbone output is then the same."""
     frozen = not any(
         module == "backbone" or module.startswith("backbone.")
         for group in experiment["trainable"]
@@ -64,17 +58,10 @@ def backbone_digest(model: nn.Module) -> str:
 
 
 @torch.no_grad()
-def extract(
-    model: nn.Module,
-    split: Split,
-    pipeline: Pipeline,
-    device: torch.device,
-    precision: str,
-    batch_size: int,
-    forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
-) -> torch.Tensor:
-    """Pooled features (N, D) float32 of every image of `split`, in split order, computed by
-    `forward` (default ``model.features``; the runner passes it compiled or channels-last)."""
+def extract(model: nn.Module, split: Split, pipeline: Pipeline, device: torch.device,
+            precision: str, batch_size: int,
+            forward: Forward | None = None) -> torch.Tensor:  # fmt: skip
+    """Pooled float32 features (N, D) of `split` in its order, by `forward` (``model.features``)."""
     model.eval()
     forward = forward or model.features
     parts = []
@@ -86,16 +73,9 @@ def extract(
     return torch.cat(parts).cpu()
 
 
-def cached_features(
-    model: nn.Module,
-    store: Store,
-    pipeline: Pipeline,
-    device: torch.device,
-    precision: str,
-    batch_size: int,
-    cache_dir: Path,
-    forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
-) -> dict[str, torch.Tensor]:
+def cached_features(model: nn.Module, store: Store, pipeline: Pipeline, device: torch.device,
+                    precision: str, batch_size: int, cache_dir: Path,
+                    forward: Forward | None = None) -> dict[str, torch.Tensor]:  # fmt: skip
     """Train and validation features, from `cache_dir` when the same ones were made before."""
     made_by = (store.fingerprint, backbone_digest(model), pipeline.input_size, pipeline.mean,
                pipeline.std, precision)  # fmt: skip

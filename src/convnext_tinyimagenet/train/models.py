@@ -1,15 +1,9 @@
 """The two published networks: a timm ConvNeXt backbone, an optional token attention, a linear head.
 
-Baseline: ``timm.create_model('convnext_tiny', pretrained=True)`` with ``head.fc`` replaced by
-``Linear(768, 200)``. Here the backbone is created with ``num_classes=0`` (timm's head without its
-``fc``: global pool -> ``head.norm`` -> flatten -> dropout(0)) and the Linear sits outside it,
-which computes the same function (``tests/test_models.py`` proves it). Improved: the same
-backbone -> the notebook's "self-attention" over the pooled feature as a sequence of one token
-(:class:`TokenAttention`) -> ``Linear(768, 200)``.
-
-Pretrained weights always come through timm's own machinery: from the Hugging Face hub for the
-tag, or from a local file given as ``pretrained_file`` (timm's ``pretrained_cfg`` ``file``
-source, so the same key remapping and classifier handling apply as for a download).
+The backbone is timm's model with ``num_classes=0`` (pool -> ``head.norm``) and the
+``Linear(768, 200)`` sits outside it: the same function as the baseline notebook's replaced
+``head.fc`` (``tests/test_models.py``). Pretrained weights always come through timm, from the hub
+or from a local ``pretrained_file`` (its ``pretrained_cfg`` ``file`` source).
 """
 
 from __future__ import annotations
@@ -18,6 +12,7 @@ import contextlib
 import difflib
 import logging
 from collections.abc import Iterator
+from logging.handlers import BufferingHandler
 from pathlib import Path
 
 import timm
@@ -39,21 +34,14 @@ class ModelError(ArtifactError):
 class TokenAttention(nn.Module):
     """The published "self-attention" module, applied to one pooled feature vector.
 
-    ``q, k, v = Linear(dim, dim)``; ``scores = q @ kᵀ · dim^-0.5``; softmax over the last axis;
-    dropout on the weights; ``out = weights @ v``; dropout on the output; no residual. The input
-    ``(B, D)`` is treated as a sequence of ONE token, so the softmax is always exactly 1 and the
-    module equals ``drop_out(drop_attn(1) · v(x))``: q and k never influence the output (and get
-    zero gradient). It is kept as published so the reproduction runs the same computation,
-    parameters and random-number draws. The attention dropout acts per sample (the weight tensor
-    has one entry per sample), the output dropout element-wise.
+    The input ``(B, D)`` is a sequence of ONE token, so the softmax is always exactly 1 and the
+    module equals ``drop_out(drop_attn(1) · v(x))``: q and k never influence the output. It is
+    kept as published (same computation, parameters and random draws); the attention dropout
+    acts per sample, the output dropout element-wise.
     """
 
-    def __init__(
-        self,
-        dim: int,
-        attention_dropout: float = DEFAULT_DROPOUT,
-        output_dropout: float = DEFAULT_DROPOUT,
-    ) -> None:
+    def __init__(self, dim: int, attention_dropout: float = DEFAULT_DROPOUT,
+                 output_dropout: float = DEFAULT_DROPOUT) -> None:  # fmt: skip
         super().__init__()
         self.dim = dim
         self.scale = dim**-0.5
@@ -71,11 +59,7 @@ class TokenAttention(nn.Module):
 
 
 class Classifier(nn.Module):
-    """Backbone features -> attention (or identity) -> linear head.
-
-    The backbone is a timm model created with ``num_classes=0`` (pooled, normed features); the
-    attention is :class:`TokenAttention`, or ``nn.Identity`` for the linear head.
-    """
+    """Backbone features -> attention (:class:`TokenAttention` or identity) -> linear head."""
 
     def __init__(self, backbone: nn.Module, attention: nn.Module, head: nn.Linear) -> None:
         super().__init__()
@@ -89,12 +73,9 @@ class Classifier(nn.Module):
         return self.head.in_features
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled backbone features ``(B, num_features)`` of images ``(B, 3, H, W)``.
-
-        While training, the frozen stem and leading stages (the improved run: stages 0-2) run
-        under ``torch.no_grad()``, so that nothing of theirs is kept for the backward pass
-        whatever the input needs; the computation is the backbone's own forward.
-        """
+        """Pooled features ``(B, num_features)`` of images ``(B, 3, H, W)``; while training, the
+        frozen stem and leading stages (improved run: 0-2) run under ``no_grad``, so that nothing
+        of theirs is kept for the backward pass."""
         frozen = self.frozen_stages() if torch.is_grad_enabled() else 0
         backbone = self.backbone
         if frozen == 0:
@@ -108,8 +89,8 @@ class Classifier(nn.Module):
         return backbone.forward_head(backbone.norm_pre(x))
 
     def frozen_stages(self) -> int:
-        """How many leading stages of a ConvNeXt-like backbone (stem frozen too) have no
-        trainable parameter; 0 for other backbones."""
+        """Leading stages of a ConvNeXt-like backbone without trainable parameters (0 when the
+        stem trains or the backbone is of another kind)."""
         backbone = self.backbone
         parts = ("stem", "stages", "norm_pre", "forward_head")
         if not all(hasattr(backbone, a) for a in parts) or _trains(backbone.stem):
@@ -131,24 +112,15 @@ def _trains(module: nn.Module) -> bool:
 
 
 def create_model(model_cfg: dict, num_classes: int) -> Classifier:
-    """The network of one experiment, in training mode, with every parameter trainable.
-
-    `model_cfg` is an experiment's ``model`` section: ``tag``, ``pretrained``,
-    ``pretrained_file``, ``head`` (``linear`` or ``token_attention``), and for
-    ``token_attention`` optionally ``attention_dropout`` and ``output_dropout`` (default 0.2).
-    Raises ModelError for an unknown tag or head, an unusable weights file, a failed download.
-    """
+    """An experiment's network (its ``model`` section), in training mode, all of it trainable."""
     head_kind = model_cfg.get("head")
     if head_kind not in HEADS:
         raise ModelError(f"model.head: unknown head {head_kind!r}, expected one of {list(HEADS)}")
     if int(num_classes) < 1:
         raise ModelError(f"num_classes must be at least 1, got {num_classes}")
-    backbone = create_backbone(
-        str(model_cfg.get("tag", "")),
-        bool(model_cfg.get("pretrained", False)),
-        model_cfg.get("pretrained_file"),
-    )
-    dim = _feature_width(backbone)
+    tag, pretrained = str(model_cfg.get("tag", "")), bool(model_cfg.get("pretrained", False))
+    backbone = create_backbone(tag, pretrained, model_cfg.get("pretrained_file"))
+    dim = int(getattr(backbone, "head_hidden_size", None) or backbone.num_features)  # pre-logits
     attention: nn.Module = nn.Identity()
     if head_kind == "token_attention":
         dropouts = (_probability(model_cfg, k) for k in ("attention_dropout", "output_dropout"))
@@ -157,13 +129,9 @@ def create_model(model_cfg: dict, num_classes: int) -> Classifier:
 
 
 def create_backbone(tag: str, pretrained: bool, pretrained_file: str | Path | None) -> nn.Module:
-    """A timm model without classifier (``num_classes=0``); its ``pretrained_cfg`` is the tag's.
-
-    `tag` is a full timm tag (``architecture.pretrained_tag``) or a bare architecture name.
-    Without `pretrained`, the initialisation is random and `pretrained_file` is ignored (so a
-    smoke override of ``pretrained`` alone suffices); with it, `pretrained_file` (safetensors or
-    a torch checkpoint) replaces the hub download, through timm's ``pretrained_cfg`` ``file``.
-    """
+    """A timm model without classifier (``num_classes=0``) of a full tag or bare architecture;
+    without `pretrained`, `pretrained_file` is ignored (a smoke override of ``pretrained`` alone
+    suffices), with it the file (safetensors or torch) replaces the hub download."""
     check_tag(tag)
     if not pretrained:
         if pretrained_file:
@@ -183,7 +151,6 @@ def create_backbone(tag: str, pretrained: bool, pretrained_file: str | Path | No
 
 
 def _weights_source(tag: str) -> str:
-    """Where timm would fetch the weights of `tag` (for the hint of a failed download)."""
     cfg = timm.models.get_pretrained_cfg(tag)
     if cfg is not None and cfg.hf_hub_id:
         return f"model.safetensors of https://huggingface.co/{cfg.hf_hub_id}"
@@ -194,9 +161,7 @@ def check_tag(tag: str) -> None:
     """Raise ModelError unless timm knows the architecture and, if given, its pretrained tag."""
     arch, _, pretrained_tag = tag.partition(".")
     if arch and timm.is_model(arch):
-        if not pretrained_tag:
-            return
-        known = timm.list_pretrained(f"{arch}.*")
+        known = timm.list_pretrained(f"{arch}.*") if pretrained_tag else [tag]
         if tag in known:
             return
         raise ModelError(
@@ -231,42 +196,26 @@ def _backbone_from_file(tag: str, path: Path) -> nn.Module:
     return backbone
 
 
-class _KeyMismatches(logging.Handler):
-    """Collects the missing/unexpected-key reports that timm's load_pretrained only logs."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.problems: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if message.startswith(("Missing keys", "Unexpected keys")):
-            self.problems.append(message)
-
-
 @contextlib.contextmanager
 def _load_report() -> Iterator[list[str]]:
-    """Within the block, gather timm's key-mismatch reports of pretrained loading."""
-    logger = logging.getLogger("timm.models._builder")
-    handler = _KeyMismatches()
-    level = logger.level
+    """The missing/unexpected-key reports that timm's load_pretrained only logs, gathered within
+    the block into the yielded list (filled when the block ends)."""
+    logger, handler = logging.getLogger("timm.models._builder"), BufferingHandler(2**31)
+    level, problems = logger.level, []
     logger.addHandler(handler)
     if not logger.isEnabledFor(logging.INFO):
         logger.setLevel(logging.INFO)  # the missing-keys report is logged at INFO
     try:
-        yield handler.problems
+        yield problems
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
-
-
-def _feature_width(backbone: nn.Module) -> int:
-    """Width of what a ``num_classes=0`` timm model returns (its pre-logits size)."""
-    return int(getattr(backbone, "head_hidden_size", None) or backbone.num_features)
+        messages = [record.getMessage() for record in handler.buffer]
+        problems += [m for m in messages if m.startswith(("Missing keys", "Unexpected keys"))]
 
 
 def _probability(model_cfg: dict, key: str) -> float:
-    """A dropout probability from the model config (default 0.2), checked to lie in [0, 1)."""
+    """A dropout probability from the model config (default 0.2), checked."""
     value = model_cfg.get(key)
     p = DEFAULT_DROPOUT if value is None else float(value)
     if not 0.0 <= p < 1.0:
@@ -275,34 +224,19 @@ def _probability(model_cfg: dict, key: str) -> float:
 
 
 def configure_trainable(model: nn.Module, groups: list[dict]) -> list[dict]:
-    """Freeze the model except the listed modules; return their AdamW parameter groups.
-
-    `groups` is ``[{name, modules: [dotted paths from the model, e.g. "backbone.stages.3"], lr,
-    weight_decay}, ...]``; the result, ``[{"name", "params", "lr", "weight_decay"}, ...]`` in the
-    same order, is ready for ``torch.optim.AdamW``. Raises ModelError for a missing key, a
-    module path that does not exist, a parameter claimed twice, or a group without parameters.
-    """
+    """Freeze the model except the listed modules; return their AdamW parameter groups. `groups`:
+    ``[{name, modules: [dotted paths, e.g. "backbone.stages.3"], lr, weight_decay}]``."""
     if not groups:
         raise ModelError("trainable: no parameter groups, nothing would train")
     for param in model.parameters():
         param.requires_grad_(False)
     owner: dict[int, str] = {}  # id(parameter) -> group that claimed it
-    result = []
-    for group in groups:
-        name = _group_field(group, "name", "?")
-        result.append(
-            {
-                "name": str(name),
-                "params": _claim(model, group, name, owner),
-                "lr": float(_group_field(group, "lr", name)),
-                "weight_decay": float(_group_field(group, "weight_decay", name)),
-            }
-        )
-    return result
+    return [_param_group(model, group, owner) for group in groups]
 
 
-def _claim(model: nn.Module, group: dict, name: str, owner: dict[int, str]) -> list:
-    """Make a group's parameters trainable, recording in `owner` that the group claimed them."""
+def _param_group(model: nn.Module, group: dict, owner: dict[int, str]) -> dict:
+    """One AdamW parameter group, its parameters made trainable and recorded in `owner`."""
+    name = _group_field(group, "name", "?")
     params = []
     for path in _group_field(group, "modules", name):
         for param in _submodule(model, str(path), name).parameters():
@@ -319,11 +253,15 @@ def _claim(model: nn.Module, group: dict, name: str, owner: dict[int, str]) -> l
             f"trainable: group {name!r} has no parameters (modules {group['modules']}); "
             f"e.g. 'attention' is an Identity when model.head is 'linear'"
         )
-    return params
+    return {
+        "name": str(name),
+        "params": params,
+        "lr": float(_group_field(group, "lr", name)),
+        "weight_decay": float(_group_field(group, "weight_decay", name)),
+    }
 
 
 def _group_field(group: dict, key: str, name: str):
-    """One required field of a trainable group."""
     if key not in group:
         raise ModelError(f"trainable: group {name!r} lacks the key {key!r}")
     return group[key]

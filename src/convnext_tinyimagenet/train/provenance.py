@@ -54,11 +54,8 @@ def device_info(device: torch.device) -> dict:
 
 
 def git_commit(root: Path = REPO_ROOT) -> dict:
-    """The checkout's commit and whether it had uncommitted changes.
-
-    Outside a checkout: the commit the image was built from (:data:`COMMIT_VARIABLE`), with
-    ``source: "image"``; None where neither is known.
-    """
+    """The checkout's commit and whether it had uncommitted changes; outside a checkout, the
+    image's (:data:`COMMIT_VARIABLE`, ``source: "image"``); None where neither is known."""
 
     def git(*args: str) -> str | None:
         try:

@@ -187,14 +187,10 @@ class Inputs:
 
 
 def train_experiment(cfg: dict, name: str, out: Path, *, progress: bool = True) -> list[dict]:
-    """Train experiment `name` into `out`, resuming from its last complete epoch if present.
+    """Train experiment `name` into `out`; return the per-epoch history (metrics.jsonl).
 
-    Restore (the last checkpoint of this run's identity), build the inputs, fit epochs until
-    early stopping or the epoch cap, then finish: publish the best epoch's weights, as both
-    notebooks restored them, and record provenance.
-
-    Returns:
-        The per-epoch history (the lines of metrics.jsonl).
+    Restore the last checkpoint of this run's identity, build the inputs, fit epochs until early
+    stopping or the cap, then finish: publish the best epoch's weights, as both notebooks did.
     """
     folder, digest = RunFolder(out), run_digest(cfg, name)
     latest = _latest_checkpoint(folder.checkpoints(digest), digest)
@@ -371,11 +367,8 @@ def _finish(
 
 
 def evaluate_experiment(cfg: dict, name: str, out: Path, *, progress: bool = True) -> dict:
-    """Evaluate `<out>/model.safetensors` on the validation split; write predictions and summary.
-
-    Returns:
-        The summary written to summary.json.
-    """
+    """Evaluate `<out>/model.safetensors` on the validation split; write predictions.csv and
+    summary.json, and return the summary."""
     folder = RunFolder(out)
     if not folder.model.is_file():
         raise RunError(f"no trained model at {folder.model}: run `train` for {name!r} first")

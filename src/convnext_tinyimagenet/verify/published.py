@@ -1,9 +1,7 @@
 """The original study's published prediction CSVs: checksum-verified download and recomputation.
 
-The CSVs are never part of this repository: config pins each one's URL and sha256, and the
-workflow's `fetch_published` rule downloads each (:func:`fetch`) to the path it names, in
-`published.download_dir`. A file whose sha256 differs is refused (and never used), whether it was
-downloaded or placed there by hand.
+The CSVs are never committed: config pins each one's URL and sha256, and a file with another
+sha256 is refused, whether it was downloaded or placed by hand.
 """
 
 from __future__ import annotations
@@ -39,8 +37,7 @@ def sha256(path: Path) -> str:
 
 def verify(path: Path, expected: str) -> None:
     """Raise PublishedError unless `path` has sha256 `expected`."""
-    actual = sha256(path)
-    if actual != expected:
+    if (actual := sha256(path)) != expected:
         raise PublishedError(
             f"{path} has sha256 {actual}, expected {expected}: the file is refused "
             f"(delete it and fetch again, or place the original file there by hand)"
@@ -48,14 +45,8 @@ def verify(path: Path, expected: str) -> None:
 
 
 def fetch(url: str, expected: str, path: Path, *, timeout: float = 30.0) -> Path:
-    """Return `path` verified against sha256 `expected`, downloading it from `url` if absent.
-
-    The download goes to a temporary file that is checked before it replaces anything.
-
-    Raises:
-        PublishedError: in one line, naming `url` and `path` (to place the file by hand), when
-            the download fails or gives other bytes, or when `path` has another sha256.
-    """
+    """Return `path` verified against sha256 `expected`, downloading it from `url` if absent
+    into a temporary file that is checked before it replaces anything."""
     path = Path(path)
     if path.is_file():
         verify(path, expected)
@@ -70,8 +61,7 @@ def fetch(url: str, expected: str, path: Path, *, timeout: float = 30.0) -> Path
                 f"cannot download {url} ({exc}). Offline? Place the file by hand at "
                 f"{path} (sha256 {expected}); it is verified before use"
             ) from exc
-        actual = sha256(tmp)
-        if actual != expected:
+        if (actual := sha256(tmp)) != expected:
             raise PublishedError(
                 f"{url} was downloaded with sha256 {actual}, expected {expected}: refused, and "
                 f"nothing was written to {path}. The file behind the URL is not the one the "
@@ -82,12 +72,8 @@ def fetch(url: str, expected: str, path: Path, *, timeout: float = 30.0) -> Path
 
 
 def fetch_all(files: Mapping[str, Path], pins: Mapping[str, Mapping]) -> dict[str, Path]:
-    """:func:`fetch` for every run; one error naming every file that failed.
-
-    Args:
-        files: published run name -> where its CSV is (or goes).
-        pins: published run name -> its `url` and `sha256` (`published.runs.<run>.predictions`).
-    """
+    """:func:`fetch` for every run (`pins`: run -> `url`, `sha256`); one error naming every
+    file that failed."""
     fetched, problems = {}, []
     for run, path in files.items():
         try:
@@ -103,21 +89,14 @@ def fetch_all(files: Mapping[str, Path], pins: Mapping[str, Mapping]) -> dict[st
 
 
 def read_predictions(path: Path) -> pd.DataFrame:
-    """Read a published CSV into columns label, prediction, correct (validation order).
-
-    The baseline file has `Ground_Truth,Prediction,Is_Correct`; the improved one an extra
-    leading `Index` column.
-    """
+    """Read a published CSV (`[Index,]Ground_Truth,Prediction,Is_Correct`) into columns label,
+    prediction, correct (validation order)."""
     frame = pd.read_csv(path)
     missing = {"Ground_Truth", "Prediction", "Is_Correct"} - set(frame.columns)
     if missing:
         raise PublishedError(f"{path} lacks the columns {', '.join(sorted(missing))}")
-    out = pd.DataFrame(
-        {
-            "label": frame["Ground_Truth"].astype(np.int64),
-            "prediction": frame["Prediction"].astype(np.int64),
-        }
-    )
+    out = pd.DataFrame({"label": frame["Ground_Truth"], "prediction": frame["Prediction"]})
+    out = out.astype(np.int64)
     out["correct"] = out["label"] == out["prediction"]
     stated = frame["Is_Correct"].astype(str).str.lower() == "true"
     if not (stated == out["correct"]).all():
@@ -144,17 +123,8 @@ def recompute(frame: pd.DataFrame, batch_size: int = PUBLISHED_BATCH_SIZE) -> di
 def summarize_published(
     files: Mapping[str, Path], claims: Mapping[str, float], pins: Mapping[str, str], out: Path
 ) -> dict:
-    """Verify and recompute every published run's CSV; write the summary JSON to `out`.
-
-    Args:
-        files: published run name -> its prediction CSV.
-        claims: published run name -> its claimed accuracy (%).
-        pins: published run name -> the CSV's pinned sha256; a file with another is refused.
-        out: the summary JSON to write.
-
-    Returns:
-        Run name -> claim, file, sha256 and :func:`recompute`'s figures, as written.
-    """
+    """Verify (`pins`: run -> sha256) and recompute every published run's CSV; write run ->
+    claim, file, sha256 and :func:`recompute`'s figures to `out`."""
     summary = {}
     for run, path in files.items():
         verify(path, pins[run])

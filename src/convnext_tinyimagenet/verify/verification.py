@@ -1,11 +1,6 @@
 """Verify the paper's numbers: the published claims, the reruns against them, and checksums.
 
-:func:`verify_published` recomputes each published claim from its prediction CSV the way its
-notebook computed it, and the claimed gain; :func:`verify_rerun` checks each rerun against its
-band (`verification.reruns`) and pairs it image by image with the published run where both list
-the images in the same order; :func:`check_checksums` recomputes SHA256SUMS (`sha256sum -c`
-format). :func:`check` runs what its :class:`Inputs` allow and records them in the verdict, so
-that `verify --check` (:func:`check_record`) reads the same files again.
+The verdict records its :class:`Inputs`, so that `verify --check` reads the same files again.
 """
 
 from __future__ import annotations
@@ -62,13 +57,9 @@ class VerificationFailedError(ArtifactError):
 
 
 # --------------------------------------------------------------------------- what is checked
-
-
 @dataclass(frozen=True)
 class Claims:
-    """The config values the checks read: `published.runs` (in config order: the gain is the last
-    minus the first), `verification.claim_rounding_pp`, `verification.reruns` (experiment ->
-    expected, tolerance_pp) and the README-vs-notebook `discrepancies`."""
+    """The config values the checks read; in `runs` (config order) the gain is last minus first."""
 
     runs: Mapping[str, Mapping]
     rounding_pp: float
@@ -77,18 +68,15 @@ class Claims:
 
     @classmethod
     def from_config(cls, cfg: Mapping) -> Claims:
-        """The claims of a whole configuration (the by-hand `verify --check`)."""
         checks = cfg["verification"]
         runs, rounding = cfg["published"]["runs"], checks["claim_rounding_pp"]
-        return cls(runs, rounding, bands=checks["reruns"], discrepancies=cfg["discrepancies"])
+        return cls(runs, rounding, checks["reruns"], cfg["discrepancies"])
 
 
 @dataclass(frozen=True)
 class Inputs:
-    """The files the checks read, as the workflow's rule named them (relative to its folder):
-    run -> published CSV, experiment -> summary.json and predictions.csv (in config order; the
-    rerun gain is the last minus the first), the data summary, SHA256SUMS. Empty or None: not
-    checked."""
+    """The files the checks read, as the rule named them (relative to its folder), per run in
+    config order; empty or None: not checked."""
 
     published: Mapping[str, str] = field(default_factory=dict)
     summaries: Mapping[str, str] = field(default_factory=dict)
@@ -97,12 +85,11 @@ class Inputs:
     checksums: str | None = None
 
     def record(self) -> dict:
-        """The inputs as JSON values (paths as strings), the verdict's `inputs`."""
+        """The verdict's `inputs`: paths as strings."""
         return json.loads(json.dumps(dataclasses.asdict(self), default=str))
 
     @classmethod
     def from_record(cls, record: Mapping) -> Inputs:
-        """The inputs a verdict recorded (:meth:`record`)."""
         names = [f.name for f in dataclasses.fields(cls)]
         return cls(**{name: record[name] for name in names if record.get(name)})
 
@@ -120,8 +107,6 @@ def named(names: Iterable[str], files: Sequence[str]) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------- published claims
-
-
 def _interval_text(low: float, high: float, signed: bool = False) -> str:
     fmt = "{:+.2f}" if signed else "{:.2f}"
     return f"95 % CI {fmt.format(low)} to {fmt.format(high)}"
@@ -132,35 +117,27 @@ def _within(value: float, expected: float, tolerance: float) -> bool:
 
 
 def check_published_run(spec: Mapping, frame: pd.DataFrame, rounding_pp: float) -> dict:
-    """Recompute one published run (`frame`, in published row order) and check its claim against
-    the figure its notebook computed (`spec`'s claim_metric), within `rounding_pp`."""
+    """Recompute one published run and check its claim against the figure its notebook computed
+    (`spec`'s claim_metric), within `rounding_pp`."""
     figures = published.recompute(frame)
     n, correct, size = figures["n"], figures["correct"], figures["batch_size"]
     metric = spec["claim_metric"]
     recomputed = figures[METRIC_KEYS[metric]]
-    batches = math.ceil(n / size)
-    last = n - (batches - 1) * size
+    batches, last = math.ceil(n / size), (n - 1) % size + 1  # last: the last batch's images
     exact = f"{correct:,} / {n:,} = {figures['accuracy']:.2f} %"
-    if metric == "exact":
-        how = (
-            f"the notebook counted correct / total: {exact}; the mean of per-batch accuracies "
-            f"would be {figures['accuracy_batch_mean']:.4f} %"
-        )
-    else:
-        how = (
-            f"the training loop logged the mean of {batches} per-batch accuracies at batch "
-            f"{size} (the last batch of {last} images weighs as much as a full one): "
-            f"{figures['accuracy_batch_mean']:.4f} %, printed as {spec['claim']:.2f} %; the "
-            f"exact accuracy of the same predictions is {exact}"
-        )
+    how = (
+        f"the notebook counted correct / total: {exact}; the mean of per-batch accuracies "
+        f"would be {figures['accuracy_batch_mean']:.4f} %"
+        if metric == "exact"
+        else f"the training loop logged the mean of {batches} per-batch accuracies at batch "
+        f"{size} (the last batch of {last} images weighs as much as a full one): "
+        f"{figures['accuracy_batch_mean']:.4f} %, printed as {spec['claim']:.2f} %; the "
+        f"exact accuracy of the same predictions is {exact}"
+    )
     return {
         "claim": spec["claim"],
         "claim_metric": metric,
-        "n": n,
-        "correct": correct,
-        "accuracy": figures["accuracy"],
-        "accuracy_batch_mean": figures["accuracy_batch_mean"],
-        "batch_size": size,
+        **{key: value for key, value in figures.items() if key != "per_class"},  # n .. batch_size
         "wilson95": stats.accuracy_interval(correct, n)["wilson95"],
         "recomputed": recomputed,
         "difference": recomputed - spec["claim"],
@@ -172,12 +149,8 @@ def check_published_run(spec: Mapping, frame: pd.DataFrame, rounding_pp: float) 
 
 
 def paired_comparison(first: pd.DataFrame, second: pd.DataFrame) -> dict:
-    """Image-by-image comparison of two prediction sets (`label`, `prediction`, `correct`).
-
-    Pairs only where both have the same length and the same label in every row; else
-    ``status`` is "not paired" with a ``reason``. Discordant counts are McNemar's; the
-    difference first - second (pp) comes with its paired Newcombe 95 % interval.
-    """
+    """Image-by-image comparison of two prediction sets, paired only where the labels agree row by
+    row; the difference first - second (pp) with McNemar's p and Newcombe's paired interval."""
     if len(first) != len(second):
         return {"status": "not paired", "reason": f"{len(first)} vs {len(second)} rows"}
     labels_differ = int((first["label"].to_numpy() != second["label"].to_numpy()).sum())
@@ -187,9 +160,8 @@ def paired_comparison(first: pd.DataFrame, second: pd.DataFrame) -> dict:
             "reason": f"labels differ in {labels_differ:,} of {len(first):,} rows: the rows are "
             "not the same images in the same order",
         }
-    counts = stats.paired_counts(
-        first["correct"].to_numpy(dtype=bool), second["correct"].to_numpy(dtype=bool)
-    )
+    correct = [frame["correct"].to_numpy(dtype=bool) for frame in (first, second)]
+    counts = stats.paired_counts(*correct)
     same = (first["prediction"].to_numpy() == second["prediction"].to_numpy()).mean()
     return {
         "status": "paired",
@@ -203,12 +175,8 @@ def paired_comparison(first: pd.DataFrame, second: pd.DataFrame) -> dict:
 
 
 def compare_published(claims: Claims, runs: Mapping[str, dict], frames: Mapping) -> dict | None:
-    """The last published run minus the first: the claimed gain, recomputed, with its interval.
-
-    The claims' difference must agree with the recomputed one within twice the rounding, and
-    the gain must hold: the 95 % interval of the exact difference excludes zero on the claimed
-    side.
-    """
+    """The claimed gain (last run minus first), recomputed: it must agree within twice the
+    rounding, and its exact 95 % interval must exclude zero on the claimed side."""
     if len(runs) < 2:
         return None
     first, *_, last = runs
@@ -241,8 +209,7 @@ def compare_published(claims: Claims, runs: Mapping[str, dict], frames: Mapping)
 
 
 def _published_interval(first: str, last: str, runs: Mapping, frames: Mapping) -> tuple:
-    """The pairing, 95 % interval and method for the last run minus the first: paired image by
-    image where both files follow the same source's order, else for independent proportions."""
+    """Pairing, 95 % interval and method: paired where both files follow one source's order."""
     sources = (runs[first]["source"], runs[last]["source"])
     if sources[0] == sources[1]:
         pairing = paired_comparison(frames[last], frames[first])
@@ -262,12 +229,8 @@ def _published_interval(first: str, last: str, runs: Mapping, frames: Mapping) -
 
 
 def verify_published(claims: Claims, files: Mapping[str, str]) -> dict:
-    """Check every published claim against its prediction CSV (run -> path), each downloaded if
-    absent and refused if its sha256 differs; no files: not checked, and the result says why.
-
-    Raises:
-        published.PublishedError: a file cannot be fetched or does not match its sha256.
-    """
+    """Check every published claim against its prediction CSV (run -> path), each fetched and
+    sha256-verified; no files: not checked, and the result says why."""
     if not files:
         return {"status": NOT_CHECKED, "reason": NOT_FETCHED, "runs": {}, "comparison": None}
     pins = {name: claims.runs[name]["predictions"] for name in files}
@@ -299,18 +262,12 @@ def _needs_published(runs: Mapping[str, Mapping]) -> str:
 
 
 # --------------------------------------------------------------------------- reruns
-
-
 def check_rerun(name: str, summary: Mapping, spec: Mapping | None, band: Mapping | None) -> dict:
     """One rerun against its band: its `expected` exact accuracy, or (expected null) the
     published claim (`spec`), computed the way the claim was (exact or batch mean)."""
-    result = {
-        "accuracy": summary["accuracy"],
-        "accuracy_batch_mean": summary.get("accuracy_batch_mean"),
-        "wilson95": summary["wilson95"],
-        "n": summary["n"],
-        "correct": summary["correct"],
-    }
+    mean = summary.get("accuracy_batch_mean")
+    result = {"accuracy": summary["accuracy"], "accuracy_batch_mean": mean}
+    result |= {key: summary[key] for key in ("wilson95", "n", "correct")}
     if band is None:
         return result | {"verdict": NOT_CHECKED, "reason": f"no verification.reruns.{name}"}
     if band["expected"] is not None:
@@ -333,7 +290,6 @@ def check_rerun(name: str, summary: Mapping, spec: Mapping | None, band: Mapping
 
 
 def _rerun_source(data: str | None) -> str:
-    """The data source the reruns read, from the data summary."""
     if data is None:
         raise VerificationError("checking the reruns needs the data summary, and none was given")
     summary = require(Path(data), made_by=DATA_MADE_BY)
@@ -342,11 +298,7 @@ def _rerun_source(data: str | None) -> str:
 
 def verify_rerun(claims: Claims, inputs: Inputs, published_result: Mapping) -> dict:
     """Check every rerun against its band and pair it with the published run where possible;
-    the `difference` of the last minus the first is paired (both read the same store).
-
-    Raises:
-        ResultFileError: a summary.json or predictions.csv is missing (the message names it).
-    """
+    the `difference` of the last minus the first is paired (both read the same store)."""
     names = list(inputs.summaries)
     unknown = [name for name in claims.bands if name not in names]
     if unknown:
@@ -372,12 +324,9 @@ def verify_rerun(claims: Claims, inputs: Inputs, published_result: Mapping) -> d
     difference = None
     if len(names) >= 2:
         first, last = names[0], names[-1]
-        difference = {
-            "first": first,
-            "last": last,
-            "unpaired_ci95": list(stats.newcombe_difference(runs[last], runs[first])),
-            **paired_comparison(frames[last], frames[first]),
-        }
+        unpaired = list(stats.newcombe_difference(runs[last], runs[first]))
+        difference = {"first": first, "last": last, "unpaired_ci95": unpaired}
+        difference |= paired_comparison(frames[last], frames[first])
     return {"status": CHECKED, "source": source, "runs": runs, "difference": difference}
 
 
@@ -400,17 +349,11 @@ def _pair_with_published(
 
 
 # --------------------------------------------------------------------------- checksums
-
-
 def write_checksums(files: Iterable[str | Path], out: str | Path) -> Path:
-    """Write `out` in the `sha256sum -c` format: `<sha256>  <path>`, the paths as given.
-
-    Raises:
-        VerificationError: a file is missing (a checksum of nothing would certify nothing).
-    """
+    """Write `out` in the `sha256sum -c` format: `<sha256>  <path>`, the paths as given."""
     files = [str(f) for f in files]
     missing = [f for f in files if not Path(f).is_file()]
-    if missing:
+    if missing:  # a checksum of nothing would certify nothing
         raise VerificationError(
             f"cannot write checksums: {len(missing)} file(s) missing: {', '.join(missing)}"
         )
@@ -433,15 +376,10 @@ def read_checksums(path: Path) -> list[tuple[str, str]]:
 
 def check_checksums(path: str | Path) -> dict:
     """Recompute the SHA256SUMS at `path`: its file count, the `problems` (one line per file that
-    changed or went missing) and the verdict.
-
-    Raises:
-        VerificationError: there is no such file (the message says how it is made).
-    """
-    file, path = str(path), Path(path)
-    if not path.is_file():
-        raise VerificationError(f"{path} is missing; it is made by {CHECKSUMS_MADE_BY}")
-    pairs, problems = read_checksums(path), []
+    changed or went missing) and the verdict."""
+    if not Path(path).is_file():
+        raise VerificationError(f"{Path(path)} is missing; it is made by {CHECKSUMS_MADE_BY}")
+    pairs, problems = read_checksums(Path(path)), []
     for expected, name in pairs:
         if not Path(name).is_file():
             problems.append(f"{name}: missing")
@@ -449,19 +387,11 @@ def check_checksums(path: str | Path) -> dict:
             problems.append(
                 f"{name}: changed (sha256 {actual[:12]}..., recorded {expected[:12]}...)"
             )
-    verdict = FAIL if problems else PASS
-    return {
-        "status": CHECKED,
-        "file": file,
-        "files": len(pairs),
-        "problems": problems,
-        "verdict": verdict,
-    }
+    counted = {"status": CHECKED, "file": str(path), "files": len(pairs)}
+    return counted | {"problems": problems, "verdict": FAIL if problems else PASS}
 
 
 # --------------------------------------------------------------------------- rows
-
-
 def caveats(discrepancies: Sequence[Mapping], runs: Iterable[str]) -> str:
     """Topics of the README-vs-notebook discrepancies that affect any of `runs`."""
     topics = [d["topic"] for d in discrepancies if set(d["affects"]) & set(runs)]
@@ -479,9 +409,8 @@ def _published_row(claims: Claims, name: str, found: Mapping | None, reason: str
     if found is None:
         return row | {"Recomputed": f"not checked ({reason})", "Verdict": NOT_CHECKED}
     exact = f"{found['correct']:,} / {found['n']:,} = {found['accuracy']:.2f}"
-    if found["claim_metric"] == "exact":
-        recomputed = f"{exact} exact"
-    else:
+    recomputed = f"{exact} exact"
+    if found["claim_metric"] != "exact":
         recomputed = f"{found['accuracy_batch_mean']:.4f} batch mean (exact: {exact})"
     return row | {
         "Recomputed": f"{recomputed}; {_interval_text(*found['wilson95'])}",
@@ -543,14 +472,12 @@ def _paired_row(name: str, pairing: Mapping) -> dict:
 
 def _difference_row(claims: Claims, difference: Mapping) -> dict:
     first, last = difference["first"], difference["last"]
-    if difference["status"] == "paired":
-        value = (
-            f"{signed(difference['difference'])}; "
-            f"{_interval_text(*difference['ci95'], signed=True)}"
-            f" (paired; McNemar p = {difference['mcnemar_p']:.3g})"
-        )
+    paired = difference["status"] == "paired"
+    interval = _interval_text(*difference["ci95" if paired else "unpaired_ci95"], signed=True)
+    if paired:
+        p = difference["mcnemar_p"]
+        value = f"{signed(difference['difference'])}; {interval} (paired; McNemar p = {p:.3g})"
     else:
-        interval = _interval_text(*difference["unpaired_ci95"], signed=True)
         value = f"{interval} (unpaired: {difference['reason']})"
     return _ROW | {
         "Claim": f"{last} - {first}: the rerun's gain (one seed each; not judged)",
@@ -578,8 +505,7 @@ def verification_rows(
 ) -> list[dict]:
     """One row per claim (:data:`COLUMNS`): published, recomputed and rerun value, tolerance,
     verdict, and the config's discrepancies that bear on the row's runs."""
-    reason = published_result.get("reason", "")
-    found = published_result.get("runs", {})
+    reason, found = published_result.get("reason", ""), published_result.get("runs", {})
     rows = [_published_row(claims, name, found.get(name), reason) for name in claims.runs]
     if len(claims.runs) >= 2:
         rows.append(_comparison_row(claims, published_result.get("comparison"), reason))
@@ -595,15 +521,10 @@ def verification_rows(
 
 
 # --------------------------------------------------------------------------- the verdict
-
-
 def band_explanation(rerun_result: Mapping) -> str | None:
-    """How much of each rerun band is binomial sampling error, computed from the rerun's n.
-
-    The 95 % half-width of one accuracy p on n images is 1.96 * sqrt(p (1 - p) / n); against a
-    published claim both the claim and the rerun carry one (sqrt(2) times as much together);
-    the rest of the band allows for seed-to-seed spread of training.
-    """
+    """How much of each rerun band is binomial sampling error: the 95 % half-width of one
+    accuracy p on n images is 1.96 * sqrt(p (1 - p) / n); against a published claim both carry
+    one (sqrt(2) times as much together); the rest allows for seed-to-seed spread of training."""
     parts = []
     for name, run in rerun_result["runs"].items():
         if run["verdict"] == NOT_CHECKED:
@@ -639,14 +560,7 @@ def _notes(published_result: Mapping, rerun_result: Mapping | None) -> list[str]
 
 
 def check(claims: Claims, inputs: Inputs) -> dict:
-    """Run every check `inputs` allow (published claims with their CSVs, reruns with their
-    summaries, checksums with a SHA256SUMS); the verdict, with the inputs recorded in it.
-
-    Raises:
-        VerificationError: nothing to check, or a missing SHA256SUMS or data summary.
-        ResultFileError: a rerun's result file is missing.
-        published.PublishedError: a published file cannot be fetched or fails its sha256.
-    """
+    """Run every check `inputs` allow; the verdict, with the inputs recorded in it."""
     published_result = verify_published(claims, inputs.published)
     if not inputs.summaries and published_result["status"] != CHECKED:
         raise VerificationError(_needs_published(claims.runs))
@@ -670,10 +584,8 @@ def check(claims: Claims, inputs: Inputs) -> dict:
 def render(result: Mapping) -> str:
     """The one-screen report: the table, the notes, the problems and the verdict."""
     problems = result["checksums"].get("problems", [])
-    lines = [
-        markdown(pd.DataFrame(result["rows"], columns=list(COLUMNS))),
-        *(f"- {note}" for note in result["notes"]),
-    ]
+    lines = [markdown(pd.DataFrame(result["rows"], columns=list(COLUMNS)))]
+    lines += [f"- {note}" for note in result["notes"]]
     lines += [f"- checksum problem: {problem}" for problem in problems]
     if result["verdict"] == PASS:
         return "\n".join([*lines, "\nverification passed"])
@@ -690,14 +602,8 @@ def record_verdict(
     claims: Claims, inputs: Inputs, *, verdict: Path, out: Path, console: TextIO | None = None
 ) -> dict:
     """The workflow's check: the verdict to `verdict`, the report printed (and to `console`), and
-    `out` written only when every check passes.
-
-    Snakemake deletes a failed job's outputs but keeps its logs: `verdict` is a log, so a failed
-    check keeps its verdict there as well as its printout.
-
-    Raises:
-        VerificationFailedError: a claim does not hold or a file changed (the message names them).
-    """
+    `out` written only when every check passes. Snakemake deletes a failed job's outputs but keeps
+    its logs: `verdict` is a log, so a failed check keeps its verdict as well as its printout."""
     Path(verdict).unlink(missing_ok=True)  # no earlier verdict outlives a check that stops
     result = check(claims, inputs)
     atomic.write_json(verdict, result)
@@ -714,15 +620,8 @@ def record_verdict(
 
 
 def check_record(record: Path, claims: Claims, *, out: Path | None = None) -> dict:
-    """`verify --check`: check again the files a verdict of the workflow records.
-
-    The recorded paths are relative to the folder the workflow ran in (run this there); the
-    claims and bands come from the caller's configuration. `out` (None: nowhere) receives this
-    check's verdict, and is never a file the check reads.
-
-    Raises:
-        VerificationError: the record is missing or records no inputs, or `out` is read.
-    """
+    """`verify --check`: check again the files a verdict records (paths relative to the folder
+    the workflow ran in), with the caller's claims; `out` (None: nowhere) is never read."""
     record = Path(record)
     if not record.is_file():
         raise VerificationError(
@@ -735,9 +634,7 @@ def check_record(record: Path, claims: Claims, *, out: Path | None = None) -> di
     inputs = Inputs.from_record(recorded)
     paths = inputs.record()
     read = [record, paths["data"], paths["checksums"]]
-    read += [
-        path for kind in ("published", "summaries", "predictions") for path in paths[kind].values()
-    ]
+    read += [p for kind in ("published", "summaries", "predictions") for p in paths[kind].values()]
     if paths["checksums"] and Path(paths["checksums"]).is_file():
         read += [name for _, name in read_checksums(Path(paths["checksums"]))]
     if out is not None and any(Path(p).resolve() == Path(out).resolve() for p in read if p):
