@@ -10,7 +10,7 @@
 # or an activated .venv).
 from snakemake.utils import min_version
 
-from convnext_tinyimagenet.config import validate_config
+from convnext_tinyimagenet.config import finish_config
 
 min_version("9.0")
 
@@ -20,8 +20,10 @@ configfile: "config/config.yaml"
 configfile: "config/study.yaml"
 
 
-# The CLI's validator (config/schema.yaml; an integer is an int, not 32.0): one line per problem.
-validate_config(config, " + ".join(map(str, workflow.configfiles)))
+# As the CLI loads it: each variant (`from: <parent>` + what it changes) resolved to a full
+# section, then the CLI's validator (config/schema.yaml; an integer is an int, not 32.0), one
+# line per problem. Rules see only resolved sections.
+config.update(finish_config(config, " + ".join(map(str, workflow.configfiles))))
 
 
 # The software of every rule: the project's image (Dockerfile; it installs envs/requirements.txt,
@@ -31,6 +33,7 @@ container: "docker://convnext-tinyimagenet:0.1.0"
 
 include: "rules/common.smk"
 include: "rules/data.smk"
+include: "rules/archive.smk"
 include: "rules/published.smk"
 include: "rules/experiments.smk"
 include: "rules/figures.smk"

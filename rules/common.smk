@@ -3,11 +3,12 @@
 import os
 from urllib.parse import urlparse
 
-from convnext_tinyimagenet.config import run_settings
+from convnext_tinyimagenet.config import experiments_to_run, run_settings
 from convnext_tinyimagenet.run_folder import FILES, run_dir
 
 OUT = config["output_dir"]
-EXPERIMENTS = list(config["experiments"])
+# the experiments that run, in config order: all but those declared with `seeds: []`
+EXPERIMENTS = experiments_to_run(config["experiments"])
 PUBLISHED = config["published"]
 # published run -> its prediction CSV once fetched: download_dir / the URL's file name
 PUBLISHED_FILES = {
@@ -15,6 +16,9 @@ PUBLISHED_FILES = {
     for run, spec in PUBLISHED["runs"].items()
 }
 READS_PUBLISHED = PUBLISHED["use_predictions"]
+# the published recipes among them (baseline, improved): what the paper's text, learning curves
+# and per-class figure compare; the ablation variants run beside them
+PUBLISHED_PAIR = [name for name in EXPERIMENTS if name in PUBLISHED["runs"]]
 # one run's folder, a pattern over {experiment} (run_folder.py names the files in it)
 RUN = run_dir(OUT, "{experiment}")
 
@@ -28,18 +32,26 @@ def per_experiment(pattern):
     return expand(pattern, experiment=EXPERIMENTS)
 
 
-def by_experiment(values):
-    """{experiment: value} of each experiment's config section for `values(section)`."""
-    return {name: values(section) for name, section in config["experiments"].items()}
+def per_published(pattern):
+    """`pattern` expanded over the published recipes that run (PUBLISHED_PAIR)."""
+    return expand(pattern, experiment=PUBLISHED_PAIR)
+
+
+def by_experiment(values, names=None):
+    """{experiment: value} of each running experiment's config section (or of `names`'s) for
+    `values(section)`."""
+    return {name: values(config["experiments"][name]) for name in names or EXPERIMENTS}
 
 
 def reference_of(experiment):
-    """The run a notebook compares its recipe with: the first experiment, or for the first,
-    the second (baseline <-> improved)."""
-    others = [name for name in EXPERIMENTS if name != experiment]
-    if not others:
+    """The recipe a notebook compares its own with: a variant's parent (`from`, run or not);
+    else the first experiment, or for the first, the second (baseline <-> improved)."""
+    name = config["experiments"][experiment].get("from")
+    others = [other for other in EXPERIMENTS if other != experiment]
+    if name is None and not others:
         return None
-    name = EXPERIMENTS[0] if experiment != EXPERIMENTS[0] else others[0]
+    if name is None:
+        name = EXPERIMENTS[0] if experiment != EXPERIMENTS[0] else others[0]
     return {"name": name, "settings": config["experiments"][name]}
 
 

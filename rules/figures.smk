@@ -3,7 +3,7 @@
 
 rule plot_learning_curves:
     input:
-        metrics=per_experiment(rules.run_experiment.output.metrics),
+        metrics=per_published(rules.run_experiment.output.metrics),
     output:
         png=report(
             f"{OUT}/figures/learning_curves.png",
@@ -14,22 +14,22 @@ rule plot_learning_curves:
     log:
         f"{OUT}/logs/plot_learning_curves.log",
     params:
-        experiments=EXPERIMENTS,
+        experiments=PUBLISHED_PAIR,
         # only what the figure draws of a published run: a new pin (url, sha256) redraws nothing
         published={
             run: {key: spec[key] for key in ("epochs", "best_epoch", "claim_metric")}
             for run, spec in config["published"]["runs"].items()
         },
-        titles=by_experiment(lambda experiment: experiment["title"]),
+        titles=by_experiment(lambda experiment: experiment["title"], PUBLISHED_PAIR),
         dpi=config["figures"]["dpi"],
     script:
         "scripts/plot_learning_curves.py"
 
 
 rule plot_per_class_accuracy:
-    # the second experiment against the first
+    # the second published recipe against the first
     input:
-        summaries=per_experiment(rules.run_experiment.output.summary)[:2],
+        summaries=per_published(rules.run_experiment.output.summary)[:2],
     output:
         png=report(
             f"{OUT}/figures/per_class_accuracy.png",
@@ -40,7 +40,7 @@ rule plot_per_class_accuracy:
     log:
         f"{OUT}/logs/plot_per_class_accuracy.log",
     params:
-        experiments=EXPERIMENTS[:2],
+        experiments=PUBLISHED_PAIR[:2],
         dpi=config["figures"]["dpi"],
     script:
         "scripts/plot_per_class_accuracy.py"

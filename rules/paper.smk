@@ -2,16 +2,16 @@
 # paper/paper.tex includes is), then latexmk on paper/paper.tex. The paths of what the paper
 # includes are written here only: paper.tex names each file by its macro in inputs.tex.
 
-# the run whose sample grids the paper shows: the last experiment, the one the text compares
-# with the first
-FIGURE_EXPERIMENT = EXPERIMENTS[-1]
+# the run whose sample grids the paper shows: the last published recipe, the one the text
+# compares with the first
+FIGURE_EXPERIMENT = PUBLISHED_PAIR[-1]
 
 
 rule make_paper_inputs:
     input:
-        summaries=per_experiment(rules.run_experiment.output.summary),
-        metrics=per_experiment(rules.run_experiment.output.metrics),
-        provenance=per_experiment(rules.run_experiment.output.provenance),
+        summaries=per_published(rules.run_experiment.output.summary),
+        metrics=per_published(rules.run_experiment.output.metrics),
+        provenance=per_published(rules.run_experiment.output.provenance),
         data=rules.prepare_data.output[0],
         fidelity=rules.measure_input_fidelity.output.json,
         published=if_published(rules.summarize_published.output),
@@ -23,7 +23,7 @@ rule make_paper_inputs:
             rules.make_recipe_table.output.tex,
             rules.make_discrepancies_table.output.tex,
             rules.measure_input_fidelity.output.tex,
-            *per_experiment(rules.make_class_table.output.tex),
+            *per_published(rules.make_class_table.output.tex),
             rules.make_verification_table.output.tex,
         ],
         figures=[
@@ -39,7 +39,7 @@ rule make_paper_inputs:
         f"{OUT}/logs/make_paper_inputs.log",
     params:
         # the config values the text cites (paper.PaperConfig)
-        experiments=config["experiments"],
+        experiments=by_experiment(lambda experiment: experiment, PUBLISHED_PAIR),
         published_runs=PUBLISHED["runs"],
         published_repository=PUBLISHED["repository"],
         published_commit=PUBLISHED["commit"],

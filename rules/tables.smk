@@ -41,11 +41,13 @@ rule make_recipe_table:
     log:
         f"{OUT}/logs/make_recipe_table.log",
     params:
-        # the sections the recipe shows (not the title: a new title rewrites no hyperparameter)
+        # the sections the recipe shows, and a variant's parent (not the title: a new title
+        # rewrites no hyperparameter)
         experiments=by_experiment(
             lambda experiment: {
                 key: experiment[key]
-                for key in ("model", "trainable", "augment", "train")
+                for key in ("from", "model", "trainable", "augment", "train")
+                if key in experiment
             }
         ),
         data=config["data"],

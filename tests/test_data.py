@@ -9,6 +9,7 @@ the stores are compared row by row, not after sorting.
 import hashlib
 import io
 import json
+import re
 from pathlib import Path
 
 import datasets
@@ -58,10 +59,14 @@ def _jpeg(rel: str) -> bytes:
     return buffer.getvalue()
 
 
-def _label(rel: str) -> int:
+def _wnid(rel: str) -> str:
     if rel.startswith("train/"):
-        return WNIDS.index(rel.split("/")[1])
-    return WNIDS.index(dict(VAL_ANNOTATIONS)[rel.split("/")[-1]])
+        return rel.split("/")[1]
+    return dict(VAL_ANNOTATIONS)[rel.split("/")[-1]]
+
+
+def _label(rel: str) -> int:
+    return WNIDS.index(_wnid(rel))
 
 
 @pytest.fixture(autouse=True)
@@ -85,13 +90,14 @@ def folder(tmp_path) -> Path:
     return root
 
 
-def _write_parquet(path: Path, rels: list[str], jpeg_of) -> None:
+def _write_parquet(path: Path, rels: list[str], jpeg_of, names=WNIDS) -> None:
+    """A split whose ClassLabel lists `names` (label i is names[i])."""
     features = datasets.Features(
-        {"image": datasets.Image(), "label": datasets.ClassLabel(names=WNIDS)}
+        {"image": datasets.Image(), "label": datasets.ClassLabel(names=list(names))}
     )
     table = {
         "image": [{"bytes": jpeg_of(rel), "path": None} for rel in rels],
-        "label": [_label(rel) for rel in rels],
+        "label": [names.index(_wnid(rel)) for rel in rels],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     datasets.Dataset.from_dict(table, features=features).to_parquet(str(path))
@@ -170,6 +176,8 @@ def test_folder_and_hf_give_the_same_store(tmp_path, folder, hf_dir):
     from_folder = _load(_cfg(tmp_path, "folder", root=str(folder)))
     from_hf = _load(_cfg(tmp_path, "hf", id=str(hf_dir)))
     assert from_folder.classes == from_hf.classes == WNIDS
+    # the Hugging Face class list is wnids.txt sorted (the file itself is out of order)
+    assert from_hf.classes == tuple(sorted((folder / "wnids.txt").read_text().split()))
     for split in ("train", "val"):
         a, b = getattr(from_folder, split), getattr(from_hf, split)
         np.testing.assert_array_equal(a.images, b.images)
@@ -329,6 +337,28 @@ def test_an_out_of_range_hf_label_names_the_split(tmp_path, hf_dir):
     pq.write_table(patched.replace_schema_metadata(table.schema.metadata), path)
     with pytest.raises(DataError, match=r"valid split .*outside \[0, 3\).*first 3 at row 3"):
         _load(_cfg(tmp_path, "hf", id=str(hf_dir)))
+
+
+@pytest.mark.parametrize(
+    ("names", "named"),
+    [
+        (WNIDS_FILE_ORDER, r"class 'n01443537' \(label 1\) comes after 'n01641577' \(label 0\)"),
+        (WNIDS[::-1], r"class 'n01629819' \(label 1\) comes after 'n01641577' \(label 0\)"),
+    ],
+    ids=["file-order", "reversed"],
+)
+def test_hf_class_names_out_of_sorted_order_are_refused(tmp_path, folder, hf_dir, names, named):
+    """Each row keeps its true class, only the label numbering differs: accepting it would
+    shift every label against the folder source's (ImageFolder's) numbering."""
+    read = lambda rel: (folder / rel).read_bytes()  # noqa: E731
+    for split, rels in (("train", EXPECTED_TRAIN), ("valid", EXPECTED_VAL)):
+        _write_parquet(hf_dir / "data" / f"{split}-00000-of-00001.parquet", rels, read, names)
+    with pytest.raises(DataError) as caught:
+        _load(_cfg(tmp_path, "hf", id=str(hf_dir)))
+    message = str(caught.value)
+    assert f"'{hf_dir}': its ClassLabel names are not in sorted wnid order" in message
+    assert re.search(named, message) and "\n" not in message
+    assert not (tmp_path / "cache").exists()
 
 
 def test_a_missing_hf_split_is_named_with_the_available_ones(tmp_path, hf_dir):

@@ -319,7 +319,7 @@ def titles(cfg: dict) -> dict[str, str]:
 # Each plot_* called as its rule calls it: the run files under `out`, settings from the config.
 PLOTS = {
     "learning_curves": lambda cfg, out, store, png, pdf: figures.plot_learning_curves(
-        {name: out / name / "metrics.jsonl" for name in cfg["experiments"]},
+        {name: out / name / "metrics.jsonl" for name in ("baseline", "improved")},  # the pair
         png,
         pdf,
         published=cfg["published"]["runs"],

@@ -1,4 +1,5 @@
-"""The networks: token attention as published, weight loading, freezing, baseline equivalence.
+"""The networks: token attention as published, the spatial-attention ablation, weight loading,
+freezing, baseline equivalence.
 
 Everything runs offline on 32x32 inputs with random initialisation, except the local-file test,
 which loads a file written here through timm's pretrained machinery.
@@ -15,6 +16,7 @@ from torch import nn
 from convnext_tinyimagenet.train.models import (
     Classifier,
     ModelError,
+    SpatialAttention,
     TokenAttention,
     configure_trainable,
     create_model,
@@ -23,6 +25,9 @@ from convnext_tinyimagenet.train.models import (
 TAG = "convnext_tiny.fb_in1k"
 LINEAR = {"tag": "convnext_tiny", "pretrained": False, "pretrained_file": None, "head": "linear"}
 ATTENTION = LINEAR | {"head": "token_attention", "attention_dropout": 0.2, "output_dropout": 0.2}
+SPATIAL = ATTENTION | {"head": "spatial_attention", "attention_heads": 8}
+# LayerNorm (weight, bias) + MHA in-projection (3·768² + 3·768) + out-projection (768² + 768)
+SPATIAL_NEW_PARAMS = 2 * 768 + 4 * 768 * 768 + 4 * 768  # 2,363,904
 
 BASELINE_GROUPS = [{"name": "head", "modules": ["head"], "lr": 1e-3, "weight_decay": 0.01}]
 IMPROVED_GROUPS = [
@@ -331,3 +336,186 @@ def test_unfrozen_stem_means_no_frozen_prefix(attention_model):
     configure_trainable(attention_model, [{"name": "all", "modules": ["backbone"], "lr": 1e-4,
                                            "weight_decay": 0.0}])  # fmt: skip
     assert attention_model.frozen_stages() == 0
+
+
+# --- spatial_attention: MHA over the stage-3 token map, pre-norm, residual, pooled after ----
+
+
+@pytest.fixture(scope="module")
+def spatial_model() -> Classifier:
+    return create_model(SPATIAL, num_classes=10)
+
+
+def numel(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_spatial_attention_adds_at_most_2_5_million_parameters(spatial_model, linear_model):
+    attention = spatial_model.attention
+    assert isinstance(attention, SpatialAttention)
+    assert numel(attention) == SPATIAL_NEW_PARAMS <= 2_500_000
+    assert numel(spatial_model) - numel(linear_model) == SPATIAL_NEW_PARAMS
+    assert [name for name, _ in attention.named_parameters()] == [
+        "norm.weight",
+        "norm.bias",
+        "attn.in_proj_weight",
+        "attn.in_proj_bias",
+        "attn.out_proj.weight",
+        "attn.out_proj.bias",
+    ]
+    assert (attention.attn.num_heads, attention.attn.head_dim) == (8, 96)
+    assert attention.attn.dropout == attention.out_drop.p == 0.2
+
+
+@pytest.mark.parametrize(("size", "side"), [(224, 7), (32, 1)])
+def test_spatial_attention_attends_over_the_stage_3_tokens(spatial_model, size, side):
+    model = spatial_model.eval()
+    seen = []
+    hook = model.attention.attn.register_forward_hook(
+        lambda module, args, out: seen.append([tuple(a.shape) for a in args])
+    )
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        feats = model.features(x)  # what a feature cache would hold: the map, not pooled
+        logits = model(x)
+        torch.testing.assert_close(model.forward_head(feats), logits, rtol=0, atol=0)
+    hook.remove()
+    assert feats.shape == (2, 768, side, side)
+    assert logits.shape == (2, 10)
+    assert seen == [[(2, side * side, 768)] * 3] * 2  # query, key, value: 49 tokens at 224 px
+
+
+def test_spatial_attention_matches_a_hand_written_computation(spatial_model):
+    model, x = spatial_model.eval(), torch.randn(2, 3, 224, 224)
+    attention, heads = model.attention, 8
+    with torch.no_grad():
+        tokens = model.backbone.forward_features(x).flatten(2).transpose(1, 2)  # (2, 49, 768)
+        normed = F.layer_norm(tokens, (768,), attention.norm.weight, attention.norm.bias)
+        qkv = F.linear(normed, attention.attn.in_proj_weight, attention.attn.in_proj_bias)
+        q, k, v = (t.unflatten(-1, (heads, 96)).transpose(1, 2) for t in qkv.chunk(3, dim=-1))
+        weights = (q @ k.transpose(-2, -1) / 96**0.5).softmax(dim=-1)  # (2, 8, 49, 49)
+        mixed = (weights @ v).transpose(1, 2).flatten(2)
+        attended = tokens + attention.attn.out_proj(mixed)
+        pooled = attended.mean(dim=1)  # global average pool, then the backbone's head.norm
+        norm = model.backbone.head.norm
+        pooled = F.layer_norm(pooled, (768,), norm.weight, norm.bias, norm.eps)
+        torch.testing.assert_close(model(x), model.head(pooled), rtol=1e-4, atol=1e-5)
+
+
+def test_zeroed_spatial_attention_gives_the_pooled_backbone_output():
+    torch.manual_seed(0)
+    model = create_model(SPATIAL, num_classes=10).eval()
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        plain = model.head(model.backbone(x))  # pool -> head.norm -> Linear, no attention
+        assert not torch.allclose(model(x), plain, atol=1e-3)  # the attention acts...
+        model.attention.attn.out_proj.weight.zero_()
+        model.attention.attn.out_proj.bias.zero_()
+        torch.testing.assert_close(model(x), plain)  # ...and the residual carries the rest
+
+
+def test_spatial_output_dropout_acts_on_the_linear_head_input():
+    model = create_model(SPATIAL | {"attention_dropout": 0.0, "output_dropout": 0.5}, 10)
+    inputs = []
+    hook = model.head.register_forward_pre_hook(lambda module, args: inputs.append(args[0]))
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        model.eval()(x)
+        torch.manual_seed(0)
+        model.train()(x)  # the backbone has no dropout or drop path: only out_drop differs
+    hook.remove()
+    pooled, dropped = inputs
+    kept = dropped != 0
+    assert 0.3 < kept.float().mean() < 0.7  # element-wise, p = 0.5 over 4 x 768 features
+    torch.testing.assert_close(dropped[kept], pooled[kept] / 0.5)
+
+
+@pytest.mark.parametrize(("size", "query_and_key_learn"), [(224, True), (32, False)])
+def test_improved_recipe_trains_stage_3_and_the_spatial_attention(size, query_and_key_learn):
+    model = create_model(SPATIAL, num_classes=10)
+    groups = configure_trainable(model, IMPROVED_GROUPS)
+    assert [len(g["params"]) for g in groups] == [n_params(model.backbone.stages[3]), 6, 2]
+    assert model.frozen_stages() == 3
+    model.train()
+    F.cross_entropy(model(torch.randn(2, 3, size, size)), torch.tensor([1, 2])).backward()
+    trained = (model.backbone.stages[3], model.attention, model.head)
+    for name, param in (item for module in trained for item in module.named_parameters()):
+        if name != "attn.in_proj_weight":  # checked by block below
+            assert torch.count_nonzero(param.grad) > 0, name
+    q, k, v = model.attention.attn.in_proj_weight.grad.chunk(3)
+    assert torch.count_nonzero(v) > 0
+    # 49 tokens: query and key shape the softmax; one token (32 px): the softmax is exactly 1,
+    # as in the published token attention, and they get no gradient
+    assert (torch.count_nonzero(q) > 0) == (torch.count_nonzero(k) > 0) == query_and_key_learn
+    frozen = (model.backbone.stem, *model.backbone.stages[:3], model.backbone.head.norm)
+    assert all(p.grad is None for module in frozen for p in module.parameters())
+
+
+def test_spatial_frozen_prefix_runs_without_grad_and_computes_the_same():
+    model = create_model(SPATIAL, num_classes=10)
+    configure_trainable(model, IMPROVED_GROUPS)
+    model.train()
+    x = torch.randn(2, 3, 32, 32)
+    seen = []
+    hook = model.backbone.stages[2].register_forward_hook(
+        lambda module, args, out: seen.append(out.requires_grad)
+    )
+    features = model.features(x)
+    hook.remove()
+    assert seen == [False]
+    torch.testing.assert_close(features, model.backbone.forward_features(x), rtol=0, atol=0)
+
+
+def test_spatial_head_refuses_pooled_features(spatial_model):
+    # e.g. features cached for a linear head with the same frozen backbone
+    with pytest.raises(ModelError, match=r"\(B, D, H, W\) feature map.*\(2, 768\)"):
+        spatial_model.forward_head(torch.randn(2, 768))
+
+
+@pytest.mark.parametrize("heads", [None, 0, 7, 8.0, True])
+def test_attention_heads_must_divide_the_feature_width(heads):
+    cfg = {k: v for k, v in SPATIAL.items() if k != "attention_heads"}
+    if heads is not None:
+        cfg["attention_heads"] = heads
+    with pytest.raises(ModelError, match=r"model\.attention_heads.*768"):
+        create_model(cfg, num_classes=10)
+
+
+def test_spatial_attention_needs_a_convnext_like_backbone():
+    with pytest.raises(ModelError, match=r"ConvNeXt-like.*ResNet"):
+        create_model(SPATIAL | {"tag": "resnet18"}, num_classes=10)
+
+
+# --- the published heads are unchanged by the spatial one ------------------------------------
+
+
+@pytest.mark.parametrize("cfg", [LINEAR, ATTENTION], ids=["linear", "token_attention"])
+def test_published_heads_draw_and_compute_as_built_by_hand(cfg):
+    """Same parameters from the same seed, and the same training-mode outputs (dropout draws),
+    as the published construction: backbone, then attention, then Linear."""
+    torch.manual_seed(0)
+    model = create_model(cfg, num_classes=10)
+    torch.manual_seed(0)
+    backbone = timm.create_model("convnext_tiny", pretrained=False, num_classes=0)
+    token = cfg["head"] == "token_attention"
+    attention = TokenAttention(768, 0.2, 0.2) if token else nn.Identity()
+    reference = nn.ModuleDict({"backbone": backbone, "attention": attention,
+                               "head": nn.Linear(768, 10)})  # fmt: skip
+    expected = reference.state_dict()
+    assert list(model.state_dict()) == list(expected)
+    for key, tensor in model.state_dict().items():
+        assert torch.equal(tensor, expected[key]), key
+    x = torch.randn(4, 3, 32, 32)
+    outputs = []
+    for forward in (model.train(), lambda x: reference.head(attention(backbone(x)))):
+        torch.manual_seed(1)
+        outputs.append(forward(x))
+    torch.testing.assert_close(*outputs, rtol=0, atol=0)
+
+
+def test_spatial_head_leaves_the_backbone_draws_alone():
+    torch.manual_seed(0)
+    linear = create_model(LINEAR, num_classes=10).backbone.state_dict()
+    torch.manual_seed(0)
+    spatial = create_model(SPATIAL, num_classes=10).backbone.state_dict()
+    assert all(torch.equal(spatial[k], t) for k, t in linear.items())

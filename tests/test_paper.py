@@ -105,13 +105,14 @@ def config(*overrides: str) -> dict:
 
 def paper_config(cfg: dict) -> paper.PaperConfig:
     """What rule make_paper_inputs hands the package from `cfg` (its params)."""
+    pair = [name for name in cfg["experiments"] if name in cfg["published"]["runs"]]
     return paper.PaperConfig(
-        experiments=cfg["experiments"],
+        experiments={name: cfg["experiments"][name] for name in pair},  # the rule's PUBLISHED_PAIR
         published_runs=cfg["published"]["runs"],
         published_repository=cfg["published"]["repository"],
         published_commit=cfg["published"]["commit"],
         figures=cfg["figures"],
-        figure_experiment=list(cfg["experiments"])[-1],  # the rule's FIGURE_EXPERIMENT
+        figure_experiment=pair[-1],  # the rule's FIGURE_EXPERIMENT
         input_size=cfg["data"]["input_size"],
         seed=cfg["seed"],
         output_dir=cfg["output_dir"],

@@ -70,7 +70,8 @@ def test_slurm_dry_run_plans_the_training_jobs_on_gpus(workdir):
     assert result.returncode == 0, text[-6000:]
     jobs = re.findall(r"^rule (\w+):$(.*?)(?=^rule |\Z)", text, re.MULTILINE | re.DOTALL)
     training = [body for name, body in jobs if name == "run_experiment"]
-    assert len(training) == 2  # baseline and improved
+    # the demo's runs: baseline, improved and two ablation variants
+    assert len(training) == 4
     for body in training:
         resources = re.search(r"resources: (.*)", body)[1]
         assert "gpu=1" in resources.split(", ")

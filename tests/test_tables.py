@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from convnext_tinyimagenet.config import experiments_to_run
 from convnext_tinyimagenet.report import tables
 from convnext_tinyimagenet.run_folder import ResultFileError
 
@@ -307,9 +308,24 @@ def test_make_class_table(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- recipe
 
 
+RECIPE_KEYS = ("from", "model", "trainable", "augment", "train")
+
+
+def recipe_sections(cfg: dict) -> dict[str, dict]:
+    """What rule make_recipe_table passes: each running experiment's recipe and parent."""
+    return {
+        name: {
+            key: cfg["experiments"][name][key]
+            for key in RECIPE_KEYS
+            if key in cfg["experiments"][name]
+        }
+        for name in experiments_to_run(cfg["experiments"])
+    }
+
+
 def recipe_frame(cfg: dict) -> pd.DataFrame:
     """The recipe of `cfg`, from the sections its rule passes."""
-    return tables.recipe_frame(cfg["experiments"], cfg["data"], cfg["normalize"], cfg["seed"])
+    return tables.recipe_frame(recipe_sections(cfg), cfg["data"], cfg["normalize"], cfg["seed"])
 
 
 def recipe(cfg: dict) -> dict[str, dict[str, str]]:
@@ -317,9 +333,13 @@ def recipe(cfg: dict) -> dict[str, dict[str, str]]:
     return recipe_frame(cfg).set_index("Setting").to_dict(orient="index")
 
 
+def _published_runs(row: dict[str, str]) -> dict[str, str]:
+    return {name: row[name] for name in ("baseline", "improved")}
+
+
 def test_recipe_values_come_from_config(cfg: dict) -> None:
-    table = recipe(cfg)
-    assert recipe_frame(cfg).columns.tolist() == ["Setting", "baseline", "improved"]
+    table = {setting: _published_runs(row) for setting, row in recipe(cfg).items()}
+    assert table["Variant of"] == {"baseline": "none", "improved": "none"}
     assert table["Pretrained weights (timm tag)"] == {
         "baseline": "convnext_tiny.in12k_ft_in1k",
         "improved": "convnext_tiny.fb_in1k",
@@ -328,7 +348,8 @@ def test_recipe_values_come_from_config(cfg: dict) -> None:
         "baseline": "frozen",
         "improved": "5e-05 / 0.0001 (backbone.stages.3)",
     }
-    for name, exp in cfg["experiments"].items():
+    for name in ("baseline", "improved"):
+        exp = cfg["experiments"][name]
         for group in exp["trainable"]:
             cell = table[f"AdamW lr / weight decay: {group['name']}"][name]
             assert cell.startswith(f"{group['lr']} / {group['weight_decay']} (")
@@ -348,6 +369,34 @@ def test_recipe_values_come_from_config(cfg: dict) -> None:
     assert table["Augmented at"] == {"baseline": "n/a", "improved": "input size (as published)"}
 
 
+def test_recipe_has_a_column_per_running_experiment_with_its_resolved_settings(cfg: dict) -> None:
+    """The demo runs two of the variants; each column differs from its parent's in the rows of
+    what the variant changes, and in those only."""
+    frame = recipe_frame(cfg)
+    running = ["baseline", "improved", "improved_linear", "improved_noaug"]
+    assert frame.columns.tolist() == ["Setting", *running]
+    table = frame.set_index("Setting")
+    assert table.loc["Variant of"].tolist() == ["none", "none", "improved", "improved"]
+    changed = {
+        "improved_linear": {
+            "Variant of": "improved",
+            "Head": "linear",
+            "Attention dropout": "n/a",
+            "Output dropout": "n/a",
+            "AdamW lr / weight decay: attention": "frozen",
+        },
+        "improved_noaug": {
+            "Variant of": "improved",
+            "RandAugment": "none",
+            "RandomErasing": "none",
+            "Augmented at": "n/a",
+        },
+    }
+    for name, expected in changed.items():
+        differs = table[name] != table["improved"]
+        assert table.loc[differs, name].to_dict() == expected
+
+
 def test_recipe_follows_config_changes(tmp_path: Path) -> None:
     cfg = make_cfg(
         tmp_path,
@@ -358,9 +407,11 @@ def test_recipe_follows_config_changes(tmp_path: Path) -> None:
         "seed=7",
     )
     table = recipe(cfg)
-    assert table["Seed"] == {"baseline": "7", "improved": "7"}  # shared, repeated per column
+    assert set(table["Seed"].values()) == {"7"}  # shared, repeated per column
+    assert len(table["Seed"]) == 4
     assert table["Augmented at"]["improved"] == "source size (option)"
     assert table["Label smoothing"]["improved"] == "0.1"
+    assert table["Label smoothing"]["improved_noaug"] == "0.1"  # a variant follows its parent
     assert table["Early stopping: max epochs"]["baseline"] == "none"
     assert table["Data source"]["baseline"] == "hf: zh-plus/tiny-imagenet@main"
 
@@ -369,18 +420,20 @@ def test_make_recipe_table_escapes_tags(cfg: dict, tmp_path: Path) -> None:
     md, tex = tables.make_recipe_table(
         tmp_path / "recipe.md",
         tmp_path / "recipe.tex",
-        experiments=cfg["experiments"],
+        experiments=recipe_sections(cfg),
         data=cfg["data"],
         normalize=cfg["normalize"],
         seed=cfg["seed"],
     )
     assert (md, tex) == (tmp_path / "recipe.md", tmp_path / "recipe.tex")
-    tag = ["Pretrained weights (timm tag)", "convnext_tiny.in12k_ft_in1k", "convnext_tiny.fb_in1k"]
+    tag = ["Pretrained weights (timm tag)", "convnext_tiny.in12k_ft_in1k"]
+    tag += ["convnext_tiny.fb_in1k"] * 3
     assert tag in markdown_rows(md.read_text())
     spec, rows = latex_rows(tex.read_text())
-    assert spec == "lll"
+    assert spec == "lllll"
     assert [tables.latex_escape(cell) for cell in tag] in rows
-    assert r"convnext\_tiny.fb\_in1k" in rows[1]
+    assert r"convnext\_tiny.fb\_in1k" in rows[2]  # after the header and "Variant of"
+    assert r"improved\_linear" in rows[0]
 
 
 # --------------------------------------------------------------------------- discrepancies

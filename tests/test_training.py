@@ -84,6 +84,29 @@ def test_early_stopping_scripted(monitor, values, min_delta, expected):
     assert _run(EarlyStopping(monitor, patience, min_delta), values) == expected
 
 
+@pytest.mark.parametrize(
+    ("monitor", "values", "expected"),
+    [
+        # baseline notebook: `val_loss > best_loss - min_delta` is a bad epoch, so the equal
+        # loss of epoch 4 is the new best and restarts the count
+        ("val_loss_batch_mean", [1.0, 1.1, 1.2, 1.0, 1.3, 1.4, 1.5], (4, 7)),
+        # improved notebook: only `val_acc > best_val` improves, so the tie is a third bad epoch
+        ("val_acc_batch_mean", [50.0, 49.0, 48.0, 50.0, 51.0], (1, 4)),
+    ],
+    ids=["loss-tie-improves", "accuracy-tie-does-not"],
+)
+def test_a_tie_counts_as_each_notebook_counted_it(monitor, values, expected):
+    assert _run(EarlyStopping(monitor, patience=3), values) == expected
+
+
+def test_a_loss_within_min_delta_of_the_best_is_no_improvement():
+    stopper = EarlyStopping("val_loss", patience=3, min_delta=0.25)
+    assert stopper.update(1, 1.0)
+    assert not stopper.update(2, 0.875)  # 0.875 > 1.0 - 0.25
+    assert stopper.update(3, 0.75)  # 0.75 <= 1.0 - 0.25: the baseline's boundary improves
+    assert (stopper.best, stopper.best_epoch, stopper.bad_epochs) == (0.75, 3, 0)
+
+
 def test_early_stopping_state_round_trips():
     stopper = EarlyStopping("val_acc", 5)
     stopper.update(1, 10.0)

@@ -43,7 +43,7 @@ def _common(parser: argparse.ArgumentParser, *, experiment: bool) -> None:
     )
     if experiment:
         parser.add_argument(
-            "--experiment", required=True, help="experiment name in the config (baseline, improved)"
+            "--experiment", required=True, help="experiment (or variant) name in the config"
         )
         parser.add_argument(
             "--out", type=Path, help="the run's folder (default: <output_dir>/<experiment>)"

@@ -1,7 +1,9 @@
-"""Load, merge (Snakemake's `update_config`), validate and fingerprint the configuration.
+"""Load, merge (Snakemake's `update_config`), resolve variants, validate and fingerprint the
+configuration.
 
-`validate_config`, which the Snakefile calls too, reports one line per problem:
-`<source>: <dotted.key> = <value>: <what is wrong>; allowed: <...>`.
+`finish_config`, which the Snakefile calls too, resolves the experiments declared as variants
+(`from: <parent>` plus the keys they change) and validates the result, reporting one line per
+problem: `<source>: <dotted.key> = <value>: <what is wrong>; allowed: <...>`.
 """
 
 import copy
@@ -36,6 +38,9 @@ _VALIDATOR = jsonschema.validators.extend(
     _Draft, type_checker=_Draft.TYPE_CHECKER.redefine("integer", lambda _, v: type(v) is int)
 )(yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8")))
 
+# What a variant does not inherit: its name in tables (`title`), which seeds it runs, its parent.
+_OWN_KEYS = ("title", "from", "seeds")
+
 
 class ConfigError(ArtifactError):
     """A configuration problem, in one line: the key (dotted path), its value, what is allowed."""
@@ -66,8 +71,76 @@ def load_config(paths: Sequence[str | Path] = (), overrides: Sequence[str] = ())
         update_config(cfg, data)
     for item in overrides:
         cfg = apply_override(cfg, item)
-    validate_config(cfg, " + ".join([*map(str, files), *(f"--set {o}" for o in overrides)]))
-    return cfg
+    return finish_config(cfg, " + ".join([*map(str, files), *(f"--set {o}" for o in overrides)]))
+
+
+def finish_config(cfg: Mapping, source: str = "config") -> dict:
+    """The merged files `cfg` with their variants resolved (:func:`resolve_variants`), then
+    validated: what the CLI and the workflow (the Snakefile calls this) run on."""
+    finished = dict(cfg)
+    if "experiments" in cfg:  # else validation names it as missing
+        finished["experiments"] = resolve_variants(cfg["experiments"], source)
+    validate_config(finished, source)
+    return finished
+
+
+def resolve_variants(experiments: Any, source: str = "config") -> Any:
+    """`experiments` with each variant, an entry `{from: <parent>, <the keys it changes>}`,
+    resolved: its keys merged onto the parent's resolved section as a config file merges
+    (`update_config`: mappings key by key, lists and values replace), chains followed.
+
+    A variant keeps its own `title`, `from` and `seeds` and inherits none of its parent's.
+    A null on an optional key (one the schema requires only under a condition) removes it: a
+    variant with a linear head sets the token head's `attention_dropout: null`. Entries
+    without `from` are unchanged; ConfigError names an unknown parent or a cycle in one line.
+    """
+    if not isinstance(experiments, Mapping):
+        return experiments  # validation names it
+    return {name: _resolved(experiments, name, [], source) for name in experiments}
+
+
+def _resolved(experiments: Mapping, name: str, chain: list[str], source: str) -> Any:
+    entry = experiments[name]
+    if not isinstance(entry, Mapping) or "from" not in entry:
+        return entry
+    parent, chain = entry["from"], [*chain, name]
+    shown = repr(parent) if isinstance(parent, str) else json.dumps(parent, default=str)
+    where = f"{source}: experiments.{name}.from = {shown}"
+    if not isinstance(parent, str) or parent not in experiments:
+        raise ConfigError(f"{where}: unknown experiment; allowed: {', '.join(experiments)}")
+    if parent in chain:
+        cycle = " -> ".join([*chain[chain.index(parent) :], parent])
+        allowed = "a chain of from that ends at an experiment without one"
+        raise ConfigError(f"{where}: a cycle, {cycle}; allowed: {allowed}")
+    recipe = _resolved(experiments, parent, chain, source)
+    recipe = {key: copy.deepcopy(value) for key, value in recipe.items() if key not in _OWN_KEYS}
+    update_config(recipe, {k: copy.deepcopy(v) for k, v in entry.items() if k not in _OWN_KEYS})
+    own = {key: copy.deepcopy(entry[key]) for key in _OWN_KEYS if key in entry}
+    return _unset(own | recipe, _VALIDATOR.schema["$defs"]["experiment"])
+
+
+def _unset(section: Mapping, schema: Mapping) -> dict:
+    """`section` without its null keys that `schema` defines but does not always require (a
+    key only a `then` requires, such as a token head's dropouts), at any depth. A null on a
+    misspelt key stays, for validation to name."""
+    kept = {}
+    for key, value in section.items():
+        if value is None and key in _defined(schema) and key not in schema.get("required", ()):
+            continue
+        sub = schema.get("properties", {}).get(key, {})
+        kept[key] = _unset(value, sub) if isinstance(value, Mapping) else value
+    return kept
+
+
+def _defined(schema: Mapping) -> set[str]:
+    """The keys `schema` defines, with those of its `then` (nested conditions included)."""
+    then = schema.get("then")
+    return set(schema.get("properties", {})) | (_defined(then) if then else set())
+
+
+def experiments_to_run(experiments: Mapping) -> list[str]:
+    """The experiments the workflow runs, in config order: all but those with `seeds: []`."""
+    return [name for name, section in experiments.items() if section.get("seeds") != []]
 
 
 def apply_override(cfg: dict, item: str) -> dict:
@@ -89,7 +162,8 @@ def _replaced(node: Any, keys: list[str], value: Any, where: str = "--set ") -> 
     if isinstance(node, list) and key.isdigit() and int(key) < len(node):
         i = int(key)
         return [*node[:i], _replaced(node[i], keys[1:], value, f"{where}."), *node[i + 1 :]]
-    if isinstance(node, dict) and key not in node and keys[1:]:  # only the last key may be new
+    # only the last key may be new, except under a variant, which inherits what it leaves out
+    if isinstance(node, dict) and key not in node and keys[1:] and "from" not in node:
         raise ConfigError(f"{where}: no such key; allowed: {', '.join(map(str, node))}")
     node = node if isinstance(node, dict) else {}
     return {**node, key: _replaced(node.get(key), keys[1:], value, f"{where}.")}
@@ -99,10 +173,43 @@ def validate_config(cfg: Any, source: str = "config") -> None:
     """Check a merged config against `config/schema.yaml` and the rules it cannot express."""
     errors = list(_VALIDATOR.iter_errors(cfg))
     if errors:
-        more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
-        raise ConfigError(f"{source}: {_describe(best_match(errors))}{more}")
+        # A variant repeats its parent's problems: name one where it starts (the experiment
+        # fewest `from` steps from a root), and count a problem repeated that way once.
+        depths = _variant_depths(cfg)
+        depth = {id(e): depths.get(_experiment_of(e), 0) for e in errors}
+        first = best_match(e for e in errors if depth[id(e)] == min(depth.values()))
+        count = len({_problem(e) for e in errors})
+        more = f" (and {count - 1} more problems)" if count > 1 else ""
+        raise ConfigError(f"{source}: {_describe(first)}{more}")
     for problem in _semantic_problems(cfg):
         raise ConfigError(f"{source}: {problem}")  # the first one
+
+
+def _experiment_of(error: ValidationError) -> Any:
+    path = list(error.absolute_path)
+    return path[1] if len(path) > 1 and path[0] == "experiments" else None
+
+
+def _problem(error: ValidationError) -> tuple:
+    """An error as where it is within its experiment (any experiment), and what it says."""
+    path = list(error.absolute_path)
+    return (*(path[2:] if _experiment_of(error) is not None else path), error.message)
+
+
+def _variant_depths(cfg: Any) -> dict[str, int]:
+    """Experiment name -> its number of `from` steps to an experiment without one."""
+    experiments = cfg.get("experiments") if isinstance(cfg, Mapping) else None
+    if not isinstance(experiments, Mapping):
+        return {}
+    depths = {}
+    for name in experiments:
+        chain = [name]
+        while isinstance(entry := experiments.get(chain[-1]), Mapping) and "from" in entry:
+            if not isinstance(entry["from"], str) or entry["from"] in chain:
+                break
+            chain.append(entry["from"])
+        depths[name] = len(chain) - 1
+    return depths
 
 
 def _describe(error: ValidationError) -> str:
@@ -128,8 +235,13 @@ def _describe(error: ValidationError) -> str:
 
 
 def _semantic_problems(cfg: dict) -> Iterator[str]:
-    """What the schema cannot express: unique trainable groups, epochs and experiments named."""
+    """What the schema cannot express: unique trainable groups, one seed, epochs and experiments
+    named."""
     for name, experiment in cfg["experiments"].items():
+        seeds = experiment.get("seeds", [])
+        if seeds not in ([], [cfg["seed"]]):  # per-experiment seeds are not run yet
+            where = f"experiments.{name}.seeds = {json.dumps(seeds)}"
+            yield f"{where}: not run yet; allowed: [] (not run) or [{cfg['seed']}] (the seed)"
         groups = experiment["trainable"]
         for index, group in enumerate(groups):
             where = f"experiments.{name}.trainable.{index}"
@@ -161,11 +273,13 @@ def experiment_config(cfg: Mapping, name: str) -> dict:
 
 def run_identity(cfg: Mapping, name: str) -> dict:
     """Everything that determines the numbers of experiment `name`'s run (its checkpoint digest):
-    not the cache's place, the title, `eval_batch_size` (batch means use the training batch),
+    not the cache's place, the title, the parent a variant names (its resolved settings count),
+    its `seeds` (the seed counts), `eval_batch_size` (batch means use the training batch),
     `feature_cache` (tests/test_features.py), nor `performance` but TF32 matmuls (cuDNN's TF32
     convolutions stay at PyTorch's default, as in the notebooks)."""
     experiment = experiment_config(cfg, name)
-    experiment.pop("title", None)
+    for key in _OWN_KEYS:
+        experiment.pop(key, None)
     for key in ("eval_batch_size", "feature_cache"):
         experiment.get("train", {}).pop(key, None)
     data = {key: value for key, value in cfg["data"].items() if key != "cache_dir"}

@@ -1,5 +1,5 @@
 """Statistics of accuracies in plain numpy, in percentage points: batch means, Wilson and
-Newcombe intervals (one run, two independent or paired runs) and McNemar's test."""
+Newcombe intervals (one run, two independent or paired runs), McNemar, t over seeds."""
 
 from __future__ import annotations
 
@@ -108,3 +108,57 @@ def mcnemar_exact_p(first_only: int, second_only: int) -> float:
         return 1.0
     tail = sum(math.comb(k, i) for i in range(min(first_only, second_only) + 1))
     return min(1.0, 2 * tail / 2**k)  # exact integers until the one division
+
+
+def t_cdf(t: float, df: int) -> float:
+    """Student's t distribution function for an integer number of degrees of freedom.
+
+    The closed forms of Abramowitz and Stegun 26.7.3 (odd df) and 26.7.4 (even df), in
+    theta = atan(t / sqrt(df)): finite sums, exact to rounding.
+    """
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be at least 1, not {df}")
+    theta = math.atan(t / math.sqrt(df))
+    cos2 = math.cos(theta) ** 2
+    term, total = 1.0, 1.0
+    if df % 2:  # odd: A = 2/pi (theta + sin cos (1 + 2/3 cos^2 + 2*4/(3*5) cos^4 + ...))
+        for k in range(1, (df - 1) // 2):
+            term *= cos2 * (2 * k) / (2 * k + 1)
+            total += term
+        inner = math.sin(theta) * math.cos(theta) * total if df > 1 else 0.0
+        share = 2 / math.pi * (theta + inner)
+    else:  # even: A = sin (1 + 1/2 cos^2 + 1*3/(2*4) cos^4 + ...)
+        for k in range(1, df // 2):
+            term *= cos2 * (2 * k - 1) / (2 * k)
+            total += term
+        share = math.sin(theta) * total
+    return 0.5 + 0.5 * share
+
+
+def t_quantile(p: float, df: int) -> float:
+    """The p-quantile of Student's t with `df` degrees of freedom (bisection on :func:`t_cdf`)."""
+    if not 0 < p < 1:
+        raise ValueError(f"a quantile needs 0 < p < 1, not {p}")
+    if p < 0.5:
+        return -t_quantile(1 - p, df)
+    low, high = 0.0, 1.0
+    while t_cdf(high, df) < p:
+        high *= 2
+    for _ in range(200):  # the interval halves each step: far below float resolution
+        middle = (low + high) / 2
+        low, high = (middle, high) if t_cdf(middle, df) < p else (low, middle)
+    return (low + high) / 2
+
+
+def mean_interval(values, level: float = 0.95) -> dict:
+    """Mean, sample standard deviation and the t-interval of the mean, over runs (seeds).
+
+    With one value the spread is unknown: sd and the interval are None.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    n, mean = len(values), float(values.mean())
+    if n < 2:
+        return {"n": n, "mean": mean, "sd": None, "low": None, "high": None}
+    sd = float(values.std(ddof=1))
+    half = t_quantile(0.5 + level / 2, n - 1) * sd / math.sqrt(n)
+    return {"n": n, "mean": mean, "sd": sd, "low": mean - half, "high": mean + half}

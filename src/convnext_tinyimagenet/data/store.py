@@ -1,10 +1,11 @@
 """TinyImageNet as one decoded, cached store, from any of three sources.
 
-Sources: ``hf`` (a Hugging Face dataset, hub or local; the baseline notebook read
-``zh-plus/tiny-imagenet``), ``folder`` (the ``tiny-imagenet-200.zip`` layout in place; the improved
-notebook) and ``synthetic`` (learnable stand-in data for offline demos and tests). Each data
-version is decoded once into ``cache_dir/<source>-<fingerprint[:16]>/``, built in a temporary
-sibling and renamed into place (so it appears only complete), and memory-mapped by later loads.
+Sources: ``hf`` (a Hugging Face dataset, hub or local, whose ClassLabel names must be the sorted
+wnids; the baseline notebook read ``zh-plus/tiny-imagenet``), ``folder`` (the
+``tiny-imagenet-200.zip`` layout in place; the improved notebook) and ``synthetic`` (learnable
+stand-in data for offline demos and tests). Each data version is decoded once into
+``cache_dir/<source>-<fingerprint[:16]>/``, built in a temporary sibling and renamed into place
+(so it appears only complete), and memory-mapped by later loads.
 """
 
 from __future__ import annotations
@@ -253,7 +254,22 @@ def _hf_splits(dataset_id: str, revision: str | None, local: bool, names: dict) 
                 f"{where} has no 'label' column of type ClassLabel "
                 f"(got {features.get('label')}); class names come from it"
             )
-    return splits, tuple(splits["train"].features["label"].names)
+    classes = tuple(splits["train"].features["label"].names)
+    _check_class_order(classes, dataset_id)
+    return splits, classes
+
+
+def _check_class_order(classes: tuple[str, ...], dataset_id: str) -> None:
+    """Refuse ClassLabel names that are not the sorted wnids: ImageFolder over the zip (the
+    improved notebook, the folder source) numbers the classes in sorted wnid order, and label i
+    must mean the same class whichever source a run read."""
+    for i in range(1, len(classes)):  # ClassLabel itself refuses a name listed twice
+        if classes[i - 1] > classes[i]:
+            raise DataError(
+                f"Hugging Face dataset {dataset_id!r}: its ClassLabel names are not in sorted "
+                f"wnid order (ImageFolder's): class {classes[i]!r} (label {i}) comes after "
+                f"{classes[i - 1]!r} (label {i - 1})"
+            )
 
 
 def _hf_labels(ds: Any, name: str) -> np.ndarray:

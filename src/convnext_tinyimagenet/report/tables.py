@@ -204,6 +204,7 @@ def _recipe_column(exp: Mapping, groups: list[str]) -> dict[str, str]:
     model, train, augment = exp["model"], exp["train"], exp["augment"]
     stopping = train["early_stopping"]
     column = {
+        "Variant of": _value(exp.get("from")),
         "Pretrained weights (timm tag)": model["tag"],
         "Pretrained": _value(model["pretrained"]),
         "Head": model["head"],
@@ -229,8 +230,10 @@ def _recipe_column(exp: Mapping, groups: list[str]) -> dict[str, str]:
 def recipe_frame(
     experiments: Mapping[str, Mapping], data: Mapping, normalize: Mapping, seed: int
 ) -> pd.DataFrame:
-    """Every hyperparameter of every experiment side by side (a column each, in config order),
-    all read from the config; the shared data, normalisation and seed repeat in each column."""
+    """Every hyperparameter of every experiment given (the rule gives those that run) side by
+    side, a column each in config order, all read from the resolved config: a variant's column
+    holds its full settings and, in "Variant of", its parent (`from`; "none" for the others).
+    The shared data, normalisation and seed repeat in each column."""
     names = (g["name"] for exp in experiments.values() for g in exp["trainable"])
     groups = list(dict.fromkeys(names))  # trainable group names, in order of first appearance
     shared = {

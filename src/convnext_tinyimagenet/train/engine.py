@@ -58,11 +58,14 @@ def make_scheduler(
 
 @dataclass
 class EarlyStopping:
-    """Stop after `patience` epochs without improvement of `monitor` by more than `min_delta`.
+    """Stop after `patience` epochs without improvement of `monitor`, as each notebook counted it.
 
-    Losses improve downwards, accuracies upwards. Both notebooks compared strictly
-    (`val_loss < best`, `val_acc > best`) with patience 5: the baseline stopped at epoch 6 with
-    its best at 1, the improved run at epoch 12 with its best at 7.
+    Losses improve downwards, accuracies upwards, and the notebooks differ on a tie. The
+    baseline's EarlyStopping counted an epoch as bad when `val_loss > best_loss - min_delta`, so a
+    loss of `best - min_delta` or less improves: with min_delta 0 an equal loss becomes the best
+    epoch (its checkpoint saved) and resets the count. The improved loop counted only
+    `val_acc > best_val`, so an equal accuracy is a bad epoch. With patience 5 the baseline
+    stopped at epoch 6 with its best at 1, the improved run at epoch 12 with its best at 7.
     """
 
     monitor: str
@@ -81,9 +84,9 @@ class EarlyStopping:
         if self.best is None:
             improved = True
         elif "loss" in self.monitor:
-            improved = value < self.best - self.min_delta
+            improved = value <= self.best - self.min_delta  # the baseline's: a tie improves
         else:
-            improved = value > self.best + self.min_delta
+            improved = value > self.best + self.min_delta  # the improved run's: a tie does not
         if improved:
             self.best, self.best_epoch, self.bad_epochs = value, epoch, 0
         else:

@@ -79,6 +79,8 @@ def cached_features(model: nn.Module, store: Store, pipeline: Pipeline, device: 
     """Train and validation features, from `cache_dir` when the same ones were made before."""
     made_by = (store.fingerprint, backbone_digest(model), pipeline.input_size, pipeline.mean,
                pipeline.std, precision)  # fmt: skip
+    if getattr(model, "spatial", False):  # feature maps, not pooled vectors: never the same file
+        made_by += ("feature maps",)
     key = hashlib.sha256(repr(made_by).encode()).hexdigest()[:24]
     path = Path(cache_dir) / f"features-{key}.safetensors"
     if path.is_file():

@@ -1,9 +1,11 @@
-"""The two published networks: a timm ConvNeXt backbone, an optional token attention, a linear head.
+"""The networks: a timm ConvNeXt backbone, an optional attention, a linear head.
 
 The backbone is timm's model with ``num_classes=0`` (pool -> ``head.norm``) and the
 ``Linear(768, 200)`` sits outside it: the same function as the baseline notebook's replaced
-``head.fc`` (``tests/test_models.py``). Pretrained weights always come through timm, from the hub
-or from a local ``pretrained_file`` (its ``pretrained_cfg`` ``file`` source).
+``head.fc`` (``tests/test_models.py``). The published heads are ``linear`` and ``token_attention``
+(attention on the pooled token); the ablation ``spatial_attention`` attends over the final
+stage's token map before the backbone pools it. Pretrained weights always come through timm,
+from the hub or from a local ``pretrained_file`` (its ``pretrained_cfg`` ``file`` source).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from logging.handlers import BufferingHandler
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from convnext_tinyimagenet.errors import ArtifactError
 
 log = logging.getLogger(__name__)
 
-HEADS = ("linear", "token_attention")
+HEADS = ("linear", "token_attention", "spatial_attention")
 DEFAULT_DROPOUT = 0.2  # the notebook's value for both dropouts of the attention module
 
 
@@ -58,8 +60,42 @@ class TokenAttention(nn.Module):
         return self.out_drop(weights @ v).squeeze(1)
 
 
+class SpatialAttention(nn.Module):
+    """Pre-norm multi-head self-attention over the tokens of the final feature map, residual.
+
+    A ``(B, D, H, W)`` map (7x7 = 49 tokens at 224 px; one token on 32 px inputs, where the
+    softmax is again exactly 1) becomes ``x + MHA(LN(x))`` over its ``H·W`` tokens, is pooled by
+    `pool` (the backbone's own global pool and ``head.norm``, which stay the backbone's) and then
+    dropped out element-wise: the output dropout acts on the linear head's input, as
+    TokenAttention's does; the attention dropout acts on the attention weights. New parameters
+    at D = 768: LayerNorm 2·768 + in/out projections 4·768² + 4·768 = 2,363,904.
+    """
+
+    def __init__(self, dim: int, heads: int, attention_dropout: float = DEFAULT_DROPOUT,
+                 output_dropout: float = DEFAULT_DROPOUT) -> None:  # fmt: skip
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.attn = nn.MultiheadAttention(dim, heads, dropout=attention_dropout, batch_first=True)
+        self.out_drop = nn.Dropout(output_dropout)
+
+    def forward(self, x: torch.Tensor, pool: Callable[[torch.Tensor], torch.Tensor]
+                ) -> torch.Tensor:  # fmt: skip
+        """Map a feature map ``(B, D, H, W)`` to pooled features ``(B, D)``."""
+        if x.ndim != 4:
+            raise ModelError(
+                f"spatial_attention needs the backbone's (B, D, H, W) feature map, got shape "
+                f"{tuple(x.shape)}: pooled features (e.g. cached for another head) have no tokens"
+            )
+        b, d, h, w = x.shape
+        tokens = x.flatten(2).transpose(1, 2)  # (B, H·W, D)
+        normed = self.norm(tokens)
+        attended, _ = self.attn(normed, normed, normed, need_weights=False)
+        x = (tokens + attended).transpose(1, 2).reshape(b, d, h, w)
+        return self.out_drop(pool(x))
+
+
 class Classifier(nn.Module):
-    """Backbone features -> attention (:class:`TokenAttention` or identity) -> linear head."""
+    """Backbone features -> attention (token, spatial or identity) -> linear head."""
 
     def __init__(self, backbone: nn.Module, attention: nn.Module, head: nn.Linear) -> None:
         super().__init__()
@@ -72,21 +108,28 @@ class Classifier(nn.Module):
         """Width of the backbone's pooled feature (the head's input)."""
         return self.head.in_features
 
+    @property
+    def spatial(self) -> bool:
+        """Whether the attention acts on the final feature map, before the backbone pools it."""
+        return isinstance(self.attention, SpatialAttention)
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled features ``(B, num_features)`` of images ``(B, 3, H, W)``; while training, the
-        frozen stem and leading stages (improved run: 0-2) run under ``no_grad``, so that nothing
-        of theirs is kept for the backward pass."""
+        """The head's input from images ``(B, 3, H, W)``: pooled features ``(B, num_features)``,
+        or for a spatial head the final map ``(B, D, H/32, W/32)``; while training, the frozen
+        stem and leading stages (improved run: 0-2) run under ``no_grad``, so that nothing of
+        theirs is kept for the backward pass."""
         frozen = self.frozen_stages() if torch.is_grad_enabled() else 0
         backbone = self.backbone
         if frozen == 0:
-            return backbone(x)
+            return backbone.forward_features(x) if self.spatial else backbone(x)
         with torch.no_grad():
             x = backbone.stem(x)
             for stage in backbone.stages[:frozen]:
                 x = stage(x)
         for stage in backbone.stages[frozen:]:
             x = stage(x)
-        return backbone.forward_head(backbone.norm_pre(x))
+        x = backbone.norm_pre(x)
+        return x if self.spatial else backbone.forward_head(x)
 
     def frozen_stages(self) -> int:
         """Leading stages of a ConvNeXt-like backbone without trainable parameters (0 when the
@@ -99,7 +142,9 @@ class Classifier(nn.Module):
         return next((i for i, stage in enumerate(stages) if _trains(stage)), len(stages))
 
     def forward_head(self, feats: torch.Tensor) -> torch.Tensor:
-        """Logits from pooled features (what trains on cached frozen-backbone features)."""
+        """Logits from :meth:`features` (what trains on cached frozen-backbone features)."""
+        if self.spatial:
+            return self.head(self.attention(feats, self.backbone.forward_head))
         return self.head(self.attention(feats))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -123,9 +168,28 @@ def create_model(model_cfg: dict, num_classes: int) -> Classifier:
     dim = int(getattr(backbone, "head_hidden_size", None) or backbone.num_features)  # pre-logits
     attention: nn.Module = nn.Identity()
     if head_kind == "token_attention":
-        dropouts = (_probability(model_cfg, k) for k in ("attention_dropout", "output_dropout"))
-        attention = TokenAttention(dim, *dropouts)
+        attention = TokenAttention(dim, *_dropouts(model_cfg))
+    elif head_kind == "spatial_attention":
+        attention = _spatial_attention(model_cfg, backbone)
     return Classifier(backbone, attention, nn.Linear(dim, int(num_classes)))
+
+
+def _spatial_attention(model_cfg: dict, backbone: nn.Module) -> SpatialAttention:
+    """The spatial head for a ConvNeXt-like backbone, whose final map has `num_features`
+    channels; its number of heads must divide them (768 = 8 heads of 96)."""
+    parts = ("stem", "stages", "norm_pre", "forward_features", "forward_head")
+    if not all(hasattr(backbone, a) for a in parts):
+        raise ModelError(
+            f"model.head: spatial_attention needs a ConvNeXt-like backbone ({', '.join(parts)}); "
+            f"{model_cfg.get('tag')!r} is a {type(backbone).__name__}"
+        )
+    dim, heads = int(backbone.num_features), model_cfg.get("attention_heads")
+    if isinstance(heads, bool) or not isinstance(heads, int) or heads < 1 or dim % heads:
+        raise ModelError(
+            f"model.attention_heads: a whole number of heads that divides the feature width "
+            f"{dim} is required for spatial_attention, got {heads!r}"
+        )
+    return SpatialAttention(dim, heads, *_dropouts(model_cfg))
 
 
 def create_backbone(tag: str, pretrained: bool, pretrained_file: str | Path | None) -> nn.Module:
@@ -212,6 +276,11 @@ def _load_report() -> Iterator[list[str]]:
         logger.setLevel(level)
         messages = [record.getMessage() for record in handler.buffer]
         problems += [m for m in messages if m.startswith(("Missing keys", "Unexpected keys"))]
+
+
+def _dropouts(model_cfg: dict) -> tuple[float, float]:
+    """The attention heads' ``attention_dropout`` and ``output_dropout``, checked."""
+    return _probability(model_cfg, "attention_dropout"), _probability(model_cfg, "output_dropout")
 
 
 def _probability(model_cfg: dict, key: str) -> float:
