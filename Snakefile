@@ -39,6 +39,7 @@ include: "rules/experiments.smk"
 include: "rules/figures.smk"
 include: "rules/tables.smk"
 include: "rules/paper.smk"
+include: "rules/study.smk"
 include: "rules/verify.smk"
 
 

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import urllib.error
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -752,3 +753,20 @@ def test_a_download_with_another_hash_is_refused_naming_url_and_destination(tmp_
     assert spec["url"] in message and spec["sha256"] in message and str(destination) in message
     assert ".tmp" not in message and "refused" in message
     assert not any(destination.parent.glob("*"))  # neither the file nor a temporary one
+
+
+def test_from_rule_names_each_rule_file_by_its_run():
+    runs = {"baseline": {"claim": 82.61}, "improved": {"claim": 86.30}}
+    params = SimpleNamespace(
+        runs=runs, rounding_pp=0.005, bands={}, discrepancies=[], experiments=["baseline"]
+    )
+    table_input = SimpleNamespace(
+        published=[], summaries=["r/baseline/summary.json"],
+        predictions=["r/baseline/predictions.csv"], data="r/data/data.json",
+    )  # fmt: skip
+    claims, inputs = verification.from_rule(params, table_input)
+    assert claims.runs == runs and claims.rounding_pp == 0.005
+    assert inputs.summaries == {"baseline": "r/baseline/summary.json"}
+    assert inputs.published == {} and inputs.checksums is None  # the table has no SHA256SUMS
+    verdict_input = SimpleNamespace(**vars(table_input), checksums="r/SHA256SUMS")
+    assert verification.from_rule(params, verdict_input)[1].checksums == "r/SHA256SUMS"

@@ -1,23 +1,8 @@
 """Rule make_verification_table: the paper's table of published claims and reruns."""
 
-from convnext_tinyimagenet.verify.verification import Claims, Inputs, make_verification_table, named
+from convnext_tinyimagenet.verify.verification import from_rule, make_verification_table
 from convnext_tinyimagenet.workflow import rule_log
 
 with rule_log(snakemake):
-    experiments = snakemake.params.experiments
-    make_verification_table(
-        Claims(
-            snakemake.params.runs,
-            snakemake.params.rounding_pp,
-            bands=snakemake.params.bands,
-            discrepancies=snakemake.params.discrepancies,
-        ),
-        Inputs(
-            published=named(snakemake.params.runs, snakemake.input.published),
-            summaries=named(experiments, snakemake.input.summaries),
-            predictions=named(experiments, snakemake.input.predictions),
-            data=snakemake.input.data,
-        ),
-        md=snakemake.output.md,
-        tex=snakemake.output.tex,
-    )
+    claims, inputs = from_rule(snakemake.params, snakemake.input)
+    make_verification_table(claims, inputs, md=snakemake.output.md, tex=snakemake.output.tex)

@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import pandas as pd
 
@@ -104,6 +104,21 @@ def named(names: Iterable[str], files: Sequence[str]) -> dict[str, str]:
             f"{len(files)} files for {len(names)} names ({', '.join(names)}): {', '.join(files)}"
         )
     return dict(zip(names, files, strict=True))
+
+
+def from_rule(params: Any, input: Any) -> tuple[Claims, Inputs]:
+    """The claims and files a verification rule hands over: its `params` (runs, rounding_pp,
+    bands, discrepancies, experiments) and `input` (published, summaries, predictions, data and,
+    for the verdict, checksums)."""
+    claims = Claims(params.runs, params.rounding_pp, params.bands, params.discrepancies)
+    inputs = Inputs(
+        published=named(params.runs, input.published),
+        summaries=named(params.experiments, input.summaries),
+        predictions=named(params.experiments, input.predictions),
+        data=input.data,
+        checksums=getattr(input, "checksums", None),
+    )
+    return claims, inputs
 
 
 # --------------------------------------------------------------------------- published claims

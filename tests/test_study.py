@@ -1,0 +1,204 @@
+"""The ablation study from fake run folders: numbers checked against hand arithmetic."""
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from convnext_tinyimagenet.report import study
+from convnext_tinyimagenet.stats import newcombe_paired_difference
+
+TITLES = {"base": "Base recipe", "variant": "Base without X", "orphan": "Orphan variant"}
+PARENTS = {"base": None, "variant": "base", "orphan": "not_run"}
+# The paired 2x2 tables of (variant, base) per seed: both right, only the variant, only the
+# base, neither; 20 images each.
+TABLES = {0: (10, 2, 5, 3), 1: (10, 4, 5, 1)}
+# t quantile at 97.5 % with 1 degree of freedom, in closed form: tan(pi (0.975 - 1/2))
+T975_DF1 = math.tan(math.pi * 0.475)
+
+
+def correctness(table):
+    """(variant, base) per-image correctness for a 2x2 table (both, first_only, second_only,
+    neither)."""
+    both, first_only, second_only, neither = table
+    variant = [True] * both + [True] * first_only + [False] * second_only + [False] * neither
+    base = [True] * both + [False] * first_only + [True] * second_only + [False] * neither
+    return variant, base
+
+
+def write_run(root, name, seed, correct, *, ids=None, batch_mean=None, reverse=False):
+    """A run folder with summary.json and predictions.csv; `reverse` writes the rows backwards,
+    so that only a merge on image_id pairs them right."""
+    folder = root / f"{name}-{seed}"
+    folder.mkdir()
+    ids = ids or [f"img{i:02d}" for i in range(len(correct))]
+    frame = pd.DataFrame(
+        {
+            "image_id": ids,
+            "index": range(len(ids)),
+            "label": 0,
+            "prediction": [0 if c else 1 for c in correct],
+            "correct": correct,
+            "top5": "0 1 2 3 4",
+            "confidence": 0.5,
+        }
+    )
+    if reverse:
+        frame = frame.iloc[::-1]
+    frame.to_csv(folder / "predictions.csv", index=False)
+    accuracy = 100.0 * sum(correct) / len(correct)
+    summary = {
+        "accuracy": accuracy,
+        "accuracy_batch_mean": accuracy if batch_mean is None else batch_mean,
+        "n": len(correct),
+        "correct": sum(correct),
+    }
+    (folder / "summary.json").write_text(json.dumps(summary))
+    return {"summary": folder / "summary.json", "predictions": folder / "predictions.csv"}
+
+
+def fake_runs(root, seeds):
+    runs = {"base": {}, "variant": {}, "orphan": {}}
+    for seed in seeds:
+        variant, base = correctness(TABLES[seed])
+        runs["base"][seed] = write_run(root, "base", seed, base, reverse=True)
+        runs["variant"][seed] = write_run(root, "variant", seed, variant, batch_mean=61.0)
+        runs["orphan"][seed] = write_run(root, "orphan", seed, variant)
+    return runs
+
+
+@pytest.fixture
+def one_seed(tmp_path):
+    path = study.summarize_study(
+        fake_runs(tmp_path, [0]), tmp_path / "study.json", parents=PARENTS, titles=TITLES
+    )
+    return study.read_study(path)
+
+
+@pytest.fixture
+def two_seeds(tmp_path):
+    path = study.summarize_study(
+        fake_runs(tmp_path, [0, 1]), tmp_path / "study.json", parents=PARENTS, titles=TITLES
+    )
+    return study.read_study(path)
+
+
+def test_one_seed_effect_against_hand_arithmetic(one_seed):
+    effect = one_seed["effects"]["variant"]
+    assert effect["reference"] == "base"
+    seed = effect["seeds"]["0"]
+    # variant 12/20 = 60 %, base 15/20 = 75 %: (2 - 5) / 20 = -15 points
+    assert seed["difference"] == pytest.approx(-15.0)
+    counts = {"n": 20, "both": 10, "first_only": 2, "second_only": 5, "neither": 3}
+    assert seed["counts"] == counts
+    # 7 discordant images, 2 one way: p = 2 (C(7,0) + C(7,1) + C(7,2)) / 2^7 = 58 / 128
+    assert seed["mcnemar_p"] == pytest.approx(58 / 128)
+    assert seed["newcombe95"] == pytest.approx(list(newcombe_paired_difference(counts)))
+    low, high = seed["newcombe95"]
+    assert low < -15.0 < high
+    # one seed: no spread over seeds
+    assert effect["difference"] == {"n": 1, "mean": -15.0, "sd": None, "low": None, "high": None}
+
+
+def test_one_seed_runs_and_means(one_seed):
+    base, variant = one_seed["experiments"]["base"], one_seed["experiments"]["variant"]
+    assert base["from"] is None and variant["from"] == "base"
+    assert base["runs"] == {"0": {"accuracy": 75.0, "accuracy_batch_mean": 75.0}}
+    assert variant["runs"] == {"0": {"accuracy": 60.0, "accuracy_batch_mean": 61.0}}
+    assert variant["accuracy"]["mean"] == 60.0 and variant["accuracy"]["low"] is None
+    assert variant["accuracy_batch_mean"]["mean"] == 61.0
+
+
+def test_a_variant_whose_parent_does_not_run_has_no_effect(one_seed):
+    assert one_seed["effects"]["orphan"] is None
+    assert "base" not in one_seed["effects"]
+
+
+def test_two_seeds_mean_interval_against_hand_arithmetic(two_seeds):
+    effect = two_seeds["effects"]["variant"]
+    # seed 1: (4 - 5) / 20 = -5 points; b = 4, c = 5: p = 2 * 256 / 512, capped at 1
+    assert effect["seeds"]["1"]["difference"] == pytest.approx(-5.0)
+    assert effect["seeds"]["1"]["mcnemar_p"] == 1.0
+    # -15 and -5: mean -10, sd sqrt((25 + 25) / 1) = sqrt(50), half = t * sqrt(50) / sqrt(2)
+    half = T975_DF1 * 5.0
+    assert effect["difference"]["mean"] == pytest.approx(-10.0)
+    assert effect["difference"]["sd"] == pytest.approx(math.sqrt(50))
+    assert effect["difference"]["low"] == pytest.approx(-10.0 - half)
+    assert effect["difference"]["high"] == pytest.approx(-10.0 + half)
+    # the variant's accuracies: 60 and 70 %, mean 65, the same half-width
+    accuracy = two_seeds["experiments"]["variant"]["accuracy"]
+    assert (accuracy["mean"], accuracy["low"]) == pytest.approx((65.0, 65.0 - half))
+
+
+@pytest.mark.parametrize(
+    ("variant_ids", "message"),
+    [
+        ([f"img{i:02d}" for i in range(19)] + ["other"], "1 only in the variant, 1 only in"),
+        ([f"img{i:02d}" for i in range(19)] + ["img00"], "repeated image ids"),
+    ],
+)
+def test_predictions_that_cannot_be_paired_are_refused_in_one_line(tmp_path, variant_ids, message):
+    variant, base = correctness(TABLES[0])
+    runs = {
+        "base": {0: write_run(tmp_path, "base", 0, base)},
+        "variant": {0: write_run(tmp_path, "variant", 0, variant, ids=variant_ids)},
+    }
+    with pytest.raises(study.StudyError, match=message) as error:
+        study.summarize_study(runs, tmp_path / "s.json", parents=PARENTS, titles=TITLES)
+    assert "\n" not in str(error.value) and "variant vs base, seed 0" in str(error.value)
+    assert not (tmp_path / "s.json").exists()
+
+
+def test_table_rows_with_one_seed(one_seed):
+    frame = study.ablation_frame(one_seed)
+    rows = {row["Experiment"]: row for row in frame.to_dict("records")}
+    assert list(rows) == ["Base recipe", "Base without X", "Orphan variant"]
+    base, variant, orphan = rows.values()
+    assert (base["Variant of"], base["Seeds"], base["Accuracy (%)"]) == ("n/a", "0", "75.00")
+    assert base["Effect (pp)"] == base["McNemar p"] == "n/a"
+    low, high = one_seed["effects"]["variant"]["seeds"]["0"]["newcombe95"]
+    assert variant == {
+        "Experiment": "Base without X",
+        "Variant of": "base",
+        "Seeds": "0",
+        "Accuracy (%)": "60.00",
+        "Effect (pp)": "-15.00",
+        "95 % interval (pp)": f"[{low:+.2f}, {high:+.2f}]",
+        "Interval": "paired Newcombe 95 %, seed 0",
+        "McNemar p": "0.453",
+    }
+    assert orphan["Variant of"] == "not_run" and orphan["Effect (pp)"] == "n/a"
+
+
+def test_table_rows_with_two_seeds(two_seeds):
+    frame = study.ablation_frame(two_seeds)
+    variant = frame.set_index("Experiment").loc["Base without X"]
+    half = T975_DF1 * 5.0
+    assert variant["Seeds"] == "0, 1"
+    assert variant["Accuracy (%)"] == f"65.00 [{65 - half:.2f}, {65 + half:.2f}]"
+    assert variant["Effect (pp)"] == "-10.00"
+    assert variant["95 % interval (pp)"] == f"[{-10 - half:+.2f}, {-10 + half:+.2f}]"
+    assert variant["Interval"] == "t 95 % over 2 seeds"
+    assert variant["McNemar p"] == "seed 0: 0.453; seed 1: 1.000"
+
+
+def test_table_and_figure_files_are_written(tmp_path):
+    path = study.summarize_study(
+        fake_runs(tmp_path, [0]), tmp_path / "study.json", parents=PARENTS, titles=TITLES
+    )
+    md, tex = tmp_path / "ablation.md", tmp_path / "ablation.tex"
+    study.make_ablation_table(path, md, tex)
+    assert "Base without X" in md.read_text() and r"\toprule" in tex.read_text()
+    png, pdf = tmp_path / "effects.png", tmp_path / "effects.pdf"
+    study.plot_ablation_effects(path, png, pdf, dpi=50)
+    assert png.read_bytes().startswith(b"\x89PNG") and pdf.read_bytes().startswith(b"%PDF")
+
+
+def test_the_forest_plot_has_one_row_per_variant_with_a_reference(one_seed):
+    ax = study.ablation_effects_figure(one_seed).axes[0]
+    assert [label.get_text() for label in ax.get_yticklabels()] == ["Base without X"]
+    low, high = one_seed["effects"]["variant"]["seeds"]["0"]["newcombe95"]
+    # the interval bar: the one line that is not vertical (the line at 0) nor a point (the mean)
+    (bar,) = [line for line in ax.get_lines() if len(set(line.get_xdata())) == 2]
+    assert list(bar.get_xdata()) == pytest.approx([low, high])
