@@ -28,7 +28,7 @@ wildcard_constraints:
 
 
 def per_experiment(pattern):
-    """`pattern` (a rule's output with {experiment}) expanded over every experiment in config."""
+    """`pattern` (a rule's output with {experiment}) expanded over the experiments that run."""
     return expand(pattern, experiment=EXPERIMENTS)
 
 
