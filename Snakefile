@@ -32,14 +32,14 @@ container: "docker://convnext-tinyimagenet:0.1.0"
 
 
 include: "rules/common.smk"
-include: "rules/data.smk"
 include: "rules/archive.smk"
+include: "rules/data.smk"
 include: "rules/published.smk"
 include: "rules/experiments.smk"
 include: "rules/figures.smk"
 include: "rules/tables.smk"
-include: "rules/paper.smk"
 include: "rules/study.smk"
+include: "rules/paper.smk"
 include: "rules/verify.smk"
 
 

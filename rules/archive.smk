@@ -1,11 +1,13 @@
 # The original tiny-imagenet-200.zip, which the improved notebook downloaded, unpacked and read
-# with ImageFolder. Not in the DAG yet: run as targets, e.g.
-#   snakemake --cores 1 unpack_tinyimagenet
+# with ImageFolder: prepare_data's input for the folder source (rules/data.smk), unless the
+# folder is already unpacked. By hand: snakemake --cores 1 unpack_tinyimagenet
 import os
 
 TINYIMAGENET = config["data"]["folder"]
 # where the zip's tiny-imagenet-200/ folder goes: data.folder.root, else beside the zip
 UNPACKED = TINYIMAGENET["root"] or os.path.splitext(TINYIMAGENET["archive"])[0]
+# the file that stands for the whole unpacked folder
+UNPACKED_MARK = f"{UNPACKED}/wnids.txt"
 
 
 rule fetch_tinyimagenet:
@@ -26,7 +28,7 @@ rule unpack_tinyimagenet:
     input:
         rules.fetch_tinyimagenet.output,
     output:
-        f"{UNPACKED}/wnids.txt",
+        UNPACKED_MARK,
     log:
         f"{OUT}/logs/unpack_tinyimagenet.log",
     params:

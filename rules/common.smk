@@ -3,12 +3,24 @@
 import os
 from urllib.parse import urlparse
 
-from convnext_tinyimagenet.config import experiments_to_run, run_settings
+from convnext_tinyimagenet.config import (
+    experiment_seeds,
+    experiment_source,
+    experiments_to_run,
+    run_settings,
+    runs_to_do,
+)
 from convnext_tinyimagenet.run_folder import FILES, run_dir
 
 OUT = config["output_dir"]
 # the experiments that run, in config order: all but those declared with `seeds: []`
 EXPERIMENTS = experiments_to_run(config["experiments"])
+# every run, (experiment, seed), in config order: one training job each
+RUNS = runs_to_do(config)
+# each running experiment's first seed: the run its single-run figures and tables show
+FIRST_SEED = {name: experiment_seeds(config, name)[0] for name in EXPERIMENTS}
+# the data sources the runs read (data.json per source)
+SOURCES = sorted({experiment_source(config, name) for name in EXPERIMENTS})
 PUBLISHED = config["published"]
 # published run -> its prediction CSV once fetched: download_dir / the URL's file name
 PUBLISHED_FILES = {
@@ -19,12 +31,35 @@ READS_PUBLISHED = PUBLISHED["use_predictions"]
 # the published recipes among them (baseline, improved): what the paper's text, learning curves
 # and per-class figure compare; the ablation variants run beside them
 PUBLISHED_PAIR = [name for name in EXPERIMENTS if name in PUBLISHED["runs"]]
-# one run's folder, a pattern over {experiment} (run_folder.py names the files in it)
-RUN = run_dir(OUT, "{experiment}")
+# one run's folder, a pattern over {experiment} and {seed} (run_folder.py names its files)
+RUN = run_dir(OUT, "{experiment}", "{seed}")
 
 
 wildcard_constraints:
     experiment="|".join(EXPERIMENTS),
+    seed=r"\d+",
+    source="|".join(SOURCES),
+
+
+def per_run(pattern, names=None):
+    """`pattern` (a rule's output with {experiment} and {seed}) expanded over every run, or
+    over the runs of `names`, in RUNS order."""
+    runs = [(name, seed) for name, seed in RUNS if names is None or name in names]
+    return expand(
+        pattern, zip, experiment=[n for n, _ in runs], seed=[s for _, s in runs]
+    )
+
+
+def first_run(pattern, names=None):
+    """`pattern` expanded over each running experiment (or each of `names`) at its first
+    seed: the run whose single-run figures and tables the paper shows."""
+    names = names or EXPERIMENTS
+    return expand(pattern, zip, experiment=names, seed=[FIRST_SEED[n] for n in names])
+
+
+def first_run_of(pattern):
+    """An input function: `pattern` for the wildcards' {experiment} at its first seed."""
+    return lambda wildcards: first_run(pattern, [wildcards.experiment])[0]
 
 
 def per_experiment(pattern):
@@ -35,6 +70,25 @@ def per_experiment(pattern):
 def per_published(pattern):
     """`pattern` expanded over the published recipes that run (PUBLISHED_PAIR)."""
     return expand(pattern, experiment=PUBLISHED_PAIR)
+
+
+def source_config(experiment):
+    """The `data` section as `experiment` reads it: with its own source."""
+    return config["data"] | {"source": experiment_source(config, experiment)}
+
+
+def source_data(experiment):
+    """The data summary (prepare_data's output) of the source `experiment` reads (for input
+    functions: rules/data.smk comes after this file)."""
+    source = experiment_source(config, experiment)
+    return rules.prepare_data.output[0].format(source=source)
+
+
+def run_labels(names=None):
+    """The runs' names in results: `<experiment>/seed<N>`, in per_run order."""
+    return [
+        f"{name}/seed{seed}" for name, seed in RUNS if names is None or name in names
+    ]
 
 
 def by_experiment(values, names=None):
@@ -64,7 +118,7 @@ def products():
     """Every file the workflow makes for people, named by the rules that make them."""
     return [
         *rules.write_config.output,
-        *per_experiment(rules.render_notebook.output[0]),
+        *per_run(rules.render_notebook.output[0]),
         *rules.plot_learning_curves.output,
         *rules.plot_per_class_accuracy.output,
         *per_experiment(rules.plot_correct_wrong.output),
@@ -73,6 +127,8 @@ def products():
         *rules.summarize_study.output,
         *rules.make_ablation_table.output,
         *rules.plot_ablation_effects.output,
+        *rules.write_difference_section.output,
+        *rules.make_compute_table.output,
         *rules.make_recipe_table.output,
         *rules.make_discrepancies_table.output,
         *rules.measure_input_fidelity.output,
@@ -89,8 +145,8 @@ def checksummed():
     every file that goes into the paper (not the verdicts, which check these)."""
     run = rules.run_experiment.output
     checked = [
-        *rules.prepare_data.output,
-        *per_experiment([run.predictions, run.metrics, run.summary, run.provenance]),
+        *expand(rules.prepare_data.output[0], source=SOURCES),
+        *per_run([run.predictions, run.metrics, run.summary, run.provenance]),
         *rules.make_paper_inputs.output,
     ]
     left_out = {*rules.verify_published.output, *rules.write_config.output}

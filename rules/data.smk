@@ -2,12 +2,27 @@
 
 
 rule prepare_data:
+    # one store per source the runs read (an experiment's own data.source, else data.source)
+    input:
+        # the folder source reads the unpacked zip (rules/archive.smk), unless a folder with
+        # wnids.txt is already in place (unpacked by hand): that one is read as it is
+        folder=lambda wildcards: (
+            rules.unpack_tinyimagenet.output
+            if wildcards.source == "folder" and not os.path.exists(UNPACKED_MARK)
+            else []
+        ),
     output:
-        f"{OUT}/data/data.json",
+        f"{OUT}/data/{{source}}/data.json",
     log:
-        f"{OUT}/logs/prepare_data.log",
+        f"{OUT}/logs/prepare_data/{{source}}.log",
     params:
-        data=config["data"],
+        data=lambda wildcards: config["data"] | {"source": wildcards.source},
+        # the zip the folder came from, when it is there: data.json records its md5 and sha256
+        archive=lambda wildcards: (
+            {key: TINYIMAGENET[key] for key in ("archive", "md5", "url")}
+            if wildcards.source == "folder"
+            else None
+        ),
     script:
         "scripts/prepare_data.py"
 

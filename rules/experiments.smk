@@ -1,7 +1,8 @@
-# Each experiment runs as the parameterized notebook (papermill), then renders to HTML.
+# Each run (experiment, seed) is the parameterized notebook (papermill), then rendered to HTML.
 rule run_experiment:
     input:
-        data=rules.prepare_data.output[0],
+        # the store of the source this experiment reads
+        data=lambda wildcards: source_data(wildcards.experiment),
         notebook="notebooks/experiment.ipynb",
     output:
         notebook=f"{RUN}/experiment.ipynb",
@@ -12,20 +13,22 @@ rule run_experiment:
         summary=report(
             f"{RUN}/{FILES['summary']}",
             category="Runs",
-            subcategory="{experiment}",
+            subcategory="{experiment} seed {seed}",
             caption="report/summary.rst",
         ),
     log:
-        f"{OUT}/logs/run_experiment/{{experiment}}.log",
+        f"{OUT}/logs/run_experiment/{{experiment}}/seed{{seed}}.log",
     benchmark:
-        f"{OUT}/benchmarks/run_experiment/{{experiment}}.tsv"
+        f"{OUT}/benchmarks/run_experiment/{{experiment}}/seed{{seed}}.tsv"
     threads: 2
     resources:
         gpu=1,
     params:
         # what the run reads (a change reruns the job; it retrains only when the run's
         # identity changed, config.run_identity, and otherwise reuses its finished checkpoint)
-        settings=lambda wildcards: run_settings(config, wildcards.experiment),
+        settings=lambda wildcards: run_settings(
+            config, wildcards.experiment, int(wildcards.seed)
+        ),
         # what the notebook shows beside it: the recipe it is compared with, the published run
         # and its verification band, and the image grids
         reference=lambda wildcards: reference_of(wildcards.experiment),
@@ -51,7 +54,7 @@ rule render_notebook:
             caption="report/notebook.rst",
         ),
     log:
-        f"{OUT}/logs/render_notebook/{{experiment}}.log",
+        f"{OUT}/logs/render_notebook/{{experiment}}/seed{{seed}}.log",
     params:
         folder=lambda wildcards, output: os.path.dirname(output[0]),
         name=lambda wildcards, output: os.path.basename(output[0]),

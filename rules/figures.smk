@@ -3,7 +3,8 @@
 
 rule plot_learning_curves:
     input:
-        metrics=per_published(rules.run_experiment.output.metrics),
+        # each published recipe's run at its first seed
+        metrics=first_run(rules.run_experiment.output.metrics, PUBLISHED_PAIR),
     output:
         png=report(
             f"{OUT}/figures/learning_curves.png",
@@ -29,7 +30,7 @@ rule plot_learning_curves:
 rule plot_per_class_accuracy:
     # the second published recipe against the first
     input:
-        summaries=per_published(rules.run_experiment.output.summary)[:2],
+        summaries=first_run(rules.run_experiment.output.summary, PUBLISHED_PAIR[:2]),
     output:
         png=report(
             f"{OUT}/figures/per_class_accuracy.png",
@@ -48,8 +49,9 @@ rule plot_per_class_accuracy:
 
 rule plot_correct_wrong:
     input:
-        data=rules.prepare_data.output[0],
-        predictions=rules.run_experiment.output.predictions,
+        # the experiment's run at its first seed, and the store it read
+        data=lambda wildcards: source_data(wildcards.experiment),
+        predictions=first_run_of(rules.run_experiment.output.predictions),
     output:
         png=report(
             f"{OUT}/figures/{{experiment}}/correct_wrong.png",
@@ -61,7 +63,7 @@ rule plot_correct_wrong:
     log:
         f"{OUT}/logs/plot_correct_wrong/{{experiment}}.log",
     params:
-        data=config["data"],
+        data=lambda wildcards: source_config(wildcards.experiment),
         samples=config["figures"]["samples"],
         seed=config["figures"]["sample_seed"],
         dpi=config["figures"]["dpi"],
@@ -71,8 +73,9 @@ rule plot_correct_wrong:
 
 rule plot_class_grid:
     input:
-        data=rules.prepare_data.output[0],
-        predictions=rules.run_experiment.output.predictions,
+        # the experiment's run at its first seed, and the store it read
+        data=lambda wildcards: source_data(wildcards.experiment),
+        predictions=first_run_of(rules.run_experiment.output.predictions),
     output:
         png=report(
             f"{OUT}/figures/{{experiment}}/class_grid.png",
@@ -84,7 +87,7 @@ rule plot_class_grid:
     log:
         f"{OUT}/logs/plot_class_grid/{{experiment}}.log",
     params:
-        data=config["data"],
+        data=lambda wildcards: source_config(wildcards.experiment),
         classes=config["figures"]["grid_classes"],
         seed=config["figures"]["grid_seed"],
         dpi=config["figures"]["dpi"],

@@ -9,10 +9,12 @@ FIGURE_EXPERIMENT = PUBLISHED_PAIR[-1]
 
 rule make_paper_inputs:
     input:
-        summaries=per_published(rules.run_experiment.output.summary),
-        metrics=per_published(rules.run_experiment.output.metrics),
-        provenance=per_published(rules.run_experiment.output.provenance),
-        data=rules.prepare_data.output[0],
+        # each published recipe's run at its first seed
+        summaries=first_run(rules.run_experiment.output.summary, PUBLISHED_PAIR),
+        metrics=first_run(rules.run_experiment.output.metrics, PUBLISHED_PAIR),
+        provenance=first_run(rules.run_experiment.output.provenance, PUBLISHED_PAIR),
+        # the data the first of them read (the recipe table names each experiment's source)
+        data=source_data(PUBLISHED_PAIR[0]),
         fidelity=rules.measure_input_fidelity.output.json,
         published=if_published(rules.summarize_published.output),
         # what paper.tex includes, each named in inputs.tex by a macro holding its path under
@@ -25,10 +27,14 @@ rule make_paper_inputs:
             rules.measure_input_fidelity.output.tex,
             *per_published(rules.make_class_table.output.tex),
             rules.make_verification_table.output.tex,
+            rules.make_ablation_table.output.tex,
+            rules.write_difference_section.output.tex,
+            rules.make_compute_table.output.tex,
         ],
         figures=[
             rules.plot_learning_curves.output.pdf,
             rules.plot_per_class_accuracy.output.pdf,
+            rules.plot_ablation_effects.output.pdf,
             *expand(rules.plot_correct_wrong.output.pdf, experiment=FIGURE_EXPERIMENT),
             *expand(rules.plot_class_grid.output.pdf, experiment=FIGURE_EXPERIMENT),
         ],
@@ -46,7 +52,7 @@ rule make_paper_inputs:
         figures=config["figures"],
         figure_experiment=FIGURE_EXPERIMENT,
         input_size=config["data"]["input_size"],
-        seed=config["seed"],
+        seeds=config["seeds"],
         # cited as text ("results read from results/") and what inputs.tex's paths are relative
         # to, never opened: a function, so the lint for hard-coded path prefixes (meant for
         # paths a job opens) does not apply

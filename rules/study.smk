@@ -3,20 +3,49 @@
 
 rule summarize_study:
     input:
-        summaries=per_experiment(rules.run_experiment.output.summary),
-        predictions=per_experiment(rules.run_experiment.output.predictions),
+        # every run, in RUNS order (params.runs names them)
+        summaries=per_run(rules.run_experiment.output.summary),
+        predictions=per_run(rules.run_experiment.output.predictions),
     output:
         json=f"{OUT}/study/study.json",
     log:
         f"{OUT}/logs/summarize_study.log",
     params:
-        experiments=EXPERIMENTS,
+        runs=RUNS,
         parents=by_experiment(lambda experiment: experiment.get("from")),
         titles=by_experiment(lambda experiment: experiment["title"]),
-        # one run per experiment for now, at the top-level seed (config.py allows no other)
-        seed=config["seed"],
     script:
         "scripts/summarize_study.py"
+
+
+rule write_difference_section:
+    # the paper's "What made the difference": one generated sentence per variant
+    input:
+        study=rules.summarize_study.output.json,
+    output:
+        tex=f"{OUT}/study/difference.tex",
+        md=f"{OUT}/study/difference.md",
+    log:
+        f"{OUT}/logs/write_difference_section.log",
+    script:
+        "scripts/write_difference_section.py"
+
+
+rule make_compute_table:
+    # device-hours per run and in total, from each run's own timings (provenance, metrics)
+    input:
+        provenance=per_run(rules.run_experiment.output.provenance),
+        metrics=per_run(rules.run_experiment.output.metrics),
+    output:
+        json=f"{OUT}/study/compute.json",
+        md=f"{OUT}/tables/compute.md",
+        tex=f"{OUT}/tables/compute.tex",
+    log:
+        f"{OUT}/logs/make_compute_table.log",
+    params:
+        runs=RUNS,
+    script:
+        "scripts/make_compute_table.py"
 
 
 rule make_ablation_table:

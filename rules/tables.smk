@@ -3,7 +3,8 @@
 
 rule make_results_table:
     input:
-        summaries=per_experiment(rules.run_experiment.output.summary),
+        # each experiment's run at its first seed (the ablation table covers all seeds)
+        summaries=first_run(rules.run_experiment.output.summary),
         published=if_published(rules.summarize_published.output),
     output:
         md=report(
@@ -18,13 +19,14 @@ rule make_results_table:
         experiments=EXPERIMENTS,
         claims={run: spec["claim"] for run, spec in config["published"]["runs"].items()},
         titles=by_experiment(lambda experiment: experiment["title"]),
+        seeds=FIRST_SEED,
     script:
         "scripts/make_results_table.py"
 
 
 rule make_class_table:
     input:
-        summary=rules.run_experiment.output.summary,
+        summary=first_run_of(rules.run_experiment.output.summary),
     output:
         md=f"{OUT}/tables/classes_{{experiment}}.md",
         tex=f"{OUT}/tables/classes_{{experiment}}.tex",
@@ -46,13 +48,13 @@ rule make_recipe_table:
         experiments=by_experiment(
             lambda experiment: {
                 key: experiment[key]
-                for key in ("from", "model", "trainable", "augment", "train")
+                for key in ("from", "data", "model", "trainable", "augment", "train")
                 if key in experiment
             }
         ),
         data=config["data"],
         normalize=config["normalize"],
-        seed=config["seed"],
+        seeds={name: experiment_seeds(config, name) for name in EXPERIMENTS},
     script:
         "scripts/make_recipe_table.py"
 

@@ -6,6 +6,9 @@
 
 # What the checks read of each published run: its claim, how its notebook computed it, its image
 # order and its pinned file (not its learning curves, whose change would rerun them for nothing).
+# The runs verification checks: every seed of the published recipes (the ablations' runs are
+# the study's), named <experiment>/seed<N> in the verdict.
+PUBLISHED_RUNS = [(name, seed) for name, seed in RUNS if name in PUBLISHED_PAIR]
 CLAIMS = {
     run: {key: spec[key] for key in ("claim", "claim_metric", "source", "predictions")}
     for run, spec in PUBLISHED["runs"].items()
@@ -33,9 +36,10 @@ rule verify_published:
 
 rule make_verification_table:
     input:
-        data=rules.prepare_data.output[0],
-        summaries=per_experiment(rules.run_experiment.output.summary),
-        predictions=per_experiment(rules.run_experiment.output.predictions),
+        # every run of the published recipes (PUBLISHED_RUNS), with its source's data summary
+        data=[source_data(name) for name, _ in PUBLISHED_RUNS],
+        summaries=per_run(rules.run_experiment.output.summary, PUBLISHED_PAIR),
+        predictions=per_run(rules.run_experiment.output.predictions, PUBLISHED_PAIR),
         published=if_published(PUBLISHED_FILES.values()),
     output:
         md=report(
@@ -47,7 +51,7 @@ rule make_verification_table:
     log:
         f"{OUT}/logs/make_verification_table.log",
     params:
-        experiments=EXPERIMENTS,
+        experiments=run_labels(PUBLISHED_PAIR),
         runs=CLAIMS,
         rounding_pp=config["verification"]["claim_rounding_pp"],
         bands=config["verification"]["reruns"],
@@ -70,9 +74,9 @@ rule write_checksums:
 rule verify:
     input:
         checksums=rules.write_checksums.output[0],
-        data=rules.prepare_data.output[0],
-        summaries=per_experiment(rules.run_experiment.output.summary),
-        predictions=per_experiment(rules.run_experiment.output.predictions),
+        data=rules.make_verification_table.input.data,
+        summaries=rules.make_verification_table.input.summaries,
+        predictions=rules.make_verification_table.input.predictions,
         published=if_published(PUBLISHED_FILES.values()),
     output:
         report(
@@ -84,7 +88,7 @@ rule verify:
         printed=f"{OUT}/logs/verify.log",
         verdict=f"{OUT}/logs/verify.json",  # kept when the check fails (see verify_published)
     params:
-        experiments=EXPERIMENTS,
+        experiments=run_labels(PUBLISHED_PAIR),
         runs=CLAIMS,
         rounding_pp=config["verification"]["claim_rounding_pp"],
         bands=config["verification"]["reruns"],

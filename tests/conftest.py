@@ -19,5 +19,6 @@ def smoke_cache(tmp_path_factory) -> Path:
 
 
 def smoke_config(cache: Path, *overrides: str) -> dict:
-    """The defaults + smoke.yaml with the data cache in `cache` and extra --set overrides."""
-    return load_config([SMOKE], [f"data.cache_dir={cache}", *overrides])
+    """The defaults + smoke.yaml with the data cache in `cache`, one seed (0, as a run's
+    settings hold; override with `seeds=[N]`) and extra --set overrides."""
+    return load_config([SMOKE], [f"data.cache_dir={cache}", "seeds=[0]", *overrides])

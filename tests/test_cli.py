@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -57,6 +58,18 @@ def test_prepare_data_reports_the_store(tmp_path, capsys):
 def test_train_and_evaluate_write_under_the_configs_output_dir(tmp_path):
     argv = ["train", "--config", str(CONFIG), "--config", str(SMOKE), "--experiment", "improved"]
     args = build_parser().parse_args([*argv, "--set", f"output_dir={tmp_path / 'my demo'}"])
-    assert _experiment_args(args)[1] == tmp_path / "my demo" / "improved"
+    settings, out = _experiment_args(args)
+    assert out == tmp_path / "my demo" / "improved" / "seed0"  # the experiment's first seed
+    assert settings["seeds"] == [0] and list(settings["experiments"]) == ["improved"]
+    settings, out = _experiment_args(build_parser().parse_args([*argv, "--seed", "1"]))
+    assert out == Path("results/demo/improved/seed1") and settings["seeds"] == [1]
     args = build_parser().parse_args([*argv, "--out", str(tmp_path / "elsewhere")])
     assert _experiment_args(args)[1] == tmp_path / "elsewhere"
+
+
+def test_a_seed_the_experiment_does_not_run_is_one_line(capsys):
+    argv = ["train", "--config", str(SMOKE), "--experiment", "improved_noaug", "--seed", "1"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        "error: experiments.improved_noaug: seed 1 is not one it runs; allowed: 0\n"
+    )

@@ -26,9 +26,13 @@ from convnext_tinyimagenet.config import (
     config_digest,
     dump_config,
     experiment_config,
+    experiment_source,
     experiments_to_run,
     load_config,
     resolve_variants,
+    run_seed,
+    run_settings,
+    runs_to_do,
     validate_config,
 )
 
@@ -176,17 +180,46 @@ def test_smoke_config_merges_onto_paper_config(paper: dict, smoke: dict) -> None
 
 
 def test_smoke_config_holds_only_overrides(paper: dict) -> None:
-    # and which experiments the demo runs: `seeds: []` declares one without running it
-    not_run = {f"experiments.{name}.seeds" for name in ("improved_in12k", "baseline_in1k")}
-    not_run |= {f"experiments.{name}.seeds" for name in ("improved_no_smoothing",)}
-    not_run.add("experiments.improved_spatial_attention.seeds")
-    assert set(_leaves(_raw(SMOKE))) <= set(_leaves(paper)) | not_run
-    assert experiments_to_run(load_config([SMOKE])["experiments"]) == [
+    # and with which seeds the demo runs each experiment: `seeds: []` declares one without
+    # running it, `seeds: [0]` runs an ablation once
+    seeds = {f"experiments.{name}.seeds" for name in paper["experiments"]}
+    assert set(_leaves(_raw(SMOKE))) <= set(_leaves(paper)) | seeds
+    smoke = load_config([SMOKE])
+    assert experiments_to_run(smoke["experiments"]) == [
         "baseline",
         "improved",
         "improved_linear",
         "improved_noaug",
     ]
+    # the published recipes x 2 seeds, two ablations x 1 seed
+    assert runs_to_do(smoke) == [
+        ("baseline", 0), ("baseline", 1), ("improved", 0), ("improved", 1),
+        ("improved_linear", 0), ("improved_noaug", 0),
+    ]  # fmt: skip
+
+
+def test_the_paper_config_runs_every_variant_with_three_seeds(paper: dict) -> None:
+    runs = runs_to_do(paper)
+    assert len(runs) == 24 and paper["seeds"] == [0, 1, 2]
+    assert {name for name, _ in runs} == set(paper["experiments"])
+    # each run reads its experiment's source: the baseline's notebook the Hugging Face copy,
+    # the improved notebook (and its variants) the original zip
+    assert experiment_source(paper, "baseline") == experiment_source(paper, "baseline_in1k") == "hf"
+    assert {
+        experiment_source(paper, name) for name in paper["experiments"] if "improved" in name
+    } == {"folder"}
+    settings = run_settings(paper, "improved_noaug", 2)
+    assert settings["seeds"] == [2] and settings["data"]["source"] == "folder"
+    assert run_seed(settings) == 2
+
+
+def test_a_seed_the_experiment_does_not_run_is_refused_in_one_line(paper: dict) -> None:
+    with pytest.raises(
+        ConfigError, match=r"^experiments.baseline: seed 7 is not one it runs; allowed: 0, 1, 2$"
+    ):
+        run_settings(paper, "baseline", 7)
+    with pytest.raises(ConfigError, match=r"^seeds = \[0, 1, 2\]: a run trains one seed"):
+        run_seed(paper)
 
 
 def test_a_file_merges_key_by_key_and_replaces_lists_and_nulls(tmp_path: Path) -> None:
@@ -412,7 +445,12 @@ BAD_CONFIGS = {
         1e-3,
         ["experiments.baseline.train.lrr = 0.001: not allowed here", "allowed: batch_size, "],
     ),
-    "misspelt top-level key": ("sed", 0, ["sed = 0: not allowed here", "seed"]),
+    "misspelt top-level key": ("sed", 0, ["sed = 0: not allowed here", "seeds"]),
+    # the single `seed` of earlier versions: the message lists `seeds`
+    "former seed key": ("seed", 0, ["seed = 0: not allowed here", "seeds"]),
+    "seeds not a list": ("seeds", 0, ["seeds = 0: wrong type; allowed: array"]),
+    "no seed": ("seeds", [], ["seeds = []: should be non-empty"]),
+    "repeated seed": ("seeds", [1, 1], ["seeds = [1, 1]: has non-unique elements"]),
     "wrong type": (
         "experiments.baseline.trainable.0.lr",
         "fast",
@@ -428,7 +466,7 @@ BAD_CONFIGS = {
         32.0,
         ["experiments.baseline.train.batch_size = 32.0: wrong type; allowed: integer"],
     ),
-    "boolean seed": ("seed", True, ["seed = true: wrong type; allowed: integer"]),
+    "boolean seed": ("seeds.0", True, ["seeds.0 = true: wrong type; allowed: integer"]),
     "zero batch size": (
         "experiments.baseline.train.batch_size",
         0,
@@ -512,7 +550,7 @@ BAD_CONFIGS = {
         ["published.runs.baseline.predictions.sha256 = '9944F12B'", "^[0-9a-f]{64}$"],
     ),
     "bad device": ("device", "gpu", ["device = 'gpu'", "cuda(:[0-9]+)?"]),
-    "negative seed": ("seed", -1, ["seed = -1", "minimum of 0"]),
+    "negative seed": ("seeds.1", -1, ["seeds.1 = -1", "minimum of 0"]),
     "short epoch row": (
         "published.runs.improved.epochs.3",
         [1.0, 1.0, 50.0],
@@ -647,8 +685,8 @@ def test_a_wrong_key_lists_the_allowed_keys(paper: dict) -> None:
 
 def test_a_wrong_type_names_the_type(paper: dict) -> None:
     with pytest.raises(ConfigError) as caught:
-        validate_config(_set(paper, "seed", "zero"))
-    assert str(caught.value) == "config: seed = 'zero': wrong type; allowed: integer"
+        validate_config(_set(paper, "seeds.0", "zero"))
+    assert str(caught.value) == "config: seeds.0 = 'zero': wrong type; allowed: integer"
 
 
 def test_an_unknown_experiment_lists_the_experiments(paper: dict) -> None:
@@ -662,7 +700,7 @@ def test_an_unknown_experiment_lists_the_experiments(paper: dict) -> None:
 
 
 def test_more_problems_are_counted(paper: dict) -> None:
-    bad = _set(_set(paper, "seed", "zero"), "experiments.baseline.train.batch_size", 0)
+    bad = _set(_set(paper, "seeds.0", "zero"), "experiments.baseline.train.batch_size", 0)
     with pytest.raises(ConfigError, match=r" \(and 1 more problems\)$"):
         validate_config(bad)
 
@@ -674,7 +712,18 @@ def test_folder_source_needs_a_root(paper: dict) -> None:
     ):
         validate_config(cfg)
     validate_config(_set(paper, "data.source", "folder"))
-    validate_config(_set(paper, "data.folder.root", None))
+    # an experiment that reads the folder needs it too (the improved run does in the paper)
+    with pytest.raises(
+        ConfigError,
+        match=r"^config: experiments.improved.data.source = 'folder': data.folder.root is null; "
+        r"allowed: the unpacked folder's path$",
+    ):
+        validate_config(_set(paper, "data.folder.root", None))
+    hf_only = _set(paper, "experiments.improved.data.source", "hf")
+    for name in ("improved_in12k", "improved_linear", "improved_noaug", "improved_no_smoothing",
+                 "improved_spatial_attention"):  # fmt: skip
+        hf_only = _set(hf_only, f"experiments.{name}.data.source", "hf")
+    validate_config(_set(hf_only, "data.folder.root", None))
 
 
 @pytest.mark.parametrize(
@@ -797,12 +846,13 @@ def test_load_config_applies_files_then_overrides() -> None:
             "experiments.baselin.train.batch_size=8",
             "--set experiments.baselin: no such key; allowed: baseline, improved",
         ),
-        ("seed.x=1", 'seed = {"x": 1}: wrong type; allowed: integer'),
+        ("seeds.x=1", 'seeds = {"x": 1}: wrong type; allowed: array'),
         ("experiments.baseline.train.scheduler.t_max=3", "train.scheduler.name: missing"),
         ("experiments.baseline.trainable.3.lr=1", "experiments.baseline.trainable = {"),
         ("experiments.baseline.trainable.head.lr=1", "allowed: array"),
         ("experiments.baseline.train.batch_size=0", "batch_size = 0: is less than the minimum"),
-        ("seed=", "seed = null: wrong type; allowed: integer"),
+        ("seeds=", "seeds = null: wrong type; allowed: array"),
+        ("seeds.0=-1", "seeds.0 = -1: is less than the minimum of 0"),
     ],
 )
 def test_bad_override_names_the_key(item: str, expected: str) -> None:

@@ -12,15 +12,18 @@ def cfg():
 
 
 def test_run_settings_hold_one_experiment_and_what_runs_read(cfg):
-    settings = run_settings(cfg, "improved")
+    settings = run_settings(cfg, "improved", 1)
     assert list(settings["experiments"]) == ["improved"]
     assert settings["experiments"]["improved"] == cfg["experiments"]["improved"]
-    assert {"seed", "device", "deterministic", "data", "normalize", "performance"} <= set(settings)
+    assert {"seeds", "device", "deterministic", "data", "normalize", "performance"} <= set(settings)
     assert "published" not in settings and "figures" not in settings
+    # one seed, and the source the experiment reads (the improved notebook: the zip)
+    assert settings["seeds"] == [1] and settings["data"]["source"] == "folder"
+    assert run_settings(cfg, "baseline", 0)["data"]["source"] == "hf"
 
 
 def test_introduction_names_what_differs_from_the_reference(cfg):
-    settings = run_settings(cfg, "improved")
+    settings = run_settings(cfg, "improved", 0)
     reference = {"name": "baseline", "settings": cfg["experiments"]["baseline"]}
     text = nb.introduction(settings, "improved", reference)
     assert text.startswith(f"**{cfg['experiments']['improved']['title']}.**")
@@ -35,14 +38,14 @@ def test_introduction_names_what_differs_from_the_reference(cfg):
 
 
 def test_introduction_of_equal_recipes_says_so(cfg):
-    settings = run_settings(cfg, "baseline")
+    settings = run_settings(cfg, "baseline", 0)
     same = {"name": "copy", "settings": cfg["experiments"]["baseline"]}
     assert "equals `copy`'s in every listed aspect" in nb.introduction(settings, "baseline", same)
     assert "differs" not in nb.introduction(settings, "baseline", None)
 
 
 def test_settings_table_lists_each_key_once(cfg):
-    table = nb.settings_table(run_settings(cfg, "improved"), "improved")
+    table = nb.settings_table(run_settings(cfg, "improved", 0), "improved")
     values = table["value"]
     assert values["train.batch_size"] == "32"
     assert values["augment.randaugment.magnitude"] == "9"

@@ -20,8 +20,9 @@ from typing import Any
 import matplotlib
 import pytest
 
-from convnext_tinyimagenet.config import load_config
+from convnext_tinyimagenet.config import experiment_seeds, experiment_source, load_config
 from convnext_tinyimagenet.report import paper
+from convnext_tinyimagenet.run_folder import run_dir
 from convnext_tinyimagenet.stats import wilson_interval
 
 from .conftest import ROOT, SMOKE
@@ -114,7 +115,7 @@ def paper_config(cfg: dict) -> paper.PaperConfig:
         figures=cfg["figures"],
         figure_experiment=pair[-1],  # the rule's FIGURE_EXPERIMENT
         input_size=cfg["data"]["input_size"],
-        seed=cfg["seed"],
+        seeds=cfg["seeds"],
         output_dir=cfg["output_dir"],
     )
 
@@ -197,7 +198,24 @@ def stand_in_tables(cfg: dict) -> dict[str, str]:
     for name, summary in (("baseline", BASELINE), ("improved", IMPROVED)):
         rows = [["top", c, f"{a:.2f}"] for c, a in summary["per_class"].items()]
         tables[f"classes_{name}"] = tabular(["", "class", "accuracy %"], rows)
-    return tables
+    return tables | study_tables()
+
+
+def study_tables() -> dict[str, str]:
+    """Stand-ins for the ablation study's tables (tables/ablation.tex, tables/compute.tex)."""
+    ablation = [["improved_linear", "91.25 [85.9, 94.7]", "-2.50 [-6.9, 1.9]", "0.31"]]
+    compute = [["baseline/seed0", "0.03"], ["improved/seed0", "0.05"], ["all runs", "0.08"]]
+    return {
+        "ablation": tabular(["experiment", "accuracy %", "effect", "McNemar p"], ablation),
+        "compute": tabular(["run", "device-hours"], compute),
+    }
+
+
+# the shape of study/difference.tex (report.study.difference_tex): one item per variant
+DIFFERENCE = (
+    "\\begin{itemize}\n  \\item {}Linear head, against Improved, on 1 seed: lower, "
+    "95 \\% interval [-6.9, +1.9] points; not resolved.\n\\end{itemize}\n"
+)
 
 
 def write_results(out: Path, cfg: dict) -> dict[str, Any]:
@@ -205,19 +223,23 @@ def write_results(out: Path, cfg: dict) -> dict[str, Any]:
     the output folder `out`; returns make_paper_inputs' keyword arguments naming them."""
     files: dict[str, Any] = {"summaries": [], "metrics": [], "provenance": []}
     for name, summary in (("baseline", BASELINE), ("improved", IMPROVED)):
-        run = out / name
+        run = Path(run_dir(out, name, experiment_seeds(cfg, name)[0]))  # its first seed's run
         files["summaries"].append(write_json(run / "summary.json", summary))
         files["provenance"].append(write_json(run / "provenance.json", PROVENANCE))
         rows = [{"epoch": e, "seconds": 30.0} for e in range(1, summary["epochs"] + 1)]
         (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         files["metrics"].append(run / "metrics.jsonl")
-    files["data"] = write_json(out / "data" / "data.json", DATA)
+    source = experiment_source(cfg, "baseline")  # the first published recipe's: one per source
+    files["data"] = write_json(out / "data" / source / "data.json", DATA)
     files["fidelity"] = write_json(out / "fidelity" / "input_pipeline.json", FIDELITY)
     files["published"] = write_json(out / "published" / "summary.json", PUBLISHED)
     (out / "tables").mkdir(parents=True, exist_ok=True)
     for name, text in stand_in_tables(cfg).items():
         (out / "tables" / f"{name}.tex").write_text(text, encoding="utf-8")
+    (out / "study").mkdir(parents=True, exist_ok=True)
+    (out / "study" / "difference.tex").write_text(DIFFERENCE, encoding="utf-8")
     tiny_pdf(out / "figures" / "learning_curves.pdf", 8, 3)
+    tiny_pdf(out / "figures" / "ablation_effects.pdf", 4, 2)
     tiny_pdf(out / "figures" / "per_class_accuracy.pdf", 8, 2.5)
     tiny_pdf(out / "figures" / "improved" / "correct_wrong.pdf", 8, 4)
     tiny_pdf(out / "figures" / "improved" / "class_grid.pdf", 8, 4)
@@ -225,8 +247,10 @@ def write_results(out: Path, cfg: dict) -> dict[str, Any]:
 
 
 def included(out: Path) -> list[Path]:
-    """The stand-in tables and figures under `out` (what paper.tex includes), tables first."""
-    return sorted(out.glob("tables/*.tex")) + sorted(out.glob("figures/**/*.pdf"))
+    """The stand-in tables, text and figures under `out` (what paper.tex includes), tables
+    first."""
+    tex = sorted(out.glob("tables/*.tex")) + sorted(out.glob("study/*.tex"))
+    return tex + sorted(out.glob("figures/**/*.pdf"))
 
 
 @pytest.fixture
@@ -311,6 +335,8 @@ def test_fidelity_macros_come_from_the_measurement():
         ("ValImages", "160"),
         ("NumClasses", "4"),
         ("InputSize", "32"),
+        ("Seeds", "0, 1"),  # config/smoke.yaml's seeds
+        ("SeedCount", "2"),
         ("ImageSize", "64"),
         ("IsSynthetic", "true"),
         ("ConfigName", "smoke"),
@@ -356,6 +382,7 @@ def test_macros_describe_real_data():
     assert values["BaselineStepsPerEpoch"] == "3,125"  # 100,000 / 32
     assert values["ImprovedMaxEpochs"] == "none"
     assert values["BaselineDevice"] == "n/a"  # no provenance given
+    assert (values["Seeds"], values["SeedCount"]) == ("0, 1, 2", "3")  # config.yaml's seeds
 
 
 def test_macro_names_are_letters_only_and_prefixed():
@@ -444,6 +471,7 @@ def test_make_paper_inputs_writes_the_macros(results, tmp_path):
     assert r"\newcommand{\BaselineRerunMinutes}{1.50}" in text  # 3 epochs x 30 s
     assert r"\newcommand{\FidelityExactOps}{9}" in text  # from fidelity/input_pipeline.json
     assert r"\newcommand{\PublishedCommit}{1269e01}" in text  # config published.commit
+    assert r"\newcommand{\SeedCount}{2}" in text  # config seeds
     assert [p.name for p in numbers.parent.iterdir()] == ["numbers.tex"]  # no temporary file
 
 
@@ -527,13 +555,17 @@ def test_input_macros_name_each_file_by_its_path_under_the_output_folder(results
     values = paper.input_macros(out, out / "paper" / "numbers.tex", included(out))
     assert values == {
         "PaperNumbers": "paper/numbers.tex",
+        "AblationTable": "tables/ablation.tex",
         "ClassesBaselineTable": "tables/classes_baseline.tex",
         "ClassesImprovedTable": "tables/classes_improved.tex",
+        "ComputeTable": "tables/compute.tex",
         "DiscrepanciesTable": "tables/discrepancies.tex",
         "InputFidelityTable": "tables/input_fidelity.tex",
         "RecipeTable": "tables/recipe.tex",
         "ResultsTable": "tables/results.tex",
         "VerificationTable": "tables/verification.tex",
+        "DifferenceTable": "study/difference.tex",  # generated text, read by \input
+        "AblationEffectsFigure": "figures/ablation_effects.pdf",
         # the experiment's folder is not in the name: paper.tex does not choose the run
         "ClassGridFigure": "figures/improved/class_grid.pdf",
         "CorrectWrongFigure": "figures/improved/correct_wrong.pdf",
@@ -627,6 +659,9 @@ def test_build_paper_pdf_holds_generated_numbers(paper_build):
     for number in ("97.50", "93.75", "82.61", "86.30", "86.31", "86.3019", "8,631", "+3.69"):
         assert number in text
     assert "synthetic images (smoke config)" in text
+    prose = " ".join(text.split())
+    assert "with the seeds 0, 1 (2 runs each" in prose  # \Seeds, \SeedCount
+    assert "Linear head, against Improved, on 1 seed" in prose  # study/difference.tex
     assert "n/a" not in text
     assert "??" not in text  # no unresolved reference
     fonts = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True).stdout
@@ -652,7 +687,8 @@ def test_build_paper_declares_every_file_tex_reads(paper_build):
     }
     working = f"{OUT}/paper/build/"  # latexmk's own .aux and .out
     results = {path for path in read if path.startswith(f"{OUT}/") and not path.startswith(working)}
-    assert len(results) == 13  # inputs.tex, numbers.tex, 7 tables, 4 figures
+    # inputs.tex, numbers.tex, 9 tables, the difference section, 5 figures
+    assert len(results) == 17
     assert results == declared - {"paper/paper.tex"}
 
 
@@ -663,7 +699,15 @@ def test_rule_names_the_included_files(paper_build):
     lines = (paper_build / OUT / "paper" / "inputs.tex").read_text().splitlines()
     assert r"\newcommand{\CorrectWrongFigure}{figures/improved/correct_wrong.pdf}" in lines
     assert r"\newcommand{\VerificationTable}{tables/verification.tex}" in lines
-    assert len(lines) == 1 + 12  # the header, numbers.tex, 7 tables, 4 figures
+    for study in (
+        r"\newcommand{\AblationTable}{tables/ablation.tex}",
+        r"\newcommand{\DifferenceTable}{study/difference.tex}",
+        r"\newcommand{\ComputeTable}{tables/compute.tex}",
+        r"\newcommand{\AblationEffectsFigure}{figures/ablation_effects.pdf}",
+    ):
+        assert study in lines
+    # the header, numbers.tex, 9 tables, the difference section, 5 figures
+    assert len(lines) == 1 + 16
 
 
 @needs_latexmk

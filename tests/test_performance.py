@@ -104,7 +104,7 @@ def test_speed_settings_do_not_change_a_runs_identity(smoke_cache, key, value, s
         ("baseline", "data.cache_dir=/elsewhere", True),  # where the cache lives
         ("baseline", "deterministic=true", False),  # other kernels
         ("baseline", "experiments.baseline.train.batch_size=64", False),
-        ("baseline", "seed=1", False),
+        ("baseline", "seeds=[1]", False),
     ],
 )
 def test_what_identifies_a_run_for_its_checkpoints_and_the_workflow(

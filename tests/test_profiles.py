@@ -56,26 +56,37 @@ def test_slurm_profile_maps_the_gpu_of_training_jobs(slurm_profile):
     assert "slurm_partition" in slurm_profile["default-resources"]
 
 
-def test_slurm_dry_run_plans_the_training_jobs_on_gpus(workdir):
-    result = snakemake(
-        workdir,
-        "--profile",
-        "profiles/slurm",
-        "--dry-run",
-        "--configfile",
-        "config/smoke.yaml",
-        "config/test.yaml",
-    )
+def planned_training(workdir: Path, *configs: str) -> list[tuple[str, str]]:
+    """The (experiment, seed) of each training job a SLURM dry run plans, each checked to ask
+    for one GPU on a partition of its own."""
+    configs = ("--configfile", *configs) if configs else ()
+    result = snakemake(workdir, "--profile", "profiles/slurm", "--dry-run", *configs)
     text = result.stdout + result.stderr
     assert result.returncode == 0, text[-6000:]
     jobs = re.findall(r"^rule (\w+):$(.*?)(?=^rule |\Z)", text, re.MULTILINE | re.DOTALL)
     training = [body for name, body in jobs if name == "run_experiment"]
-    # the demo's runs: baseline, improved and two ablation variants
-    assert len(training) == 4
     for body in training:
         resources = re.search(r"resources: (.*)", body)[1]
         assert "gpu=1" in resources.split(", ")
-        assert "slurm_partition=" in resources
+        assert "slurm_partition=gpu" in resources.split(", ")
+    assert re.search(rf"^run_experiment\s+{len(training)}$", text, re.MULTILINE)  # job stats
+    return [re.search(r"experiment=(\w+), seed=(\d+)", body).groups() for body in training]
+
+
+def test_slurm_dry_run_plans_the_training_jobs_on_gpus(workdir):
+    planned = planned_training(workdir, "config/smoke.yaml", "config/test.yaml")
+    # the demo's runs: baseline and improved with 2 seeds, two ablation variants with 1
+    assert sorted(planned) == [
+        ("baseline", "0"), ("baseline", "1"), ("improved", "0"), ("improved", "1"),
+        ("improved_linear", "0"), ("improved_noaug", "0"),
+    ]  # fmt: skip
+
+
+def test_slurm_dry_run_of_the_paper_config_plans_one_gpu_job_per_variant_and_seed(workdir):
+    planned = planned_training(workdir)  # config/config.yaml alone: the paper's study
+    experiments = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["experiments"]
+    assert len(planned) == 24 == len(experiments) * 3
+    assert sorted(planned) == sorted((name, str(seed)) for name in experiments for seed in range(3))
 
 
 def test_default_profile_runs_a_target_without_cores(workdir):

@@ -70,7 +70,7 @@ def test_run_leaves_metrics_predictions_and_provenance(runs, name):
     prov = json.loads((run / "provenance.json").read_text())
     for section in ("train", "evaluate"):
         record = prov[section]
-        assert record["seed"] == cfg["seed"]
+        assert [record["seed"]] == cfg["seeds"]
         assert record["versions"]["torch"] and record["device"]["device"] == "cpu"
         assert record["data"]["fingerprint"] == store.fingerprint
         assert record["started"] <= record["finished"]
@@ -144,7 +144,9 @@ def test_missing_dataset_stops_evaluation_and_leaves_results(runs, tmp_path):
     _, out = runs
     before = _digest(out["improved"])
     broken = smoke_config(
-        tmp_path / "cache", "data.source=folder", f"data.folder.root={tmp_path / 'nowhere'}"
+        tmp_path / "cache",
+        "experiments.improved.data.source=folder",  # the experiment's own source wins
+        f"data.folder.root={tmp_path / 'nowhere'}",
     )
     with pytest.raises(DataError, match="nowhere"):
         evaluate_experiment(broken, "improved", out["improved"], progress=False)

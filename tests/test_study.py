@@ -163,6 +163,7 @@ def test_table_rows_with_one_seed(one_seed):
         "Variant of": "base",
         "Seeds": "0",
         "Accuracy (%)": "60.00",
+        "Batch mean (%)": "61.00",
         "Effect (pp)": "-15.00",
         "95 % interval (pp)": f"[{low:+.2f}, {high:+.2f}]",
         "Interval": "paired Newcombe 95 %, seed 0",
@@ -176,7 +177,11 @@ def test_table_rows_with_two_seeds(two_seeds):
     variant = frame.set_index("Experiment").loc["Base without X"]
     half = T975_DF1 * 5.0
     assert variant["Seeds"] == "0, 1"
-    assert variant["Accuracy (%)"] == f"65.00 [{65 - half:.2f}, {65 + half:.2f}]"
+    # the t-interval reaches past 100 % (65 + 63.53); the table shows what is possible
+    assert 65 + half > 100
+    sd = 5.0 * 2**0.5  # 60 and 70 %: sd = |70 - 60| / sqrt(2)
+    assert variant["Accuracy (%)"] == f"65.00 ± {sd:.2f} [{65 - half:.2f}, 100.00]"
+    assert variant["Batch mean (%)"] == "61.00 ± 0.00 [61.00, 61.00]"  # 61 at both seeds
     assert variant["Effect (pp)"] == "-10.00"
     assert variant["95 % interval (pp)"] == f"[{-10 - half:+.2f}, {-10 + half:+.2f}]"
     assert variant["Interval"] == "t 95 % over 2 seeds"

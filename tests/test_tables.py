@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from convnext_tinyimagenet.config import experiments_to_run
+from convnext_tinyimagenet.config import experiment_seeds, experiments_to_run
 from convnext_tinyimagenet.report import tables
 from convnext_tinyimagenet.run_folder import ResultFileError
 
@@ -77,6 +77,7 @@ def results_table(cfg: dict, summaries: dict[str, Path], published: Path | None,
         out / "results.tex",
         claims=claims(cfg),
         titles=titles(cfg),
+        seeds={"baseline": 0, "improved": 2},  # each experiment's first seed, as the rule
     )
 
 
@@ -191,6 +192,7 @@ def test_results_frame_without_published_summary(cfg: dict) -> None:
     )
     assert frame.iloc[0].tolist() == [
         cfg["experiments"]["baseline"]["title"],
+        "n/a",  # no seed given
         "82.61",
         "n/a",
         "97.50 [93.75, 99.02]",
@@ -198,12 +200,12 @@ def test_results_frame_without_published_summary(cfg: dict) -> None:
         "3",
         "3",
     ]
-    assert frame.iloc[1].tolist()[1:] == ["86.30", "n/a", "93.75 [88.88, 96.57]", "160", "12", "7"]
+    assert frame.iloc[1].tolist()[2:] == ["86.30", "n/a", "93.75 [88.88, 96.57]", "160", "12", "7"]
 
 
 def test_results_frame_without_claim_or_title_reads_na_and_name() -> None:
     frame = tables.results_frame({"improved": IMPROVED_SUMMARY}, None, {"baseline": 82.61}, {})
-    assert frame.iloc[0].tolist()[:2] == ["improved", "n/a"]
+    assert frame.iloc[0].tolist()[:3] == ["improved", "n/a", "n/a"]
 
 
 def test_results_frame_with_published_summary(cfg: dict) -> None:
@@ -219,11 +221,12 @@ def test_make_results_table_no_published_summary(cfg: dict, tmp_path: Path) -> N
     md, tex = results_table(cfg, summaries, None, tmp_path / "tables")
     assert (md, tex) == (tmp_path / "tables" / "results.md", tmp_path / "tables" / "results.tex")
     title = cfg["experiments"]["baseline"]["title"]
-    row = [title, "82.61", "n/a", "97.50 [93.75, 99.02]", "160", "3", "3"]
+    row = [title, "0", "82.61", "n/a", "97.50 [93.75, 99.02]", "160", "3", "3"]
     assert markdown_rows(md.read_text())[1] == row
+    assert markdown_rows(md.read_text())[2][1] == "2"  # the improved run shown is seed 2's
     spec, rows = latex_rows(tex.read_text())
-    assert spec == r">{\raggedright\arraybackslash}p{0.25\linewidth}rrrrrr"  # titles wrap
-    assert rows[0][3] == r"Rerun (\%) [Wilson 95 \%]"
+    assert spec == r">{\raggedright\arraybackslash}p{0.25\linewidth}rrrrrrr"  # titles wrap
+    assert rows[0][4] == r"Rerun (\%) [Wilson 95 \%]"
     assert rows[1] == [tables.latex_escape(title), *row[1:]]
 
 
@@ -240,8 +243,8 @@ def test_make_results_table_reads_published_summary(cfg: dict, tmp_path: Path) -
     published.write_text(json.dumps(PUBLISHED))
     md, _ = results_table(cfg, summaries, published, tmp_path / "tables")
     rows = markdown_rows(md.read_text())
-    assert rows[1][1:4] == ["82.61", "82.61 (82.61)", "97.50 [93.75, 99.02]"]
-    assert rows[2][1:4] == ["86.30", "86.31 (86.30)", "93.75 [88.88, 96.57]"]
+    assert rows[1][2:5] == ["82.61", "82.61 (82.61)", "97.50 [93.75, 99.02]"]
+    assert rows[2][2:5] == ["86.30", "86.31 (86.30)", "93.75 [88.88, 96.57]"]
 
 
 def test_make_results_table_missing_summary_names_file(cfg: dict, tmp_path: Path) -> None:
@@ -308,7 +311,7 @@ def test_make_class_table(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- recipe
 
 
-RECIPE_KEYS = ("from", "model", "trainable", "augment", "train")
+RECIPE_KEYS = ("from", "data", "model", "trainable", "augment", "train")
 
 
 def recipe_sections(cfg: dict) -> dict[str, dict]:
@@ -325,7 +328,12 @@ def recipe_sections(cfg: dict) -> dict[str, dict]:
 
 def recipe_frame(cfg: dict) -> pd.DataFrame:
     """The recipe of `cfg`, from the sections its rule passes."""
-    return tables.recipe_frame(recipe_sections(cfg), cfg["data"], cfg["normalize"], cfg["seed"])
+    return tables.recipe_frame(recipe_sections(cfg), cfg["data"], cfg["normalize"], seeds_of(cfg))
+
+
+def seeds_of(cfg: dict) -> dict[str, list[int]]:
+    """What rule make_recipe_table passes: each running experiment's seeds."""
+    return {name: experiment_seeds(cfg, name) for name in experiments_to_run(cfg["experiments"])}
 
 
 def recipe(cfg: dict) -> dict[str, dict[str, str]]:
@@ -404,11 +412,13 @@ def test_recipe_follows_config_changes(tmp_path: Path) -> None:
         "experiments.baseline.train.early_stopping.max_epochs=null",
         "data.source=hf",
         "experiments.improved.augment.at=source",
-        "seed=7",
+        "seeds=[7]",
     )
     table = recipe(cfg)
-    assert set(table["Seed"].values()) == {"7"}  # shared, repeated per column
-    assert len(table["Seed"]) == 4
+    # the seeds of each: the demo's ablations run seed 0 only, their own list
+    assert table["Seeds"] == {
+        "baseline": "7", "improved": "7", "improved_linear": "0", "improved_noaug": "0"
+    }  # fmt: skip
     assert table["Augmented at"]["improved"] == "source size (option)"
     assert table["Label smoothing"]["improved"] == "0.1"
     assert table["Label smoothing"]["improved_noaug"] == "0.1"  # a variant follows its parent
@@ -423,7 +433,7 @@ def test_make_recipe_table_escapes_tags(cfg: dict, tmp_path: Path) -> None:
         experiments=recipe_sections(cfg),
         data=cfg["data"],
         normalize=cfg["normalize"],
-        seed=cfg["seed"],
+        seeds=seeds_of(cfg),
     )
     assert (md, tex) == (tmp_path / "recipe.md", tmp_path / "recipe.tex")
     tag = ["Pretrained weights (timm tag)", "convnext_tiny.in12k_ft_in1k"]

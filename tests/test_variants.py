@@ -116,9 +116,11 @@ def test_the_paper_runs_every_experiment_and_the_demo_four(paper: dict) -> None:
 def test_a_variant_has_the_identity_of_its_recipe_written_in_full(paper: dict) -> None:
     """Its title, parent and seeds count no more than the baseline's title does."""
     full = {k: v for k, v in paper["experiments"]["improved_noaug"].items() if k != "from"}
-    cfg = paper | {"experiments": paper["experiments"] | {"written_out": full}}
-    assert run_identity(cfg, "written_out") == run_identity(paper, "improved_noaug")
-    assert run_identity(paper, "improved_noaug") != run_identity(paper, "improved")
+    one_seed = paper | {"seeds": [0]}  # an identity is a run's: one seed
+    cfg = one_seed | {"experiments": paper["experiments"] | {"written_out": full}}
+    assert run_identity(cfg, "written_out") == run_identity(one_seed, "improved_noaug")
+    assert run_identity(one_seed, "improved_noaug") != run_identity(one_seed, "improved")
+    assert run_identity(one_seed, "improved") != run_identity(paper | {"seeds": [1]}, "improved")
 
 
 @pytest.mark.parametrize("name", ["improved_linear", "improved_noaug"])
@@ -127,16 +129,16 @@ def test_a_runs_saved_settings_load_back_to_the_same_section(
 ) -> None:
     """What a run folder's config.yaml holds (resolved, `from` kept) reads back unchanged."""
     path = tmp_path / "config.yaml"
-    dump_config(run_settings(paper, name), path)
+    dump_config(run_settings(paper, name, 0), path)
     assert load_config([path])["experiments"][name] == paper["experiments"][name]
 
 
 def test_the_notebook_says_what_a_variant_changes(paper: dict) -> None:
     reference = {"name": "improved", "settings": paper["experiments"]["improved"]}
-    text = nb.introduction(run_settings(paper, "improved_linear"), "improved_linear", reference)
+    text = nb.introduction(run_settings(paper, "improved_linear", 0), "improved_linear", reference)
     changes = text.split("How it differs from `improved`:")[1].strip().splitlines()
     assert [line.split(":")[0] for line in changes] == ["- head", "- what trains"]
-    table = nb.settings_table(run_settings(paper, "improved_linear"), "improved_linear")
+    table = nb.settings_table(run_settings(paper, "improved_linear", 0), "improved_linear")
     assert table["value"]["from"] == "improved"
 
 
@@ -235,10 +237,10 @@ ERRORS = {
         "experiments.improved_linear.model.attention_dropout: missing; required here: "
         "attention_dropout, output_dropout (and 1 more problems)",
     ),
-    "seeds not run yet": (
-        "experiments: {improved_noaug: {seeds: [1, 2]}}\n",
-        "experiments.improved_noaug.seeds = [1, 2]: not run yet; allowed: [] (not run) or [0] "
-        "(the seed)",
+    "a seed twice": (
+        "experiments: {improved_noaug: {seeds: [1, 1]}}\n",
+        "experiments.improved_noaug.seeds = [1, 1]: has non-unique elements; allowed: "
+        "uniqueItems True",
     ),
     # a parent's problem is named where it is, and counted once, not once per variant
     "inherited problem": (
@@ -260,8 +262,11 @@ def test_the_workflow_resolves_as_the_cli_does(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "snakemake", "-n", "--forceall", "--configfile", str(SMOKE)]
     run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env)
     assert run.returncode == 0, run.stderr[-3000:]
-    planned = re.findall(r"rule run_experiment:.*?experiment=(\w+)", run.stdout, re.S)
-    assert sorted(planned) == ["baseline", "improved", "improved_linear", "improved_noaug"]
+    planned = re.findall(r"rule run_experiment:.*?experiment=(\w+), seed=(\d+)", run.stdout, re.S)
+    assert sorted(planned) == [
+        ("baseline", "0"), ("baseline", "1"), ("improved", "0"), ("improved", "1"),
+        ("improved_linear", "0"), ("improved_noaug", "0"),
+    ]  # fmt: skip
     user = tmp_path / "user.yaml"
     user.write_text(yaml.safe_dump({"experiments": {"improved": {"from": "improved_noaug"}}}))
     run = subprocess.run([*command, str(user)], cwd=ROOT, capture_output=True, text=True, env=env)

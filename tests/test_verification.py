@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import math
+import re
 import shutil
 import subprocess
 import urllib.error
@@ -27,7 +28,7 @@ import pytest
 from convnext_tinyimagenet import stats
 from convnext_tinyimagenet.cli import main
 from convnext_tinyimagenet.config import load_config
-from convnext_tinyimagenet.run_folder import write_predictions
+from convnext_tinyimagenet.run_folder import RunFolder, run_dir, write_predictions
 from convnext_tinyimagenet.stats import Z95
 from convnext_tinyimagenet.train.evaluation import predictions_frame, summarize_predictions
 from convnext_tinyimagenet.verify import published, verification
@@ -40,6 +41,8 @@ PUBLISHED_FILES = {
     "improved": "improvement_validation_predictions.csv",
 }
 EXPERIMENTS = ("baseline", "improved")
+# the reruns verify checks, named as rules/verify.smk names them: <experiment>/seed<N>
+RERUNS = ("baseline/seed0", "improved/seed0")
 have_published = pytest.mark.skipif(
     not all((SHARED_PUBLISHED / name).is_file() for name in PUBLISHED_FILES.values()),
     reason=f"the published prediction CSVs are not in {SHARED_PUBLISHED} (the project never "
@@ -62,14 +65,28 @@ def downloads(tmp_path: Path) -> dict[str, Path]:
     return {run: tmp_path / "downloads" / name for run, name in PUBLISHED_FILES.items()}
 
 
-def rerun_inputs(tmp_path: Path, *, published_csvs: bool = False, **more) -> Inputs:
-    """The reruns' files as write_rerun puts them, and the published CSVs if asked."""
-    runs = tmp_path / "results"
+def rerun_folder(tmp_path: Path, run: str) -> RunFolder:
+    """Where the workflow puts rerun `run` (`<experiment>/seed<N>`): results/<exp>/seed<N>/."""
+    experiment, _, seed = run.partition("/seed")
+    return RunFolder(run_dir(tmp_path / "results", experiment, seed))
+
+
+def data_summary(tmp_path: Path, source: str) -> Path:
+    """prepare_data's summary of `source`: results/data/<source>/data.json."""
+    return tmp_path / "results" / "data" / source / "data.json"
+
+
+def rerun_inputs(
+    tmp_path: Path, *, published_csvs=False, runs=RERUNS, sources=None, **more
+) -> Inputs:
+    """The files of `runs` as write_rerun puts them, each with the data summary of its source
+    in `sources` (run -> source; default synthetic), and the published CSVs if asked."""
+    sources = sources or {}
     return Inputs(
         published=downloads(tmp_path) if published_csvs else {},
-        summaries={name: str(runs / name / "summary.json") for name in EXPERIMENTS},
-        predictions={name: str(runs / name / "predictions.csv") for name in EXPERIMENTS},
-        data=str(runs / "data.json"),
+        summaries={run: str(rerun_folder(tmp_path, run).summary) for run in runs},
+        predictions={run: str(rerun_folder(tmp_path, run).predictions) for run in runs},
+        data={run: str(data_summary(tmp_path, sources.get(run, "synthetic"))) for run in runs},
         **more,
     )
 
@@ -125,8 +142,12 @@ def synthetic(tmp_path) -> list[str]:
     return overrides
 
 
-def write_rerun(tmp_path: Path, name: str, labels, predictions, source: str = "synthetic") -> dict:
-    """A rerun's predictions.csv and summary.json, written by the evaluation's own functions."""
+def write_rerun(
+    tmp_path: Path, name: str, labels, predictions, source: str = "synthetic", ids=None
+) -> dict:
+    """Rerun `name`'s (`<experiment>/seed<N>`) predictions.csv and summary.json, written by the
+    evaluation's own functions, and the data summary of the `source` it read; `ids`: the rows'
+    image ids (default img00000, img00001, ... in row order)."""
     labels, predictions = np.asarray(labels), np.asarray(predictions)
     n = len(labels)
     per_image = {
@@ -136,14 +157,20 @@ def write_rerun(tmp_path: Path, name: str, labels, predictions, source: str = "s
         "top5": np.ones(n, dtype=bool),
         "confidence": np.full(n, 0.5),
     }
-    frame = predictions_frame(per_image, np.array([f"img{i:05d}" for i in range(n)]))
-    run = tmp_path / "results" / name
-    write_predictions(frame, run / "predictions.csv")
+    frame = predictions_frame(per_image, image_ids(n) if ids is None else np.asarray(ids))
+    run = rerun_folder(tmp_path, name)
+    write_predictions(frame, run.predictions)
     classes = [f"c{k}" for k in range(int(labels.max()) + 1)]
-    summary = {"experiment": name, **summarize_predictions(frame, classes, 32)}
-    (run / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
-    (tmp_path / "results" / "data.json").write_text(json.dumps({"source": source}))
+    summary = summarize_predictions(frame, classes, 32)
+    summary = {"experiment": verification.experiment_of(name), **summary}
+    run.summary.write_text(json.dumps(summary), encoding="utf-8")
+    data_summary(tmp_path, source).parent.mkdir(parents=True, exist_ok=True)
+    data_summary(tmp_path, source).write_text(json.dumps({"source": source}))
     return summary
+
+
+def image_ids(n: int) -> np.ndarray:
+    return np.array([f"img{i:05d}" for i in range(n)])
 
 
 def in_band_reruns(tmp_path: Path) -> None:
@@ -151,7 +178,7 @@ def in_band_reruns(tmp_path: Path) -> None:
     labels = np.repeat(np.arange(10), 16)
     wrong = np.zeros(160, dtype=bool)
     wrong[::16] = True
-    for name in EXPERIMENTS:
+    for name in RERUNS:
         write_rerun(tmp_path, name, labels, np.where(wrong, (labels + 1) % 10, labels))
 
 
@@ -402,40 +429,44 @@ def test_paired_comparison_needs_the_same_labels_row_by_row():
 def test_rerun_band_verdicts(tmp_path, wrong, verdict):
     labels = np.repeat(np.arange(10), 16)
     missed = np.arange(160) < wrong
-    write_rerun(tmp_path, "baseline", labels, np.where(missed, (labels + 1) % 10, labels))
+    write_rerun(tmp_path, "baseline/seed0", labels, np.where(missed, (labels + 1) % 10, labels))
     in_band = np.where(np.arange(160) < 8, (labels + 1) % 10, labels)
-    write_rerun(tmp_path, "improved", labels, in_band)
+    write_rerun(tmp_path, "improved/seed0", labels, in_band)
     checked, inputs = claims(), rerun_inputs(tmp_path)
     published_result = verification.verify_published(checked, inputs.published)
     runs = verification.verify_rerun(checked, inputs, published_result)["runs"]
-    assert runs["baseline"]["verdict"] == verdict
-    assert runs["baseline"]["basis"] == "verification.reruns.baseline.expected"
-    assert runs["improved"]["verdict"] == "pass"
+    assert runs["baseline/seed0"]["verdict"] == verdict
+    assert runs["baseline/seed0"]["basis"] == "verification.reruns.baseline.expected"
+    assert runs["improved/seed0"]["verdict"] == "pass"
 
 
 def test_rerun_is_checked_against_the_claim_when_expected_is_null(tmp_path, synthetic):
     # the improved claim (75.0) is a batch mean: so is the rerun figure it is compared with
     checked = claims(*synthetic, "verification.reruns.improved.expected=null")
-    for name in EXPERIMENTS:
+    for name in RERUNS:
         write_rerun(tmp_path, name, SYNTHETIC_LABELS, synthetic_predictions())
     inputs = rerun_inputs(tmp_path, published_csvs=True)
     published_result = verification.verify_published(checked, inputs.published)
-    run = verification.verify_rerun(checked, inputs, published_result)["runs"]["improved"]
+    run = verification.verify_rerun(checked, inputs, published_result)["runs"]["improved/seed0"]
     assert (run["metric"], run["basis"]) == ("batch_mean", "published claim")
     assert run["value"] == pytest.approx(75.0) and run["accuracy"] == pytest.approx(60.0)
     assert run["verdict"] == "pass"
 
 
 def test_rerun_on_the_published_source_is_paired_image_by_image(tmp_path, synthetic):
+    """Per seed: the run that read the published order is paired row by row, the others not."""
     checked = claims(*synthetic)
     labels = SYNTHETIC_LABELS
     better = np.where(np.arange(40) < 36, labels, (labels + 1) % 4)  # 36 / 40 right
-    write_rerun(tmp_path, "baseline", labels, better, source="hf")  # the baseline's published order
-    write_rerun(tmp_path, "improved", labels, better, source="hf")
-    inputs = rerun_inputs(tmp_path, published_csvs=True)
+    sources = {"baseline/seed0": "hf", "baseline/seed1": "folder", "improved/seed0": "hf"}
+    for run, source in sources.items():  # hf: the baseline's published order, not improved's
+        write_rerun(tmp_path, run, labels, better, source=source)
+    inputs = rerun_inputs(tmp_path, published_csvs=True, runs=list(sources), sources=sources)
     published_result = verification.verify_published(checked, inputs.published)
     result = verification.verify_rerun(checked, inputs, published_result)
-    pairing = result["runs"]["baseline"]["pairing"]
+    runs = result["runs"]
+    assert {run: runs[run]["source"] for run in sources} == sources
+    pairing = runs["baseline/seed0"]["pairing"]
     assert pairing["status"] == "paired"
     # published: right on the even rows of batch 1 and all of batch 2; rerun: wrong on 36-39
     assert pairing["counts"] == {
@@ -445,11 +476,67 @@ def test_rerun_on_the_published_source_is_paired_image_by_image(tmp_path, synthe
         "second_only": 4,
         "neither": 0,
     }
+    assert pairing["agreement"] == pytest.approx(50.0)  # wrong = next class: same where both right
+    two_sided = 2 * sum(math.comb(20, k) for k in range(5)) / 2**20  # 4 of 20 discordant
+    assert pairing["mcnemar_p"] == pytest.approx(two_sided)
     assert pairing["difference"] == pytest.approx(30.0)  # 90 % - 60 %
-    assert result["runs"]["improved"]["pairing"]["status"] == "not paired"  # folder order
-    assert "folder" in result["runs"]["improved"]["pairing"]["reason"]
+    other_seed = runs["baseline/seed1"]["pairing"]  # same recipe, read in folder order
+    assert other_seed["status"] == "not paired"
+    assert "'folder' source" in other_seed["reason"] and "data.source: hf" in other_seed["reason"]
+    assert runs["improved/seed0"]["pairing"]["status"] == "not paired"  # folder order
+    assert "folder" in runs["improved/seed0"]["pairing"]["reason"]
     rows = verification.verification_rows(checked, published_result, result)
-    assert any("image by image" in r["Claim"] and "McNemar" in r["Rerun"] for r in rows)
+    rows = {row["Claim"]: row["Rerun"] for row in rows}
+    paired_row = rows["baseline/seed0: rerun vs published, image by image"]
+    assert "same prediction on 50.00 %" in paired_row and "rerun-only correct 16" in paired_row
+    assert "published-only 4 (McNemar p = " in paired_row
+    assert rows["baseline/seed1: rerun vs published, image by image"].startswith("not paired: ")
+
+
+def seeded_reruns(tmp_path: Path, wrong: dict[str, int]) -> None:
+    """Reruns on 160 synthetic images, run -> how many (the first rows) it gets wrong."""
+    labels = np.repeat(np.arange(10), 16)
+    for run, count in wrong.items():
+        missed = np.arange(160) < count
+        write_rerun(tmp_path, run, labels, np.where(missed, (labels + 1) % 10, labels))
+
+
+def test_each_seed_of_a_recipe_is_checked_against_its_band(tmp_path):
+    # 95 +/- 8: 150 / 160 = 93.75 % is in, 139 / 160 = 86.875 % is out
+    wrong = {"baseline/seed0": 10, "baseline/seed1": 21, "improved/seed0": 8, "improved/seed1": 0}
+    seeded_reruns(tmp_path, wrong)
+    result = verification.check(claims(), rerun_inputs(tmp_path, runs=list(wrong)))
+    runs = result["reruns"]["runs"]
+    assert list(runs) == list(wrong)
+    assert {run: runs[run]["basis"] for run in wrong} == {
+        run: f"verification.reruns.{verification.experiment_of(run)}.expected" for run in wrong
+    }
+    verdicts = {row["Claim"]: row["Verdict"] for row in result["rows"]}
+    assert verdicts["baseline/seed0: the rerun lies in its band"] == "pass"
+    assert verdicts["baseline/seed1: the rerun lies in its band"] == "FAIL"
+    assert result["failed"] == ["baseline/seed1: the rerun lies in its band"]
+    # the gain pairs the first rerun with the other recipe's run of the same seed, not the last
+    difference = result["reruns"]["difference"]
+    assert (difference["first"], difference["last"]) == ("baseline/seed0", "improved/seed0")
+    assert difference["difference"] == pytest.approx(100 * (10 - 8) / 160)
+
+
+def test_the_rerun_gain_pairs_two_sources_by_image_id(tmp_path):
+    """Two reruns that read their images in different orders are paired image by image."""
+    labels, ids = np.repeat(np.arange(10), 16), image_ids(160)
+    first = np.where(np.arange(160) < 10, (labels + 1) % 10, labels)  # wrong on images 0-9
+    write_rerun(tmp_path, "baseline/seed0", labels, first, source="hf", ids=ids)
+    order = np.random.default_rng(0).permutation(160)  # the other source's order
+    shuffled = labels[order]  # all right
+    write_rerun(tmp_path, "improved/seed0", shuffled, shuffled, "folder", ids=ids[order])
+    inputs = rerun_inputs(tmp_path, sources={"baseline/seed0": "hf", "improved/seed0": "folder"})
+    result = verification.verify_rerun(claims(), inputs, {"status": "not checked"})
+    difference = result["difference"]
+    assert difference["status"] == "paired"  # row by row, the labels differ
+    counts = {"n": 160, "both": 150, "first_only": 10, "second_only": 0, "neither": 0}
+    assert difference["counts"] == counts  # improved - baseline: right on images 0-9 only
+    assert difference["agreement"] == pytest.approx(100 * 150 / 160)
+    assert difference["mcnemar_p"] == pytest.approx(2 / 2**10)
 
 
 NOT_FETCHED_TEXT = "not checked (published predictions not fetched; set published.use_predictions)"
@@ -475,7 +562,7 @@ def test_smoke_verify_without_published_predictions_passes(tmp_path):
     assert verdicts["baseline: the claim is the exact accuracy of its predictions"] == (
         "not checked"
     )
-    assert verdicts["baseline: the rerun lies in its band"] == "pass"
+    assert verdicts["baseline/seed0: the rerun lies in its band"] == "pass"
 
 
 def test_checking_the_published_claims_without_their_files_says_what_it_needs(tmp_path):
@@ -498,11 +585,11 @@ def test_a_failed_check_keeps_its_verdict_and_writes_no_output(tmp_path):
         verification.record_verdict(
             checked, rerun_inputs(tmp_path), verdict=verdict, out=out, console=console
         )
-    assert "improved: the rerun lies in its band" in str(error.value)
+    assert "improved/seed0: the rerun lies in its band" in str(error.value)
     assert str(verdict) in str(error.value)
     assert json.loads(verdict.read_text())["verdict"] == "FAIL"
     assert not out.exists()
-    assert "verification FAILED: improved: the rerun lies in its band" in console.getvalue()
+    assert "verification FAILED: improved/seed0: the rerun lies in its band" in console.getvalue()
     assert "80.00 +/- 8 (expected)" in console.getvalue()
 
 
@@ -550,13 +637,14 @@ def test_a_tampered_result_file_fails_the_check_naming_it(tmp_path, capsys):
     assert "verification passed" in capsys.readouterr().out
     assert sorted(tmp_path.rglob("*")) == before  # print only: no --out, nothing written
 
-    tampered = Path(files[3])  # improved/predictions.csv
+    tampered = Path(files[3])  # improved/seed0/predictions.csv
     tampered.write_text(tampered.read_text().replace(",True,", ",False,", 1))
-    Path(files[0]).unlink()  # baseline/summary.json
+    Path(files[0]).unlink()  # baseline/seed0/summary.json
     problems = verification.check_checksums(sums)["problems"]
     assert [p.split(":")[0] for p in problems] == [files[0], files[3]]
     assert "missing" in problems[0] and "changed" in problems[1]
-    write_rerun(tmp_path, "baseline", np.repeat(np.arange(10), 16), np.repeat(np.arange(10), 16))
+    labels = np.repeat(np.arange(10), 16)
+    write_rerun(tmp_path, "baseline/seed0", labels, labels)
     mine = tmp_path / "mine" / "check.json"
     assert main([*check_argv(record), "--out", str(mine)]) == 1
     report = capsys.readouterr().out
@@ -571,29 +659,31 @@ def test_the_check_reads_the_recorded_paths_and_the_configs_bands(tmp_path, caps
     in_band_reruns(tmp_path)
     elsewhere = tmp_path / "elsewhere"
     moved = {}
-    for kind in ("summary.json", "predictions.csv"):
-        for name in EXPERIMENTS:
-            moved[kind, name] = elsewhere / f"{kind}-{name}"
+    for kind in ("summary", "predictions"):
+        for name in RERUNS:
+            moved[kind, name] = elsewhere / f"{kind}-{name.replace('/', '-')}"
             moved[kind, name].parent.mkdir(exist_ok=True)
-            shutil.move(tmp_path / "results" / name / kind, moved[kind, name])
+            shutil.move(getattr(rerun_folder(tmp_path, name), kind), moved[kind, name])
+    data = elsewhere / "data-synthetic.json"
+    shutil.move(data_summary(tmp_path, "synthetic"), data)
     inputs = Inputs(
-        summaries={name: str(moved["summary.json", name]) for name in EXPERIMENTS},
-        predictions={name: str(moved["predictions.csv", name]) for name in EXPERIMENTS},
-        data=str(tmp_path / "results" / "data.json"),
+        summaries={name: str(moved["summary", name]) for name in RERUNS},
+        predictions={name: str(moved["predictions", name]) for name in RERUNS},
+        data=dict.fromkeys(RERUNS, str(data)),
     )
     record = write_record(tmp_path, inputs)
     assert main(check_argv(record)) == 0
     capsys.readouterr()
     assert main(check_argv(record, "verification.reruns.improved.expected=80.0")) == 1
     out = capsys.readouterr().out
-    assert "verification FAILED: improved: the rerun lies in its band" in out
+    assert "verification FAILED: improved/seed0: the rerun lies in its band" in out
     assert "80.00 +/- 8 (expected)" in out
 
 
 def test_missing_rerun_is_a_user_error(tmp_path, capsys):
     in_band_reruns(tmp_path)
     record = write_record(tmp_path, rerun_inputs(tmp_path))
-    summary = tmp_path / "results" / "baseline" / "summary.json"
+    summary = rerun_folder(tmp_path, "baseline/seed0").summary
     summary.unlink()
     assert main(check_argv(record)) == 2
     assert str(summary) in capsys.readouterr().err
@@ -601,7 +691,8 @@ def test_missing_rerun_is_a_user_error(tmp_path, capsys):
 
 def test_check_without_checksums_is_a_user_error(tmp_path, capsys):
     in_band_reruns(tmp_path)
-    sums = verification.write_checksums([tmp_path / "results/data.json"], tmp_path / "SHA256SUMS")
+    data = data_summary(tmp_path, "synthetic")
+    sums = verification.write_checksums([data], tmp_path / "SHA256SUMS")
     record = write_record(tmp_path, rerun_inputs(tmp_path, checksums=str(sums)))
     sums.unlink()
     assert main(check_argv(record)) == 2
@@ -609,7 +700,7 @@ def test_check_without_checksums_is_a_user_error(tmp_path, capsys):
     assert "SHA256SUMS is missing" in err and "write_checksums" in err
 
 
-@pytest.mark.parametrize("problem", ["missing", "no inputs", "out is read"])
+@pytest.mark.parametrize("problem", ["missing", "no inputs", "one data summary", "out is read"])
 def test_the_check_refuses_what_it_cannot_do(tmp_path, capsys, problem):
     in_band_reruns(tmp_path)
     record = write_record(tmp_path, rerun_inputs(tmp_path))
@@ -620,13 +711,17 @@ def test_the_check_refuses_what_it_cannot_do(tmp_path, capsys, problem):
         old = json.loads(record.read_text())
         del old["inputs"]
         record.write_text(json.dumps(old))
+    elif problem == "one data summary":  # written before runs had seeds and their own sources
+        old = json.loads(record.read_text())
+        old["inputs"]["data"] = "results/data/data.json"
+        record.write_text(json.dumps(old))
     else:  # the check never writes over what it reads: here the workflow's own verdict
         argv += ["--out", str(record)]
     before = record.read_text() if record.exists() else None
     assert main(argv) == 2
-    assert {"missing": "nope.json is missing", "no inputs": "records no inputs"}.get(
-        problem, "is a file the check reads"
-    ) in capsys.readouterr().err
+    expected = {"missing": "nope.json is missing", "no inputs": "records no inputs"}
+    expected["one data summary"] = "written by an earlier version"
+    assert expected.get(problem, "is a file the check reads") in capsys.readouterr().err
     assert (record.read_text() if record.exists() else None) == before
 
 
@@ -690,10 +785,10 @@ def test_verification_table_for_the_paper_has_no_checksum_row(tmp_path, syntheti
     verdicts = dict(zip(table["Claim"], table["Verdict"], strict=True))
     # written whatever the verdicts: the synthetic "gain" does not hold, and the table says so
     assert verdicts["improved - baseline: the published gain holds"] == "FAIL"
-    assert verdicts["baseline: the rerun lies in its band"] == "pass"
+    assert verdicts["baseline/seed0: the rerun lies in its band"] == "pass"
     # the discrepancy beside the improved run's numbers
     affected = dict(zip(table["Claim"], table["Affected by"], strict=True))
-    assert "Reported accuracy" in affected["improved: the rerun lies in its band"]
+    assert "Reported accuracy" in affected["improved/seed0: the rerun lies in its band"]
     assert r"\begin{tabular}" in tex.read_text()
     assert r"improved - baseline: the published gain holds & +15.00" in tex.read_text()
 
@@ -756,17 +851,65 @@ def test_a_download_with_another_hash_is_refused_naming_url_and_destination(tmp_
 
 
 def test_from_rule_names_each_rule_file_by_its_run():
+    """rules/verify.smk lists one data summary per rerun (its source's), named like the rest."""
     runs = {"baseline": {"claim": 82.61}, "improved": {"claim": 86.30}}
+    reruns = ["baseline/seed0", "baseline/seed1", "improved/seed0"]
     params = SimpleNamespace(
-        runs=runs, rounding_pp=0.005, bands={}, discrepancies=[], experiments=["baseline"]
+        runs=runs, rounding_pp=0.005, bands={}, discrepancies=[], experiments=reruns
     )
     table_input = SimpleNamespace(
-        published=[], summaries=["r/baseline/summary.json"],
-        predictions=["r/baseline/predictions.csv"], data="r/data/data.json",
+        published=[], summaries=[f"r/{run}/summary.json" for run in reruns],
+        predictions=[f"r/{run}/predictions.csv" for run in reruns],
+        data=["r/data/hf/data.json", "r/data/hf/data.json", "r/data/folder/data.json"],
     )  # fmt: skip
     claims, inputs = verification.from_rule(params, table_input)
     assert claims.runs == runs and claims.rounding_pp == 0.005
-    assert inputs.summaries == {"baseline": "r/baseline/summary.json"}
+    assert inputs.summaries["baseline/seed1"] == "r/baseline/seed1/summary.json"
+    assert list(inputs.predictions) == reruns
+    assert inputs.data == {
+        "baseline/seed0": "r/data/hf/data.json",
+        "baseline/seed1": "r/data/hf/data.json",
+        "improved/seed0": "r/data/folder/data.json",
+    }
+    assert list(map(verification.experiment_of, reruns)) == ["baseline", "baseline", "improved"]
     assert inputs.published == {} and inputs.checksums is None  # the table has no SHA256SUMS
     verdict_input = SimpleNamespace(**vars(table_input), checksums="r/SHA256SUMS")
     assert verification.from_rule(params, verdict_input)[1].checksums == "r/SHA256SUMS"
+    with pytest.raises(verification.VerificationError, match="2 files for 3 names"):
+        verification.from_rule(params, SimpleNamespace(**vars(table_input) | {"data": ["a", "b"]}))
+
+
+@have_published
+def test_a_rerun_pairs_with_the_shared_published_rows_row_by_row():
+    """On the shared CSVs: a rerun in the baseline's published order (its predictions those of
+    the published file with 100 right rows made wrong and 40 wrong rows made right) pairs row by
+    row; the improved file's rows (ImageFolder order) do not pair with the baseline's."""
+    baseline = published.read_predictions(SHARED_PUBLISHED / PUBLISHED_FILES["baseline"])
+    right = np.flatnonzero(baseline["correct"].to_numpy())
+    wrong = np.flatnonzero(~baseline["correct"].to_numpy())
+    assert (len(right), len(wrong)) == (8261, 1739)  # the published 82.61 %
+    rerun = baseline.copy()
+    labels = rerun["label"].to_numpy()
+    rerun.loc[right[:100], "prediction"] = (labels[right[:100]] + 1) % 200
+    rerun.loc[wrong[:40], "prediction"] = labels[wrong[:40]]
+    rerun["correct"] = rerun["label"] == rerun["prediction"]
+    pairing = verification.paired_comparison(rerun, baseline)
+    assert pairing["status"] == "paired"
+    assert pairing["counts"] == {
+        "n": 10_000, "both": 8161, "first_only": 40, "second_only": 100, "neither": 1699
+    }  # fmt: skip
+    assert pairing["agreement"] == pytest.approx(100 * (10_000 - 140) / 10_000)
+    assert pairing["difference"] == pytest.approx(-0.6)  # (40 - 100) / 10,000
+    exact = 2 * sum(math.comb(140, k) for k in range(41)) / 2**140  # 40 of 140 discordant
+    assert pairing["mcnemar_p"] == pytest.approx(exact)
+    # Both files list the images class by class, 50 per class, so their labels agree row by row
+    # although within a class the orders differ (the Hugging Face split's vs ImageFolder's file
+    # order): labels cannot tell, which is why a rerun pairs with a published file only when it
+    # read that file's source (test_rerun_on_the_published_source_is_paired_image_by_image).
+    improved = published.read_predictions(SHARED_PUBLISHED / PUBLISHED_FILES["improved"])
+    assert (improved["label"].to_numpy() == labels).all()
+    assert (labels == np.repeat(np.arange(200), 50)).all()
+    shifted = baseline.iloc[np.r_[1:10_000, 0]].reset_index(drop=True)  # one row out of step
+    other_order = verification.paired_comparison(rerun, shifted)
+    assert other_order["status"] == "not paired"
+    assert re.match(r"labels differ in 200 of 10,000 rows", other_order["reason"])

@@ -58,12 +58,20 @@ def workflow(tmp_path_factory):
 def test_all_outputs_exist(workflow):
     workdir, _, _ = workflow
     out = workdir / "results" / "demo"
-    for experiment in ("baseline", "improved"):
+    # every run: the published recipes with both seeds, the two ablations with seed 0
+    runs = sorted(p.parent.relative_to(out) for p in out.glob("*/seed*/summary.json"))
+    assert [str(run) for run in runs] == [
+        "baseline/seed0", "baseline/seed1", "improved/seed0", "improved/seed1",
+        "improved_linear/seed0", "improved_noaug/seed0",
+    ]  # fmt: skip
+    for run in runs:
         for name in ("experiment.ipynb", "experiment.html", "predictions.csv", "summary.json"):
-            assert (out / experiment / name).stat().st_size > 0
+            assert (out / run / name).stat().st_size > 0
+    for experiment in ("baseline", "improved"):
         for figure in ("correct_wrong", "class_grid"):
             assert (out / "figures" / experiment / f"{figure}.png").stat().st_size > 0
-    for table in ("results", "recipe", "discrepancies", "classes_baseline", "classes_improved"):
+    tables = ("results", "recipe", "discrepancies", "classes_baseline", "classes_improved")
+    for table in (*tables, "ablation", "compute"):
         assert (out / "tables" / f"{table}.md").is_file()
         assert (out / "tables" / f"{table}.tex").is_file()
     assert (out / "figures" / "learning_curves.pdf").is_file()
@@ -72,7 +80,7 @@ def test_all_outputs_exist(workflow):
 def test_html_notebooks_embed_their_figures(workflow):
     workdir, _, _ = workflow
     for experiment in ("baseline", "improved"):
-        html = (workdir / "results" / "demo" / experiment / "experiment.html").read_text()
+        html = (workdir / "results/demo" / experiment / "seed0/experiment.html").read_text()
         assert len(re.findall(r"data:image/png;base64,", html)) >= 3  # curves and two grids
         assert "Top-5 and bottom-5 classes" in html
 
@@ -84,8 +92,14 @@ def test_paper_pdf_holds_the_run_accuracies(workflow):
     pdf = workdir / "results/demo/paper.pdf"  # under the demo's output_dir, not in paper/
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout
     for experiment in ("baseline", "improved"):
-        summary = json.loads((workdir / "results/demo" / experiment / "summary.json").read_text())
+        run = workdir / "results/demo" / experiment / "seed0"  # the first seed's run
+        summary = json.loads((run / "summary.json").read_text())
         assert f"{summary['accuracy']:.2f}" in text
+    # the generated section: one sentence per ablation, and the total compute
+    assert "What made the difference" in text
+    assert "Improved recipe without augmentation, against Improved" in " ".join(text.split())
+    total = json.loads((workdir / "results/demo/study/compute.json").read_text())["total_hours"]
+    assert "Device time of every run" in text and f"\n{total:.3f}\n" in text
 
 
 def test_noop_rerun_does_nothing(workflow):
@@ -161,9 +175,11 @@ def snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
 
 def test_loading_or_dry_running_the_workflow_writes_nothing(workflow, tmp_path):
     workdir, _, _ = workflow
+    (workdir / "config" / "seed.yaml").write_text("seeds: [7]\n")
     before = snapshot(workdir)
-    # another seed while the run's results exist: a dry run plans, and changes nothing
-    snakemake(workdir, "--dry-run", "--config", "seed=7")
+    # other settings while the run's results exist: a dry run plans, and changes nothing
+    snakemake(workdir, "--dry-run", configs=("config/test.yaml", "config/seed.yaml"))
+    snakemake(workdir, "--dry-run", "--config", "deterministic=True")
     snakemake(workdir, "--lint", check=False)
     assert snapshot(workdir) == before
     fresh = copy_workflow(tmp_path / "fresh", tmp_path / "cache")
@@ -184,8 +200,8 @@ def test_the_pdf_is_a_config_value(workflow):
 
 def test_training_jobs_leave_a_benchmark_file(workflow):
     workdir, _, _ = workflow
-    for experiment in ("baseline", "improved"):
-        tsv = workdir / "results/demo/benchmarks/run_experiment" / f"{experiment}.tsv"
+    for run in ("baseline/seed0", "baseline/seed1", "improved/seed0", "improved_noaug/seed0"):
+        tsv = workdir / "results/demo/benchmarks/run_experiment" / f"{run}.tsv"
         header, values = tsv.read_text().splitlines()[:2]
         assert header.split("\t")[0] == "s" and float(values.split("\t")[0]) > 0
 
@@ -193,7 +209,8 @@ def test_training_jobs_leave_a_benchmark_file(workflow):
 def test_the_rendered_notebook_is_a_document(workflow):
     workdir, _, _ = workflow
     for experiment, other in (("baseline", "improved"), ("improved", "baseline")):
-        nb = json.loads((workdir / "results/demo" / experiment / "experiment.ipynb").read_text())
+        path = workdir / "results/demo" / experiment / "seed1/experiment.ipynb"
+        nb = json.loads(path.read_text())
         outputs = [o for cell in nb["cells"] for o in cell.get("outputs", [])]
         assert not [o for o in outputs if o.get("name") == "stderr"]  # no warnings
         text = json.dumps(nb)
@@ -212,7 +229,7 @@ def test_a_failing_notebook_cell_fails_the_rule_and_names_the_cell(workflow, tmp
     notebook.write_text(json.dumps(nb))
     result = snakemake(broken, "--until", "run_experiment", check=False)
     assert result.returncode != 0
-    logs = sorted((broken / "results/demo/logs/run_experiment").glob("*.log"))
+    logs = sorted((broken / "results/demo/logs/run_experiment").glob("*/seed*.log"))
     text = "".join(log.read_text() for log in logs)
     assert "forced failure in the training cell" in text
     assert re.search(r'Exception encountered at "In \[\d+\]"', text)  # papermill names the cell
@@ -226,8 +243,12 @@ def test_verify_passes_and_a_tampered_result_fails_the_check(workflow):
     assert result["verdict"] == "pass"
     assert result["published"]["status"] == "not checked"  # the smoke config reads no CSVs
     assert result["checksums"]["problems"] == []
+    # every seed of each published recipe is checked against its band
+    assert list(result["reruns"]["runs"]) == [
+        "baseline/seed0", "baseline/seed1", "improved/seed0", "improved/seed1"
+    ]  # fmt: skip
     sums = (out / "SHA256SUMS").read_text()
-    for covered in ("baseline/predictions.csv", "tables/verification.tex", "experiment.html"):
+    for covered in ("baseline/seed1/predictions.csv", "tables/verification.tex", "experiment.html"):
         assert covered in sums
     rerun = snakemake(workdir, "--forcerun=verify", "verify")  # the check alone, nothing else
     assert "verification passed" in rerun.stdout + rerun.stderr
@@ -316,3 +337,36 @@ def test_the_report_gathers_figures_tables_notebooks_and_the_paper(workflow):
         assert expected in html, expected
     if shutil.which("latexmk"):
         assert "paper.pdf" in html
+
+
+def test_one_run_is_a_target(workflow):
+    """results/README.md: `snakemake results/<experiment>/seed<N>/summary.json` makes one run."""
+    workdir, _, _ = workflow
+    target = "results/demo/improved/seed1/summary.json"
+    result = snakemake(workdir, "--dry-run", "--forcerun=run_experiment", target)
+    planned = re.findall(r"experiment=(\w+), seed=(\d+)", result.stdout)
+    assert planned == [("improved", "1")]
+
+
+def test_the_improved_run_reads_the_zip_unless_the_folder_is_in_place(tmp_path):
+    """Paper config: the baseline reads the Hugging Face copy, the improved recipe (and its
+    variants) the original zip, fetched and unpacked in the DAG; a folder unpacked by hand is
+    read as it is, neither fetched nor unpacked again."""
+    workdir = copy_workflow(tmp_path / "paper", tmp_path / "cache")
+    paper = ("--cores", "1", "--dry-run", "--configfile", "config/config.yaml")
+
+    def planned() -> dict[str, int]:
+        result = subprocess.run([*SNAKEMAKE, *paper], cwd=workdir, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return {k: int(v) for k, v in re.findall(r"^(\w+)\s+(\d+)$", result.stdout, re.M)}
+
+    jobs = planned()
+    assert (jobs["prepare_data"], jobs["run_experiment"]) == (2, 24)  # hf and folder
+    assert jobs["fetch_tinyimagenet"] == jobs["unpack_tinyimagenet"] == 1
+    wnids = workdir / "resources" / "tiny-imagenet-200" / "wnids.txt"
+    wnids.parent.mkdir(parents=True)
+    wnids.write_text("n01443537\n")  # placed by hand
+    jobs = planned()
+    assert "fetch_tinyimagenet" not in jobs and "unpack_tinyimagenet" not in jobs
+    assert jobs["prepare_data"] == 2
+    assert wnids.read_text() == "n01443537\n"

@@ -16,7 +16,7 @@ with rule_log(snakemake):
             figures=params.figures,
             figure_experiment=params.figure_experiment,
             input_size=params.input_size,
-            seed=params.seed,
+            seeds=params.seeds,
             output_dir=params.output_dir,
         ),
         summaries=inputs.summaries,

@@ -10,5 +10,5 @@ with rule_log(snakemake):
         experiments=snakemake.params.experiments,
         data=snakemake.params.data,
         normalize=snakemake.params.normalize,
-        seed=snakemake.params.seed,
+        seeds=snakemake.params.seeds,
     )

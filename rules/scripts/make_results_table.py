@@ -12,4 +12,5 @@ with rule_log(snakemake):
         snakemake.output.tex,
         claims=snakemake.params.claims,
         titles=snakemake.params.titles,
+        seeds=snakemake.params.seeds,
     )

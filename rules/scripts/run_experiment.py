@@ -12,6 +12,7 @@ with rule_log(snakemake):
         snakemake.output.notebook,
         parameters={
             "experiment": snakemake.wildcards.experiment,
+            "seed": int(snakemake.wildcards.seed),
             "settings": snakemake.params.settings,
             "reference": snakemake.params.reference,
             "published": snakemake.params.published,

@@ -4,16 +4,14 @@ from convnext_tinyimagenet.report import study
 from convnext_tinyimagenet.workflow import rule_log
 
 with rule_log(snakemake):
+    runs = {}  # experiment -> seed -> its files
     files = zip(
-        snakemake.params.experiments,
-        snakemake.input.summaries,
-        snakemake.input.predictions,
-        strict=True,
+        snakemake.params.runs, snakemake.input.summaries, snakemake.input.predictions, strict=True
     )
-    # one run per experiment, at the one seed; more seeds become more entries per experiment
-    seed = snakemake.params.seed
+    for (name, seed), summary, predictions in files:
+        runs.setdefault(name, {})[seed] = {"summary": summary, "predictions": predictions}
     study.summarize_study(
-        {name: {seed: {"summary": s, "predictions": p}} for name, s, p in files},
+        runs,
         snakemake.output.json,
         parents=snakemake.params.parents,
         titles=snakemake.params.titles,

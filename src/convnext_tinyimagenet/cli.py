@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from convnext_tinyimagenet import atomic
-from convnext_tinyimagenet.config import experiment_config, load_config
+from convnext_tinyimagenet.config import experiment_seeds, load_config, run_settings
 from convnext_tinyimagenet.data.store import load_store
 from convnext_tinyimagenet.errors import ArtifactError
 from convnext_tinyimagenet.run_folder import run_dir
@@ -46,7 +46,14 @@ def _common(parser: argparse.ArgumentParser, *, experiment: bool) -> None:
             "--experiment", required=True, help="experiment (or variant) name in the config"
         )
         parser.add_argument(
-            "--out", type=Path, help="the run's folder (default: <output_dir>/<experiment>)"
+            "--seed",
+            type=int,
+            help="the run's seed, one of the experiment's seeds (default: its first)",
+        )
+        parser.add_argument(
+            "--out",
+            type=Path,
+            help="the run's folder (default: the workflow's, <output_dir>/<experiment>/seed<N>)",
         )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -148,9 +155,12 @@ def cmd_prepare_data(args: argparse.Namespace) -> int:
 
 
 def _experiment_args(args: argparse.Namespace) -> tuple[dict, Path]:
+    """The run's settings (its one seed) and folder."""
     cfg = _load(args)
-    experiment_config(cfg, args.experiment)
-    return cfg, args.out or Path(run_dir(cfg["output_dir"], args.experiment))
+    seeds = experiment_seeds(cfg, args.experiment)
+    seed = seeds[0] if args.seed is None and seeds else args.seed
+    settings = run_settings(cfg, args.experiment, seed)  # names a seed the experiment lacks
+    return settings, args.out or Path(run_dir(cfg["output_dir"], args.experiment, seed))
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -143,6 +143,36 @@ def experiments_to_run(experiments: Mapping) -> list[str]:
     return [name for name, section in experiments.items() if section.get("seeds") != []]
 
 
+def experiment_seeds(cfg: Mapping, name: str) -> list[int]:
+    """The seeds experiment `name` runs with: its own `seeds`, else the top-level list."""
+    own = experiment_config(cfg, name).get("seeds")
+    return list(cfg["seeds"] if own is None else own)
+
+
+def runs_to_do(cfg: Mapping) -> list[tuple[str, int]]:
+    """Every (experiment, seed) the workflow trains, in config order, seeds in their order."""
+    names = experiments_to_run(cfg["experiments"])
+    return [(name, seed) for name in names for seed in experiment_seeds(cfg, name)]
+
+
+def experiment_source(cfg: Mapping, name: str) -> str:
+    """The data source experiment `name` reads: its own `data.source`, else `data.source`."""
+    own = experiment_config(cfg, name).get("data", {})
+    return own.get("source", cfg["data"]["source"])
+
+
+def run_seed(cfg: Mapping) -> int:
+    """The one seed of a run's settings (:func:`run_settings`); ConfigError when `cfg` holds
+    several, since a run trains one."""
+    seeds = cfg["seeds"]
+    if len(seeds) != 1:
+        raise ConfigError(
+            f"seeds = {json.dumps(seeds)}: a run trains one seed; allowed: one of them "
+            "(the CLI's --seed, or the workflow's {experiment}/seed<N> run folders)"
+        )
+    return seeds[0]
+
+
 def apply_override(cfg: dict, item: str) -> dict:
     """`cfg` with `key.path=value` (a YAML 1.2 value; a list item by index) merged onto it."""
     key, sep, text = item.partition("=")
@@ -235,13 +265,13 @@ def _describe(error: ValidationError) -> str:
 
 
 def _semantic_problems(cfg: dict) -> Iterator[str]:
-    """What the schema cannot express: unique trainable groups, one seed, epochs and experiments
-    named."""
+    """What the schema cannot express: unique trainable groups, a folder to read, epochs and
+    experiments named."""
     for name, experiment in cfg["experiments"].items():
-        seeds = experiment.get("seeds", [])
-        if seeds not in ([], [cfg["seed"]]):  # per-experiment seeds are not run yet
-            where = f"experiments.{name}.seeds = {json.dumps(seeds)}"
-            yield f"{where}: not run yet; allowed: [] (not run) or [{cfg['seed']}] (the seed)"
+        source = experiment.get("data", {}).get("source")
+        if source == "folder" and not cfg["data"]["folder"]["root"]:
+            where = f"experiments.{name}.data.source = 'folder'"
+            yield f"{where}: data.folder.root is null; allowed: the unpacked folder's path"
         groups = experiment["trainable"]
         for index, group in enumerate(groups):
             where = f"experiments.{name}.trainable.{index}"
@@ -272,29 +302,41 @@ def experiment_config(cfg: Mapping, name: str) -> dict:
 
 
 def run_identity(cfg: Mapping, name: str) -> dict:
-    """Everything that determines the numbers of experiment `name`'s run (its checkpoint digest):
-    not the cache's place, the title, the parent a variant names (its resolved settings count),
-    its `seeds` (the seed counts), `eval_batch_size` (batch means use the training batch),
-    `feature_cache` (tests/test_features.py), nor `performance` but TF32 matmuls (cuDNN's TF32
-    convolutions stay at PyTorch's default, as in the notebooks)."""
+    """Everything that determines the numbers of run settings `cfg` (:func:`run_settings`, one
+    seed) for experiment `name`, its checkpoint digest: the seed and the source it reads with
+    that source's section, not the other sources, the cache's place, how the zip is fetched
+    (`url`, `md5`, `archive`: the store's fingerprint covers the images), the title, the parent
+    a variant names (its resolved settings count), `eval_batch_size` (batch means use the
+    training batch), `feature_cache` (tests/test_features.py), nor `performance` but TF32
+    matmuls (cuDNN's TF32 convolutions stay at PyTorch's default, as in the notebooks)."""
     experiment = experiment_config(cfg, name)
-    for key in _OWN_KEYS:
+    for key in (*_OWN_KEYS, "data"):
         experiment.pop(key, None)
     for key in ("eval_batch_size", "feature_cache"):
         experiment.get("train", {}).pop(key, None)
-    data = {key: value for key, value in cfg["data"].items() if key != "cache_dir"}
-    identity = {"seed": cfg["seed"], "deterministic": cfg["deterministic"], "data": data}
+    source = experiment_source(cfg, name)
+    data = {key: cfg["data"][key] for key in ("image_size", "input_size")}
+    section = {k: v for k, v in cfg["data"][source].items() if k not in ("url", "md5", "archive")}
+    data |= {"source": source, source: section}
+    identity = {"seed": run_seed(cfg), "deterministic": cfg["deterministic"], "data": data}
     identity |= {"normalize": cfg["normalize"], "experiment": experiment}
     if cfg["performance"]["float32_matmul_precision"] != "highest":
         identity["float32_matmul_precision"] = cfg["performance"]["float32_matmul_precision"]
     return identity
 
 
-def run_settings(cfg: Mapping, name: str) -> dict:
-    """What experiment `name`'s run reads (the run folder's config.yaml), shaped like the config."""
-    sections = ("seed", "device", "deterministic", "data", "normalize", "performance")
-    settings = {key: copy.deepcopy(cfg[key]) for key in sections}
-    return settings | {"experiments": {name: experiment_config(cfg, name)}}
+def run_settings(cfg: Mapping, name: str, seed: int) -> dict:
+    """What the run of experiment `name` with `seed` reads (the run folder's config.yaml),
+    shaped like the config: `seeds` is `[seed]` and `data.source` the experiment's source."""
+    if seed not in experiment_seeds(cfg, name):
+        allowed = ", ".join(map(str, experiment_seeds(cfg, name))) or "none (seeds: [])"
+        raise ConfigError(f"experiments.{name}: seed {seed} is not one it runs; allowed: {allowed}")
+    sections = ("device", "deterministic", "data", "normalize", "performance")
+    settings = {key: copy.deepcopy(cfg[key]) for key in sections} | {"seeds": [seed]}
+    settings["data"]["source"] = experiment_source(cfg, name)
+    experiment = experiment_config(cfg, name)
+    experiment.pop("seeds", None)  # the run's seed is the top-level one
+    return settings | {"experiments": {name: experiment}}
 
 
 def config_digest(cfg: Mapping) -> str:

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from convnext_tinyimagenet.config import experiment_config, load_config, run_settings
+from convnext_tinyimagenet.config import (
+    experiment_config,
+    experiment_seeds,
+    load_config,
+    run_seed,
+    run_settings,
+)
 from convnext_tinyimagenet.data.store import Store, load_store
 from convnext_tinyimagenet.numbers import pct, signed
 from convnext_tinyimagenet.report import figures, tables
@@ -18,15 +24,19 @@ from convnext_tinyimagenet.train.runner import evaluate_experiment, train_experi
 from convnext_tinyimagenet.verify.verification import check_rerun
 
 
-def setup(settings: dict | None, experiment: str, config_path: str) -> dict:
-    """This run's settings (read from `config_path` when the notebook is opened by hand, with
-    `settings` None), with progress logs sent to the notebook's output."""
+def setup(
+    settings: dict | None, experiment: str, config_path: str, seed: int | None = None
+) -> dict:
+    """This run's settings, with progress logs sent to the notebook's output. Opened by hand
+    (`settings` None), they are read from `config_path`: the run of `seed` (None: the first)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)
     shell = _ipython()
     if shell is not None:  # figures returned by a cell are shown as embedded PNGs
         shell.run_line_magic("matplotlib", "inline")
     if settings is None:
-        settings = run_settings(load_config([config_path]), experiment)
+        cfg = load_config([config_path])
+        seed = experiment_seeds(cfg, experiment)[0] if seed is None else seed
+        settings = run_settings(cfg, experiment, seed)
     return settings
 
 
@@ -116,7 +126,7 @@ def settings_table(cfg: dict, experiment: str) -> pd.DataFrame:
     """The run's settings, one row per key: what the run read, compactly."""
     data = cfg["data"]
     rows = {
-        "seed": str(cfg["seed"]),
+        "seed": str(run_seed(cfg)),
         "device": str(cfg["device"]),
         "data": f"{data['source']}, {data['image_size']} px images -> {data['input_size']} px",
     }

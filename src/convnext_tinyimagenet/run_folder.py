@@ -1,6 +1,7 @@
-"""One run's folder, `<output_dir>/<experiment>/` (results/README.md lists its files): the one
-place their names are written (the run_experiment rule declares its outputs from :data:`FILES`),
-and the only code that reads and writes them. No torch: the Snakefile imports it."""
+"""One run's folder, `<output_dir>/<experiment>/seed<seed>/` (results/README.md lists its
+files): the one place their names are written (the run_experiment rule declares its outputs from
+:data:`FILES`), and the only code that reads and writes them. No torch: the Snakefile imports
+it."""
 
 from __future__ import annotations
 
@@ -24,9 +25,10 @@ FILES = {
 }
 
 
-def run_dir(output_dir: str | Path, experiment: str) -> str:
-    """The folder of experiment `experiment`'s run under `output_dir` (also a rule pattern)."""
-    return f"{output_dir}/{experiment}"
+def run_dir(output_dir: str | Path, experiment: str, seed: int | str) -> str:
+    """The folder of the run of `experiment` with `seed` under `output_dir`:
+    `<output_dir>/<experiment>/seed<seed>` (with "{experiment}" and "{seed}", a rule pattern)."""
+    return f"{output_dir}/{experiment}/seed{seed}"
 
 
 @dataclass(frozen=True)

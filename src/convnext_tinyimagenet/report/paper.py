@@ -44,7 +44,7 @@ class PaperConfig:
     """The config values the paper's text cites (rule make_paper_inputs' params): `experiments`
     in order (the last is compared with the first), `published.runs`, `published.repository`,
     `published.commit`, `figures`, the experiment whose sample figures the paper shows
-    (`figure_experiment`, chosen by the rule), `data.input_size`, `seed` and `output_dir`."""
+    (`figure_experiment`, chosen by the rule), `data.input_size`, `seeds` and `output_dir`."""
 
     experiments: Mapping[str, dict]
     published_runs: Mapping[str, dict]
@@ -53,7 +53,7 @@ class PaperConfig:
     figures: Mapping[str, Any]
     figure_experiment: str
     input_size: int
-    seed: int
+    seeds: Sequence[int]
     output_dir: str
 
 
@@ -146,7 +146,8 @@ def _data_macros(config: PaperConfig, data_info: dict) -> dict[str, str]:
         "ValPerClass": count(num_val // num_classes) if num_classes else NA,
         "ImageSize": count(data_info["image_size"]),
         "InputSize": count(config.input_size),
-        "Seed": count(config.seed),
+        "Seeds": tex_escape(", ".join(map(str, config.seeds))),
+        "SeedCount": count(len(config.seeds)),
         "OutputDir": tex_escape(config.output_dir),
         "PublishedCommit": tex_escape(str(config.published_commit)[:7]),
         "PublishedRepository": tex_escape(config.published_repository),

@@ -20,7 +20,7 @@ from convnext_tinyimagenet import atomic
 from convnext_tinyimagenet.errors import ArtifactError
 from convnext_tinyimagenet.numbers import NA, pct, signed
 from convnext_tinyimagenet.report.figures import save_figure
-from convnext_tinyimagenet.report.tables import save_table
+from convnext_tinyimagenet.report.tables import latex_escape, save_table
 from convnext_tinyimagenet.run_folder import read_predictions, read_summary
 from convnext_tinyimagenet.stats import (
     mcnemar_exact_p,
@@ -155,9 +155,12 @@ def effect_interval(effect: Mapping) -> tuple[float, float, str]:
 
 
 def _accuracy_cell(accuracy: Mapping) -> str:
+    """The mean ± sd over seeds and its t-interval within the accuracies possible, 0 to 100 %
+    (with few seeds the interval can reach past them); one seed: its value."""
     if accuracy["low"] is None:
         return pct(accuracy["mean"])
-    return f"{pct(accuracy['mean'])} [{pct(accuracy['low'])}, {pct(accuracy['high'])}]"
+    low, high = max(0.0, accuracy["low"]), min(100.0, accuracy["high"])
+    return f"{pct(accuracy['mean'])} ± {pct(accuracy['sd'])} [{pct(low)}, {pct(high)}]"
 
 
 def _effect_cells(effect: Mapping | None) -> dict[str, str]:
@@ -178,8 +181,9 @@ def _effect_cells(effect: Mapping | None) -> dict[str, str]:
 
 
 def ablation_frame(study: Mapping) -> pd.DataFrame:
-    """One row per experiment: title, parent, seeds, exact accuracy (mean [t 95 %] over seeds,
-    or the one value), its effect against its parent with the interval and McNemar's p."""
+    """One row per experiment: title, parent, seeds, exact and batch-mean accuracy (mean ± sd
+    [t 95 %] over seeds, or the one value), its effect against its parent with the interval and
+    McNemar's p."""
     rows = []
     for name, experiment in study["experiments"].items():
         row = {
@@ -187,6 +191,7 @@ def ablation_frame(study: Mapping) -> pd.DataFrame:
             "Variant of": experiment["from"] or NA,
             "Seeds": ", ".join(experiment["runs"]),
             "Accuracy (%)": _accuracy_cell(experiment["accuracy"]),
+            "Batch mean (%)": _accuracy_cell(experiment["accuracy_batch_mean"]),
         }
         rows.append(row | _effect_cells(study["effects"].get(name)))
     return pd.DataFrame(rows)
@@ -195,7 +200,7 @@ def ablation_frame(study: Mapping) -> pd.DataFrame:
 def make_ablation_table(study: Path, md: Path, tex: Path) -> list[Path]:
     """The ablation table (:func:`ablation_frame`) of a study.json."""
     frame = ablation_frame(read_study(study))
-    return save_table(frame, md, tex, align=r"p{0.25\linewidth}llrrrp{0.14\linewidth}r")
+    return save_table(frame, md, tex, align=r"p{0.22\linewidth}llrrrrp{0.14\linewidth}r")
 
 
 # --------------------------------------------------------------------------- figure
@@ -230,3 +235,87 @@ def ablation_effects_figure(study: Mapping) -> Figure:
 def plot_ablation_effects(study: Path, png: Path, pdf: Path, *, dpi: int) -> list[Path]:
     """The forest plot of a study.json's effects."""
     return save_figure(ablation_effects_figure(read_study(study)), png, pdf, dpi)
+
+
+# --------------------------------------------------------------------------- sentences
+NO_EFFECTS = "No variant ran beside its reference, so no change can be measured."
+
+
+def _direction(mean: float) -> str:
+    """The effect's direction and size in words, to the two decimals of :func:`signed`."""
+    if signed(mean) == "+0.00":
+        return "leaves accuracy unchanged (0.00 points)"
+    verb = "raises" if mean > 0 else "lowers"
+    return f"{verb} accuracy by {pct(abs(mean))} points"
+
+
+def _verdict(low: float, high: float, seeds: int) -> str:
+    """Whether the interval excludes zero, and what that means at this number of seeds."""
+    if low <= 0 <= high:
+        return (
+            "the interval includes zero: not distinguishable from no effect at this number of seeds"
+        )
+    if seeds > 1:
+        return "the interval excludes zero: larger than the seed-to-seed noise"
+    return (
+        "the interval excludes zero: larger than the test-set sampling noise of this one seed "
+        "(the seed-to-seed noise is not measured)"
+    )
+
+
+def _mcnemar(seeds: Mapping[str, Mapping]) -> str:
+    """Each seed's McNemar p, e.g. "McNemar p = 0.012 (seed 0), p < 0.001 (seed 1)"."""
+    parts = []
+    for seed, effect in seeds.items():
+        p = p_value(effect["mcnemar_p"])
+        parts.append(f"p {p if p.startswith('<') else '= ' + p} (seed {seed})")
+    return "McNemar " + ", ".join(parts)
+
+
+def difference_sentence(study: Mapping, name: str) -> str:
+    """One plain sentence on variant `name`'s effect against its reference (see
+    :func:`difference_sentences`)."""
+    effect = study["effects"][name]
+    titles = {key: experiment["title"] for key, experiment in study["experiments"].items()}
+    low, high, label = effect_interval(effect)
+    n = len(effect["seeds"])
+    return (
+        f"{titles[name]}, against {titles[effect['reference']]}, on {n} "
+        f"seed{'' if n == 1 else 's'}: {_direction(effect['difference']['mean'])}, "
+        f"95 % interval [{signed(low)}, {signed(high)}] points ({label}); "
+        f"{_verdict(low, high, n)}. {_mcnemar(effect['seeds'])}."
+    )
+
+
+def difference_sentences(study: Mapping) -> list[str]:
+    """What made the difference: a sentence per variant that ran beside its reference, in study
+    order (variants without an effect are left out); one sentence saying so when none did."""
+    names = [name for name, effect in study["effects"].items() if effect is not None]
+    return [difference_sentence(study, name) for name in names] or [NO_EFFECTS]
+
+
+def difference_tex(study: Mapping) -> str:
+    """:func:`difference_sentences` as LaTeX: an itemize list, or a paragraph without effects."""
+    sentences = [latex_escape(sentence) for sentence in difference_sentences(study)]
+    if sentences == [latex_escape(NO_EFFECTS)]:
+        return sentences[0] + "\n"
+    # "{}" keeps a leading "[" from reading as \item's optional argument
+    items = "".join(f"  \\item {{}}{sentence}\n" for sentence in sentences)
+    return f"\\begin{{itemize}}\n{items}\\end{{itemize}}\n"
+
+
+def difference_markdown(study: Mapping) -> str:
+    """:func:`difference_sentences` as Markdown: a bullet list, or a paragraph without effects."""
+    sentences = difference_sentences(study)
+    if sentences == [NO_EFFECTS]:
+        return NO_EFFECTS + "\n"
+    return "".join(f"- {sentence}\n" for sentence in sentences)
+
+
+def write_difference_section(study: Path, tex: Path, md: Path) -> list[Path]:
+    """The "what made the difference" sentences of a study.json, as LaTeX and Markdown."""
+    record = read_study(study)
+    return [
+        atomic.write_text(tex, difference_tex(record)),
+        atomic.write_text(md, difference_markdown(record)),
+    ]

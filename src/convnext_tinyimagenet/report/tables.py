@@ -100,14 +100,17 @@ def results_frame(
     published: Mapping | None,
     claims: Mapping[str, float],
     titles: Mapping[str, str],
+    seeds: Mapping[str, int] | None = None,
 ) -> pd.DataFrame:
     """One row per experiment: the published claim, the published predictions (None: not used),
-    this rerun; an experiment without a claim reads n/a, without a title its name."""
+    this rerun (its run of `seeds[name]`); an experiment without a claim reads n/a, without a
+    title its name."""
     rows = []
     for name, summary in summaries.items():
         claim, (low, high) = claims.get(name), summary["wilson95"]
         row = {
             "Run": titles.get(name, name),
+            "Seed": or_na((seeds or {}).get(name)),
             "Claim (%)": NA if claim is None else pct(claim),
             "Published CSV (%): exact (batch mean)": _published_cell(published, name),
             "Rerun (%) [Wilson 95 %]": f"{pct(summary['accuracy'])} [{pct(low)}, {pct(high)}]",
@@ -127,13 +130,14 @@ def make_results_table(
     *,
     claims: Mapping[str, float],
     titles: Mapping[str, str],
+    seeds: Mapping[str, int] | None = None,
 ) -> list[Path]:
     """The results table from each experiment's summary.json (in row order) and the published
     summary (None: `published.use_predictions` is false); see :func:`results_frame`."""
     read = {name: read_summary(path) for name, path in summaries.items()}
-    frame = results_frame(read, read_published_summary(published), claims, titles)
+    frame = results_frame(read, read_published_summary(published), claims, titles, seeds)
     # The run titles are long: a paragraph column lets them wrap in the paper.
-    return save_table(frame, md, tex, align=r"p{0.25\linewidth}rrrrrr")
+    return save_table(frame, md, tex, align=r"p{0.25\linewidth}rrrrrrr")
 
 
 # --------------------------------------------------------------------------- classes
@@ -228,22 +232,32 @@ def _recipe_column(exp: Mapping, groups: list[str]) -> dict[str, str]:
 
 
 def recipe_frame(
-    experiments: Mapping[str, Mapping], data: Mapping, normalize: Mapping, seed: int
+    experiments: Mapping[str, Mapping],
+    data: Mapping,
+    normalize: Mapping,
+    seeds: Mapping[str, Sequence[int]],
 ) -> pd.DataFrame:
     """Every hyperparameter of every experiment given (the rule gives those that run) side by
     side, a column each in config order, all read from the resolved config: a variant's column
     holds its full settings and, in "Variant of", its parent (`from`; "none" for the others).
-    The shared data, normalisation and seed repeat in each column."""
+    Each column ends with its data source (its own `data.source`, else `data`'s) and `seeds`;
+    the shared sizes and normalisation repeat in each."""
     names = (g["name"] for exp in experiments.values() for g in exp["trainable"])
     groups = list(dict.fromkeys(names))  # trainable group names, in order of first appearance
     shared = {
         "Image size / input size": f"{data['image_size']} / {data['input_size']}",
         "Normalize mean": _value(normalize["mean"]),
         "Normalize std": _value(normalize["std"]),
-        "Data source": _data_source(data),
-        "Seed": _value(seed),
     }
-    columns = {name: _recipe_column(exp, groups) | shared for name, exp in experiments.items()}
+    columns = {
+        name: _recipe_column(exp, groups)
+        | shared
+        | {
+            "Data source": _data_source(data | exp.get("data", {})),
+            "Seeds": ", ".join(map(str, seeds[name])),
+        }
+        for name, exp in experiments.items()
+    }
     return pd.DataFrame(columns).rename_axis("Setting").reset_index()
 
 
@@ -254,10 +268,10 @@ def make_recipe_table(
     experiments: Mapping[str, Mapping],
     data: Mapping,
     normalize: Mapping,
-    seed: int,
+    seeds: Mapping[str, Sequence[int]],
 ) -> list[Path]:
     """The hyperparameters of all experiments (the config sections of :func:`recipe_frame`)."""
-    frame = recipe_frame(experiments, data, normalize, seed)
+    frame = recipe_frame(experiments, data, normalize, seeds)
     return save_table(frame, md, tex, align="l" * len(frame.columns))
 
 

@@ -16,7 +16,14 @@ import torch
 from torch import nn
 
 from convnext_tinyimagenet import atomic
-from convnext_tinyimagenet.config import config_digest, dump_config, experiment_config, run_identity
+from convnext_tinyimagenet.config import (
+    config_digest,
+    dump_config,
+    experiment_config,
+    run_identity,
+    run_seed,
+    run_settings,
+)
 from convnext_tinyimagenet.data.store import Store, load_store
 from convnext_tinyimagenet.data.transforms import Pipeline
 from convnext_tinyimagenet.errors import ArtifactError
@@ -191,7 +198,9 @@ def train_experiment(cfg: dict, name: str, out: Path, *, progress: bool = True) 
 
     Restore the last checkpoint of this run's identity, build the inputs, fit epochs until early
     stopping or the cap, then finish: publish the best epoch's weights, as both notebooks did.
+    `cfg` holds one seed: a run's settings (config.run_settings), or a config of one seed.
     """
+    cfg = run_settings(cfg, name, run_seed(cfg))  # the experiment's own data source
     folder, digest = RunFolder(out), run_digest(cfg, name)
     latest = _latest_checkpoint(folder.checkpoints(digest), digest)
     started = provenance.now()
@@ -225,7 +234,7 @@ def _configure(cfg: dict) -> torch.device:
 def _restore(run: Run, latest: checkpoint.Checkpoint | None) -> Training:
     """The model and its optimisation, new (seeded head) or continued from `latest`."""
     train_cfg, stop_cfg = run.exp["train"], run.exp["train"]["early_stopping"]
-    seed_everything(run.cfg["seed"])  # the new head's initialisation
+    seed_everything(run_seed(run.cfg))  # the new head's initialisation
     model = run.build_model(pretrained=latest is None)
     optimizer = torch.optim.AdamW(configure_trainable(model, run.exp["trainable"]))
     precision = effective_precision(train_cfg["precision"], run.device)
@@ -306,7 +315,7 @@ def _epoch(run: Run, training: Training, inputs: Inputs, epoch: int, losses: tup
     """Train one epoch and validate: the epoch's metrics record (without `best`)."""
     batch_size, desc = int(run.exp["train"]["batch_size"]), f"{run.name} epoch {epoch}"
     # one generator per epoch: first every augmentation draw, then the order
-    generator = seed_everything(epoch_seed(run.cfg["seed"], epoch))
+    generator = seed_everything(epoch_seed(run_seed(run.cfg), epoch))
     train_loader = BatchLoader(
         inputs.train, batch_size, shuffle=True, generator=generator,
         transform=inputs.pipeline.train_transform(len(inputs.train), generator),
@@ -350,7 +359,7 @@ def _finish(
     atomic.write_with(run.folder.model, lambda tmp: shutil.copyfile(best, tmp))
     write_metrics(run.folder.metrics, training.history)
     record = provenance.collect(
-        seed=run.cfg["seed"], device=run.device, data=run.store.info, config_digest=run.digest
+        seed=run_seed(run.cfg), device=run.device, data=run.store.info, config_digest=run.digest
     )
     record |= {
         "experiment": run.name,
@@ -369,6 +378,7 @@ def _finish(
 def evaluate_experiment(cfg: dict, name: str, out: Path, *, progress: bool = True) -> dict:
     """Evaluate `<out>/model.safetensors` on the validation split; write predictions.csv and
     summary.json, and return the summary."""
+    cfg = run_settings(cfg, name, run_seed(cfg))  # as train_experiment
     folder = RunFolder(out)
     if not folder.model.is_file():
         raise RunError(f"no trained model at {folder.model}: run `train` for {name!r} first")
@@ -385,7 +395,7 @@ def evaluate_experiment(cfg: dict, name: str, out: Path, *, progress: bool = Tru
     write_predictions(frame, folder.predictions)
     atomic.write_json(folder.summary, summary)
     record = provenance.collect(
-        seed=cfg["seed"], device=device, data=run.store.info, config_digest=run.digest
+        seed=run_seed(cfg), device=device, data=run.store.info, config_digest=run.digest
     )
     record |= {"experiment": name, "precision": precision}
     update_provenance(

@@ -75,13 +75,15 @@ class Claims:
 
 @dataclass(frozen=True)
 class Inputs:
-    """The files the checks read, as the rule named them (relative to its folder), per run in
-    config order; empty or None: not checked."""
+    """The files the checks read, as the rule named them (relative to its folder): `published`
+    per published run, the others per rerun, named `<experiment>/seed<N>` (:func:`experiment_of`)
+    in config order, `data` being the data summary of the source each rerun read; empty or
+    None: not checked."""
 
     published: Mapping[str, str] = field(default_factory=dict)
     summaries: Mapping[str, str] = field(default_factory=dict)
     predictions: Mapping[str, str] = field(default_factory=dict)
-    data: str | None = None
+    data: Mapping[str, str] = field(default_factory=dict)
     checksums: str | None = None
 
     def record(self) -> dict:
@@ -90,8 +92,18 @@ class Inputs:
 
     @classmethod
     def from_record(cls, record: Mapping) -> Inputs:
+        if isinstance(record.get("data"), str):  # one data summary for every run: before seeds
+            raise VerificationError(
+                "the verdict was written by an earlier version (one data summary for all runs); "
+                "run `snakemake verify` to write it again"
+            )
         names = [f.name for f in dataclasses.fields(cls)]
         return cls(**{name: record[name] for name in names if record.get(name)})
+
+
+def experiment_of(run: str) -> str:
+    """The experiment of a rerun's name, `<experiment>/seed<N>` (a bare name is its own)."""
+    return run.split("/", 1)[0]
 
 
 def named(names: Iterable[str], files: Sequence[str]) -> dict[str, str]:
@@ -115,7 +127,7 @@ def from_rule(params: Any, input: Any) -> tuple[Claims, Inputs]:
         published=named(params.runs, input.published),
         summaries=named(params.experiments, input.summaries),
         predictions=named(params.experiments, input.predictions),
-        data=input.data,
+        data=named(params.experiments, input.data),
         checksums=getattr(input, "checksums", None),
     )
     return claims, inputs
@@ -163,9 +175,12 @@ def check_published_run(spec: Mapping, frame: pd.DataFrame, rounding_pp: float) 
     }
 
 
-def paired_comparison(first: pd.DataFrame, second: pd.DataFrame) -> dict:
+def paired_comparison(first: pd.DataFrame, second: pd.DataFrame, by_id: bool = False) -> dict:
     """Image-by-image comparison of two prediction sets, paired only where the labels agree row by
-    row; the difference first - second (pp) with McNemar's p and Newcombe's paired interval."""
+    row; the difference first - second (pp) with McNemar's p and Newcombe's paired interval.
+    `by_id`: two reruns, whose rows are first matched on `image_id` (sources differ in order)."""
+    if by_id and set(first["image_id"]) == set(second["image_id"]):
+        second = second.set_index("image_id").loc[first["image_id"]].reset_index()
     if len(first) != len(second):
         return {"status": "not paired", "reason": f"{len(first)} vs {len(second)} rows"}
     labels_differ = int((first["label"].to_numpy() != second["label"].to_numpy()).sum())
@@ -304,10 +319,11 @@ def check_rerun(name: str, summary: Mapping, spec: Mapping | None, band: Mapping
     }
 
 
-def _rerun_source(data: str | None) -> str:
-    if data is None:
-        raise VerificationError("checking the reruns needs the data summary, and none was given")
-    summary = require(Path(data), made_by=DATA_MADE_BY)
+def _rerun_source(data: Mapping[str, str], name: str) -> str:
+    """The source rerun `name` read, from its data summary."""
+    if name not in data:
+        raise VerificationError(f"checking rerun {name} needs its data summary, and none was given")
+    summary = require(Path(data[name]), made_by=DATA_MADE_BY)
     return json.loads(summary.read_text(encoding="utf-8")).get("source", "")
 
 
@@ -315,34 +331,48 @@ def verify_rerun(claims: Claims, inputs: Inputs, published_result: Mapping) -> d
     """Check every rerun against its band and pair it with the published run where possible;
     the `difference` of the last minus the first is paired (both read the same store)."""
     names = list(inputs.summaries)
-    unknown = [name for name in claims.bands if name not in names]
+    experiments = list(dict.fromkeys(map(experiment_of, names)))
+    unknown = [name for name in claims.bands if name not in experiments]
     if unknown:
         raise ConfigError(
             f"verification.reruns.{unknown[0]} names no experiment "
-            f"(experiments: {', '.join(names)})"
+            f"(experiments: {', '.join(experiments)})"
         )
     if set(inputs.predictions) != set(names):
         raise VerificationError(
             f"reruns with a summary ({', '.join(names)}) and with predictions "
             f"({', '.join(inputs.predictions)}) differ"
         )
-    source = _rerun_source(inputs.data)
     runs, frames = {}, {}
     for name in names:
-        summary = read_summary(inputs.summaries[name])
+        source, experiment = _rerun_source(inputs.data, name), experiment_of(name)
         frame = read_predictions(inputs.predictions[name])
         frames[name] = frame.sort_values("index", kind="stable").reset_index(drop=True)
-        spec = claims.runs.get(name)
-        runs[name] = check_rerun(name, summary, spec, claims.bands.get(name))
-        pairing = _pair_with_published(name, spec, source, frames[name], published_result)
+        spec = claims.runs.get(experiment)
+        band = claims.bands.get(experiment)
+        runs[name] = check_rerun(experiment, read_summary(inputs.summaries[name]), spec, band)
+        pairing = _pair_with_published(experiment, spec, source, frames[name], published_result)
         runs[name] |= {"pairing": pairing, "source": source}
+    pair = _gain_pair(names)
     difference = None
-    if len(names) >= 2:
-        first, last = names[0], names[-1]
+    if pair is not None:
+        first, last = pair
         unpaired = list(stats.newcombe_difference(runs[last], runs[first]))
         difference = {"first": first, "last": last, "unpaired_ci95": unpaired}
-        difference |= paired_comparison(frames[last], frames[first])
-    return {"status": CHECKED, "source": source, "runs": runs, "difference": difference}
+        difference |= paired_comparison(frames[last], frames[first], by_id=True)
+    return {"status": CHECKED, "runs": runs, "difference": difference}
+
+
+def _gain_pair(names: Sequence[str]) -> tuple[str, str] | None:
+    """The reruns whose difference is the rerun's gain: the first, and the last of another
+    experiment with the same seed (else the last of another experiment); None with one."""
+    first = names[0] if names else None
+    others = [n for n in names if experiment_of(n) != experiment_of(first or "")]
+    if not others:
+        return None
+    seed = first.partition("/")[2]
+    same_seed = [n for n in others if n.partition("/")[2] == seed]
+    return first, (same_seed or others)[-1]
 
 
 def _pair_with_published(
@@ -453,12 +483,12 @@ def _comparison_row(claims: Claims, comparison: Mapping | None, reason: str) -> 
 
 
 def _rerun_row(claims: Claims, name: str, rerun: Mapping, found: Mapping | None) -> dict:
-    spec, interval = claims.runs.get(name), _interval_text(*rerun["wilson95"])
+    spec, interval = claims.runs.get(experiment_of(name)), _interval_text(*rerun["wilson95"])
     row = _ROW | {
         "Claim": f"{name}: the rerun lies in its band",
         "Published": NA if spec is None else pct(spec["claim"]),
         "Recomputed": NA if found is None else pct(found["recomputed"]),
-        "Affected by": caveats(claims.discrepancies, [name]),
+        "Affected by": caveats(claims.discrepancies, [experiment_of(name)]),
     }
     if rerun["verdict"] == NOT_CHECKED:
         return row | {"Rerun": f"{rerun['accuracy']:.2f}; {interval}", "Verdict": NOT_CHECKED}
@@ -497,7 +527,7 @@ def _difference_row(claims: Claims, difference: Mapping) -> dict:
     return _ROW | {
         "Claim": f"{last} - {first}: the rerun's gain (one seed each; not judged)",
         "Rerun": value,
-        "Affected by": caveats(claims.discrepancies, [first, last]),
+        "Affected by": caveats(claims.discrepancies, [experiment_of(first), experiment_of(last)]),
     }
 
 
@@ -525,8 +555,8 @@ def verification_rows(
     if len(claims.runs) >= 2:
         rows.append(_comparison_row(claims, published_result.get("comparison"), reason))
     for name, rerun in (rerun_result["runs"] if rerun_result else {}).items():
-        rows.append(_rerun_row(claims, name, rerun, found.get(name)))
-        if rerun["pairing"]["status"] in ("paired", "not paired") and name in found:
+        rows.append(_rerun_row(claims, name, rerun, found.get(experiment_of(name))))
+        if rerun["pairing"]["status"] in ("paired", "not paired") and experiment_of(name) in found:
             rows.append(_paired_row(name, rerun["pairing"]))
     if rerun_result and rerun_result.get("difference"):
         rows.append(_difference_row(claims, rerun_result["difference"]))
@@ -648,7 +678,7 @@ def check_record(record: Path, claims: Claims, *, out: Path | None = None) -> di
         raise VerificationError(f"{record} records no inputs; `snakemake verify` rewrites it")
     inputs = Inputs.from_record(recorded)
     paths = inputs.record()
-    read = [record, paths["data"], paths["checksums"]]
+    read = [record, *paths["data"].values(), paths["checksums"]]
     read += [p for kind in ("published", "summaries", "predictions") for p in paths[kind].values()]
     if paths["checksums"] and Path(paths["checksums"]).is_file():
         read += [name for _, name in read_checksums(Path(paths["checksums"]))]

@@ -1,0 +1,7 @@
+"""Rule write_difference_section: the paper's "What made the difference", generated."""
+
+from convnext_tinyimagenet.report.study import write_difference_section
+from convnext_tinyimagenet.workflow import rule_log
+
+with rule_log(snakemake):
+    write_difference_section(snakemake.input.study, snakemake.output.tex, snakemake.output.md)
