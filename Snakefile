@@ -23,7 +23,10 @@ configfile: "config/study.yaml"
 # As the CLI loads it: each variant (`from: <parent>` + what it changes) resolved to a full
 # section, then the CLI's validator (config/schema.yaml; an integer is an int, not 32.0), one
 # line per problem. Rules see only resolved sections.
-config.update(finish_config(config, " + ".join(map(str, workflow.configfiles))))
+# `--config set=key.path=value` changes one value (finish_config), and goes.
+finished = finish_config(config, " + ".join(map(str, workflow.configfiles)))
+config.clear()
+config.update(finished)
 
 
 # The software of every rule: the project's image (Dockerfile; it installs envs/requirements.txt,
@@ -44,6 +47,6 @@ include: "rules/verify.smk"
 
 
 rule all:
+    # every file the workflow makes: a deleted one is made again by the plain command
     input:
-        products(),
-        rules.verify.output,
+        everything(),

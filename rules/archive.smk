@@ -11,14 +11,17 @@ UNPACKED_MARK = f"{UNPACKED}/wnids.txt"
 
 
 rule fetch_tinyimagenet:
-    # a zip placed by hand is not fetched again; unpack_tinyimagenet checks its md5 where it is used
+    # The zip, downloaded here unless it is in place (placed by hand, say), is no rule's output:
+    # Snakemake deletes a job's outputs before it runs the job again, and a user's 248 MB
+    # download must never go. The output is a receipt: path, URL, md5 as pinned, sha256, size.
     output:
-        TINYIMAGENET["archive"],
+        f"{OUT}/data/tiny-imagenet-200.zip.json",
     log:
         f"{OUT}/logs/fetch_tinyimagenet.log",
     params:
         url=TINYIMAGENET["url"],
         md5=TINYIMAGENET["md5"],
+        archive=TINYIMAGENET["archive"],
     script:
         "scripts/fetch_tinyimagenet.py"
 
@@ -26,7 +29,7 @@ rule fetch_tinyimagenet:
 rule unpack_tinyimagenet:
     # the folder appears whole (built beside it, then renamed); wnids.txt stands for all of it
     input:
-        rules.fetch_tinyimagenet.output,
+        fetched=rules.fetch_tinyimagenet.output[0],
     output:
         UNPACKED_MARK,
     log:
@@ -34,6 +37,7 @@ rule unpack_tinyimagenet:
     params:
         # the folder wnids.txt lies in, read off the output so that the path is written once
         root=lambda wildcards, output: os.path.dirname(output[0]),
+        archive=TINYIMAGENET["archive"],
         md5=TINYIMAGENET["md5"],
     script:
         "scripts/unpack_tinyimagenet.py"

@@ -109,6 +109,14 @@ def reference_of(experiment):
     return {"name": name, "settings": config["experiments"][name]}
 
 
+def published_receipts():
+    """fetch_published's receipt of each published CSV, in published.runs order: what the
+    rules that read the CSVs (named in their params, PUBLISHED_FILES) take as input; for rules
+    after rules/published.smk."""
+    names = [os.path.basename(path) for path in PUBLISHED_FILES.values()]
+    return expand(rules.fetch_published.output[0], published_file=names)
+
+
 def if_published(files):
     """`files` when config reads the published CSVs (published.use_predictions), else none."""
     return list(files) if READS_PUBLISHED else []
@@ -138,6 +146,22 @@ def products():
         *rules.make_verification_table.output,
         *([rules.build_paper.output[0]] if config["paper_pdf"] else []),
     ]
+
+
+def everything():
+    """Every output the plain `snakemake` makes, in one list without repeats: what people read,
+    what the checksums cover, every file of every run (model.safetensors, the executed notebook,
+    provenance) and the verdicts. Naming them all makes a deleted one a missing target, which
+    Snakemake makes again; a file only some later rule reads would otherwise stay missing.
+    """
+    files = [
+        *products(),
+        *checksummed(),
+        *per_run(list(rules.run_experiment.output)),
+        *if_published(rules.verify_published.output),
+        *rules.verify.output,
+    ]
+    return list(dict.fromkeys(files))
 
 
 def checksummed():

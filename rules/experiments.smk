@@ -61,3 +61,4 @@ rule render_notebook:
     shell:
         "python -m nbconvert --to html --embed-images {input:q}"
         " --output-dir {params.folder:q} --output {params.name:q} > {log:q} 2>&1"
+        " || {{ tail -n 12 {log:q} >&2; exit 1; }}"

@@ -75,21 +75,25 @@ rule build_paper:
     log:
         f"{OUT}/logs/build_paper.log",
     params:
-        # the output folder, where paper.pdf goes: inputs.tex names the files relative to it
-        out=lambda wildcards, output: os.path.dirname(output[0]) or ".",
+        # latexmk's working folder, kept so that a rerun is incremental; latexmk runs in it
+        build=f"{OUT}/paper/build",
+        # ... and reads what inputs.tex names (relative to the output folder) from there
+        texinputs=lambda wildcards, input: os.path.relpath(OUT, f"{OUT}/paper/build"),
         # TeX code run before paper.tex: read inputs.tex (its path relative to the output folder)
         pretex=lambda wildcards, input: f"\\input{{{os.path.relpath(input.inputs, OUT)}}}",
-        build=f"{OUT}/paper/build",  # latexmk's working files, kept so a rerun is incremental
-    # TeX finds paper.tex's inputs through TEXINPUTS, the output folder first; -jobname keeps
-    # the PDF named after paper.tex (TeX would name it after the first file read, inputs.tex);
-    # on failure the console gets the first TeX error (else the log's end), not only the log's
-    # name
+    # latexmk puts paths it is given inside its own double-quoted shell commands, where `$(...)`
+    # or a quote in a user's output folder would run or break: it runs in its working folder on
+    # a copy of paper.tex, and every path it sees is relative and plain (TEXINPUTS=../../: the
+    # output folder). -jobname keeps the PDF named after paper.tex (TeX would name it after the
+    # first file read, inputs.tex); on failure the console gets the first TeX error (else the
+    # log's end), not only the log's name
     shell:
         "command -v latexmk >/dev/null || {{ echo 'error: latexmk is not installed: install the"
         " Debian packages latexmk texlive-latex-recommended texlive-latex-extra, or set"
         " paper_pdf: false' >&2; exit 1; }}; "
-        "TEXINPUTS={params.out:q}/: latexmk -pdf -interaction=nonstopmode -halt-on-error"
-        " -jobname=paper -usepretex={params.pretex:q} -outdir={params.build:q} {input.source:q}"
-        " > {log:q} 2>&1"
-        " && cp {params.build:q}/paper.pdf {output:q}"
-        " || {{ grep -m1 -A3 '^!' {log:q} >&2 || tail -n 5 {log:q} >&2; exit 1; }}"
+        "log=$(realpath -m {log:q}) && pdf=$(realpath -m {output:q}) && mkdir -p {params.build:q}"
+        " && cp {input.source:q} {params.build:q}/paper.tex && cd {params.build:q}"
+        " && TEXINPUTS={params.texinputs:q}/: latexmk -pdf -interaction=nonstopmode -halt-on-error"
+        ' -jobname=paper -usepretex={params.pretex:q} paper.tex > "$log" 2>&1'
+        ' && cp paper.pdf "$pdf"'
+        ' || {{ grep -m1 -A3 \'^!\' "$log" >&2 || tail -n 5 "$log" >&2; exit 1; }}'

@@ -24,7 +24,11 @@ rule write_difference_section:
         study=rules.summarize_study.output.json,
     output:
         tex=f"{OUT}/study/difference.tex",
-        md=f"{OUT}/study/difference.md",
+        md=report(
+            f"{OUT}/study/difference.md",
+            category="Study",
+            caption="report/difference.rst",
+        ),
     log:
         f"{OUT}/logs/write_difference_section.log",
     script:
@@ -38,7 +42,9 @@ rule make_compute_table:
         metrics=per_run(rules.run_experiment.output.metrics),
     output:
         json=f"{OUT}/study/compute.json",
-        md=f"{OUT}/tables/compute.md",
+        md=report(
+            f"{OUT}/tables/compute.md", category="Tables", caption="report/compute.rst"
+        ),
         tex=f"{OUT}/tables/compute.tex",
     log:
         f"{OUT}/logs/make_compute_table.log",
@@ -52,7 +58,11 @@ rule make_ablation_table:
     input:
         study=rules.summarize_study.output.json,
     output:
-        md=f"{OUT}/tables/ablation.md",
+        md=report(
+            f"{OUT}/tables/ablation.md",
+            category="Tables",
+            caption="report/ablation.rst",
+        ),
         tex=f"{OUT}/tables/ablation.tex",
     log:
         f"{OUT}/logs/make_ablation_table.log",
@@ -64,7 +74,11 @@ rule plot_ablation_effects:
     input:
         study=rules.summarize_study.output.json,
     output:
-        png=f"{OUT}/figures/ablation_effects.png",
+        png=report(
+            f"{OUT}/figures/ablation_effects.png",
+            category="Figures",
+            caption="report/ablation_effects.rst",
+        ),
         pdf=f"{OUT}/figures/ablation_effects.pdf",
     log:
         f"{OUT}/logs/plot_ablation_effects.log",

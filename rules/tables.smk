@@ -28,7 +28,11 @@ rule make_class_table:
     input:
         summary=first_run_of(rules.run_experiment.output.summary),
     output:
-        md=f"{OUT}/tables/classes_{{experiment}}.md",
+        md=report(
+            f"{OUT}/tables/classes_{{experiment}}.md",
+            category="Tables",
+            caption="report/classes.rst",
+        ),
         tex=f"{OUT}/tables/classes_{{experiment}}.tex",
     log:
         f"{OUT}/logs/make_class_table/{{experiment}}.log",
@@ -38,7 +42,9 @@ rule make_class_table:
 
 rule make_recipe_table:
     output:
-        md=f"{OUT}/tables/recipe.md",
+        md=report(
+            f"{OUT}/tables/recipe.md", category="Tables", caption="report/recipe.rst"
+        ),
         tex=f"{OUT}/tables/recipe.tex",
     log:
         f"{OUT}/logs/make_recipe_table.log",
@@ -61,7 +67,11 @@ rule make_recipe_table:
 
 rule make_discrepancies_table:
     output:
-        md=f"{OUT}/tables/discrepancies.md",
+        md=report(
+            f"{OUT}/tables/discrepancies.md",
+            category="Tables",
+            caption="report/discrepancies.rst",
+        ),
         tex=f"{OUT}/tables/discrepancies.tex",
     log:
         f"{OUT}/logs/make_discrepancies_table.log",
@@ -74,7 +84,11 @@ rule make_discrepancies_table:
 rule measure_input_fidelity:
     output:
         json=f"{OUT}/fidelity/input_pipeline.json",
-        md=f"{OUT}/tables/input_fidelity.md",
+        md=report(
+            f"{OUT}/tables/input_fidelity.md",
+            category="Tables",
+            caption="report/input_fidelity.rst",
+        ),
         tex=f"{OUT}/tables/input_fidelity.tex",
     log:
         f"{OUT}/logs/measure_input_fidelity.log",

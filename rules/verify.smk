@@ -18,7 +18,7 @@ CLAIMS = {
 rule verify_published:
     input:
         # in published.runs order, as CLAIMS
-        published=if_published(PUBLISHED_FILES.values()),
+        fetched=if_published(published_receipts()),
     output:
         f"{OUT}/published/verification.json",
     log:
@@ -27,6 +27,8 @@ rule verify_published:
         printed=f"{OUT}/logs/verify_published.log",
         verdict=f"{OUT}/logs/verify_published.json",
     params:
+        # the CSVs, in published.runs order as CLAIMS (their receipts are the inputs)
+        published=if_published(PUBLISHED_FILES.values()),
         runs=CLAIMS,
         rounding_pp=config["verification"]["claim_rounding_pp"],
         discrepancies=config["discrepancies"],
@@ -40,7 +42,7 @@ rule make_verification_table:
         data=[source_data(name) for name, _ in PUBLISHED_RUNS],
         summaries=per_run(rules.run_experiment.output.summary, PUBLISHED_PAIR),
         predictions=per_run(rules.run_experiment.output.predictions, PUBLISHED_PAIR),
-        published=if_published(PUBLISHED_FILES.values()),
+        fetched=if_published(published_receipts()),
     output:
         md=report(
             f"{OUT}/tables/verification.md",
@@ -52,6 +54,7 @@ rule make_verification_table:
         f"{OUT}/logs/make_verification_table.log",
     params:
         experiments=run_labels(PUBLISHED_PAIR),
+        published=if_published(PUBLISHED_FILES.values()),
         runs=CLAIMS,
         rounding_pp=config["verification"]["claim_rounding_pp"],
         bands=config["verification"]["reruns"],
@@ -77,7 +80,7 @@ rule verify:
         data=rules.make_verification_table.input.data,
         summaries=rules.make_verification_table.input.summaries,
         predictions=rules.make_verification_table.input.predictions,
-        published=if_published(PUBLISHED_FILES.values()),
+        fetched=if_published(published_receipts()),
     output:
         report(
             f"{OUT}/verification.json",
@@ -88,7 +91,10 @@ rule verify:
         printed=f"{OUT}/logs/verify.log",
         verdict=f"{OUT}/logs/verify.json",  # kept when the check fails (see verify_published)
     params:
+        # what SHA256SUMS must list, exactly: a deleted line is a failed check
+        checksummed=lambda wildcards: [str(path) for path in checksummed()],
         experiments=run_labels(PUBLISHED_PAIR),
+        published=if_published(PUBLISHED_FILES.values()),
         runs=CLAIMS,
         rounding_pp=config["verification"]["claim_rounding_pp"],
         bands=config["verification"]["reruns"],

@@ -28,6 +28,7 @@ from convnext_tinyimagenet.config import (
     experiment_config,
     experiment_source,
     experiments_to_run,
+    finish_config,
     load_config,
     resolve_variants,
     run_seed,
@@ -941,3 +942,42 @@ def test_dump_config_round_trips(tmp_path: Path, smoke: dict) -> None:
     assert list(_raw(path)) == list(smoke)  # in its key order
     assert config_digest(_raw(path)) == config_digest(smoke)
     assert [p.name for p in path.parent.iterdir()] == ["config.yaml"]
+
+
+def test_a_leading_tilde_is_the_users_home_in_every_path_key(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    cfg = load_config(
+        [SMOKE], ["output_dir=~/my results", "data.cache_dir=~/cache", "data.folder.root=~/t"]
+    )
+    assert cfg["output_dir"] == f"{tmp_path}/my results"
+    assert cfg["data"]["cache_dir"] == f"{tmp_path}/cache"
+    assert cfg["data"]["folder"]["root"] == f"{tmp_path}/t"
+    assert cfg["published"]["download_dir"] == "resources/published"  # relative stays relative
+
+
+def test_a_control_character_in_any_value_is_refused_in_one_line(tmp_path: Path) -> None:
+    user = tmp_path / "user.yaml"
+    user.write_text('output_dir: "results/a\\nb"\nexperiments: {baseline: {title: "x\\ty"}}\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config([user])
+    message = str(caught.value)
+    assert message.endswith(
+        "output_dir = 'results/a\\nb': holds a control character; allowed: printable text"
+    )
+    assert "\n" not in message
+
+
+def test_set_changes_one_value_from_the_workflows_command_line(paper: dict) -> None:
+    """`snakemake --config set=figures.dpi=99` (a `--config figures=...` would replace all of
+    `figures`); several are separated by `;`; `set` is gone from the finished config."""
+    merged = _raw(CONFIG)
+    update_config(merged, _raw(STUDY))  # the files as the Snakefile merges them
+    finished = finish_config(merged | {"set": "figures.dpi=99"})
+    assert finished["figures"] == paper["figures"] | {"dpi": 99} and "set" not in finished
+    finished = finish_config(
+        merged | {"set": "seeds=[0]; experiments.improved.train.label_smoothing=0.1"}
+    )
+    assert finished["seeds"] == [0]
+    assert finished["experiments"]["improved_noaug"]["train"]["label_smoothing"] == 0.1
+    with pytest.raises(ConfigError, match=r"figures.dpix = 99: not allowed here; allowed: dpi"):
+        finish_config(merged | {"set": "figures.dpix=99"})

@@ -19,6 +19,7 @@ from typing import Any
 
 import matplotlib
 import pytest
+import yaml
 
 from convnext_tinyimagenet.config import experiment_seeds, experiment_source, load_config
 from convnext_tinyimagenet.report import paper
@@ -606,28 +607,52 @@ OUT = "results/demo"  # config/smoke.yaml's output_dir, relative to the workflow
 WORKFLOW_FILES = ("Snakefile", "rules", "config", "paper")
 
 
-def paper_workflow(workdir: Path, *, use_predictions: bool = True) -> Path:
-    """A copy of the workflow whose output folder holds stand-ins for everything the paper's
-    rules read; config/test.yaml sets published.use_predictions."""
+def paper_workflow(
+    workdir: Path, *, use_predictions: bool = True, out: str = OUT, home: Path | None = None
+) -> Path:
+    """A copy of the workflow whose output folder `out` (with `~`: under `home`) holds
+    stand-ins for everything the paper's rules read; config/test.yaml sets
+    published.use_predictions and the output folder."""
     for name in WORKFLOW_FILES:
         copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy2
         copy(ROOT / name, workdir / name)
     flag = "true" if use_predictions else "false"
-    (workdir / "config" / "test.yaml").write_text(f"published:\n  use_predictions: {flag}\n")
-    write_results(workdir / OUT, config())
+    test = {"published": {"use_predictions": use_predictions}, "output_dir": out}
+    (workdir / "config" / "test.yaml").write_text(yaml.safe_dump(test))
+    assert f"use_predictions: {flag}" in (workdir / "config" / "test.yaml").read_text()
+    folder = home / out.removeprefix("~/") if out.startswith("~/") else workdir / out
+    write_results(folder, config())
     return workdir
 
 
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path, *args: str, out: str = OUT, home: Path | None = None
+) -> subprocess.CompletedProcess:
     """Make the PDF with only the paper's two rules: every other rule's output is a stand-in."""
+    target = str(home / out.removeprefix("~/")) if out.startswith("~/") else out
     command = [
-        *(sys.executable, "-m", "snakemake", f"{OUT}/paper.pdf", "--cores", "1"),
+        *(sys.executable, "-m", "snakemake", f"{target}/paper.pdf", "--cores", "1"),
         *("--configfile", "config/smoke.yaml", "config/test.yaml"),
         *("--allowed-rules", "make_paper_inputs", "build_paper", *args),
     ]
     path = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
     env = {**os.environ, "PATH": path}  # the rules' scripts run the project's python
+    env |= {"HOME": str(home)} if home else {}
     return subprocess.run(command, cwd=workdir, capture_output=True, text=True, env=env)
+
+
+@needs_latexmk
+def test_any_output_folder_a_user_may_type_builds_the_paper(tmp_path):
+    """Spaces, quotes, `$(...)` and a leading `~`: every value reaches the shell quoted, and
+    latexmk, which quotes paths its own way, sees only plain relative ones."""
+    home, out = tmp_path / "home", "~/my paper $(touch PWNED) 'x' ;y"
+    (tmp_path / "workflow").mkdir()
+    workdir = paper_workflow(tmp_path / "workflow", out=out, home=home)
+    built(snakemake(workdir, out=out, home=home))
+    folder = home / out.removeprefix("~/")
+    assert (folder / "paper.pdf").read_bytes().startswith(b"%PDF")
+    assert not list(tmp_path.rglob("PWNED")) and not (workdir / "~").exists()
+    assert "$(touch PWNED)" in str(folder)  # the folder is named as typed
 
 
 def built(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
@@ -682,10 +707,12 @@ def test_build_paper_declares_every_file_tex_reads(paper_build):
     row = next(row for row in rows if row[0] == f"{OUT}/paper.pdf")
     declared = set(row[header.index("input-file(s)")].split(","))
     fls = (workdir / OUT / "paper" / "build" / "paper.fls").read_text().splitlines()
+    working = f"{OUT}/paper/build/"  # where latexmk runs: its .aux, .out and paper.tex's copy
     read = {
-        os.path.normpath(line.removeprefix("INPUT ")) for line in fls if line.startswith("INPUT")
+        os.path.normpath(Path(working) / line.removeprefix("INPUT "))
+        for line in fls
+        if line.startswith("INPUT")
     }
-    working = f"{OUT}/paper/build/"  # latexmk's own .aux and .out
     results = {path for path in read if path.startswith(f"{OUT}/") and not path.startswith(working)}
     # inputs.tex, numbers.tex, 9 tables, the difference section, 5 figures
     assert len(results) == 17

@@ -37,13 +37,37 @@ def test_a_user_error_is_one_console_line_and_kept_in_the_log(tmp_path, capsys):
     assert log.read_text().strip() == line
 
 
-def test_a_bug_leaves_its_traceback_in_the_log(tmp_path, capsys):
+def test_a_bug_leaves_its_traceback_in_the_log_and_its_end_on_the_console(tmp_path, capsys):
     log = tmp_path / "rule.log"
     with pytest.raises(SystemExit), rule_log(fake_snakemake(log)):
+        print("what the job printed before")
         raise KeyError("oops")
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error in rule make_something: KeyError") and str(log) in err
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0] == f"last lines of {log}:"
+    assert "  KeyError: 'oops'" in err  # the traceback's end, from the log
+    assert err[-1] == "error in rule make_something: KeyError: 'oops'"
     assert "Traceback (most recent call last)" in log.read_text()
+
+
+class CellError(Exception):
+    """What papermill raises when a notebook cell fails (PapermillExecutionError's fields)."""
+
+    def __init__(self, exec_count, ename, evalue):
+        super().__init__(f"long text\nwith the cell's traceback\n{ename}: {evalue}")
+        self.exec_count, self.ename, self.evalue = exec_count, ename, evalue
+
+
+def test_a_failed_notebook_cell_is_one_line_naming_the_job_and_the_cell(tmp_path, capsys):
+    log = tmp_path / "rule.log"
+    snakemake = fake_snakemake(log)
+    snakemake.wildcards = {"experiment": "improved", "seed": "1"}
+    with pytest.raises(SystemExit), rule_log(snakemake):
+        raise CellError(7, "DataError", "data.folder.root /x is missing")
+    assert capsys.readouterr().err == (
+        "error in rule make_something (experiment=improved, seed=1): notebook cell [7]: "
+        "DataError: data.folder.root /x is missing\n"
+    )
+    assert "with the cell's traceback" in log.read_text()
 
 
 def rule_scripts() -> dict[str, str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import http.client
 import io
 import json
 import math
@@ -762,6 +763,25 @@ def test_checksums_are_in_the_sha256sum_format(tmp_path, monkeypatch):
     assert report["problems"][0].startswith("two.csv: changed")
 
 
+def test_a_line_deleted_from_the_checksums_or_added_fails_the_check(tmp_path, monkeypatch):
+    """The check knows the files SHA256SUMS must list: deleting a changed file's line does not
+    hide the change."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("one.txt", "two.txt", "three.txt"):
+        Path(name).write_text(name)
+    expected = ["one.txt", "two.txt"]
+    sums = verification.write_checksums(expected, "SHA256SUMS")
+    assert verification.check_checksums(sums, expected)["verdict"] == "pass"
+    Path("two.txt").write_text("changed")
+    sums.write_text(sums.read_text().splitlines()[0] + "\n")  # two.txt's line gone
+    assert verification.check_checksums(sums)["verdict"] == "pass"  # the list alone can't tell
+    report = verification.check_checksums(sums, expected)
+    assert (report["verdict"], report["problems"]) == ("FAIL", ["two.txt: not in SHA256SUMS"])
+    verification.write_checksums(["one.txt", "two.txt", "three.txt"], "SHA256SUMS")
+    report = verification.check_checksums(sums, expected)
+    assert report["problems"] == ["three.txt: listed, not expected"]
+
+
 def test_write_checksums_refuses_missing_files(tmp_path):
     out = tmp_path / "SHA256SUMS"
     with pytest.raises(verification.VerificationError, match="missing"):
@@ -848,6 +868,29 @@ def test_a_download_with_another_hash_is_refused_naming_url_and_destination(tmp_
     assert spec["url"] in message and spec["sha256"] in message and str(destination) in message
     assert ".tmp" not in message and "refused" in message
     assert not any(destination.parent.glob("*"))  # neither the file nor a temporary one
+
+
+def test_a_download_cut_short_is_one_line_and_writes_nothing(tmp_path, monkeypatch):
+    """A body shorter than its Content-Length: http.client raises IncompleteRead on read()."""
+
+    class Short:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def read(self):
+            raise http.client.IncompleteRead(b"Ground_Truth,", 1000)
+
+    monkeypatch.setattr(published.urllib.request, "urlopen", lambda url, timeout: Short())
+    spec = claims().runs["baseline"]["predictions"]
+    destination = downloads(tmp_path)["baseline"]
+    with pytest.raises(published.PublishedError) as error:
+        published.fetch(spec["url"], spec["sha256"], destination)
+    message = str(error.value)
+    assert "\n" not in message and "IncompleteRead" in message and "by hand" in message
+    assert not destination.parent.exists() or not any(destination.parent.iterdir())
 
 
 def test_from_rule_names_each_rule_file_by_its_run():

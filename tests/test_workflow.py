@@ -6,9 +6,11 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from .conftest import ROOT, SHARED_PUBLISHED
 
@@ -46,17 +48,54 @@ def snakemake(
     return result
 
 
+def run_with_a_dry_run_inside(workdir: Path) -> tuple[subprocess.CompletedProcess, dict]:
+    """Run the workflow; while a training job runs, a second `snakemake --dry-run` with other
+    settings (seeds, a figure option) plans beside it. Returns the run and what the dry run
+    printed and found (whether the training job was still running)."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    command = [*SNAKEMAKE, "--cores", "2", "--configfile", "config/smoke.yaml", "config/test.yaml"]
+    with subprocess.Popen(
+        command, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as running:
+        logs = workdir / "results/demo/logs/run_experiment"
+        while running.poll() is None and not list(logs.glob("*/seed*.log")):
+            time.sleep(0.2)
+        (workdir / "config" / "other.yaml").write_text("seeds: [7]\nfigures: {dpi: 99}\n")
+        other = ("config/test.yaml", "config/other.yaml")
+        during = snakemake(workdir, "--dry-run", configs=other, check=False)
+        seen = {"still running": running.poll() is None, "printed": during.stdout + during.stderr}
+        stdout, stderr = running.communicate()
+    result = subprocess.CompletedProcess(command, running.returncode, stdout, stderr)
+    if result.returncode != 0:
+        raise AssertionError(f"snakemake failed:\n{stderr[-6000:]}")
+    return result, seen
+
+
 @pytest.fixture(scope="module")
 def workflow(tmp_path_factory):
-    """The smoke workflow run once to completion."""
+    """The smoke workflow run once to completion (with a dry run of other settings beside it)."""
     cache = tmp_path_factory.mktemp("cache")
     workdir = copy_workflow(tmp_path_factory.mktemp("workflow"), cache)
-    result = snakemake(workdir)
-    return workdir, result, cache
+    result, seen = run_with_a_dry_run_inside(workdir)
+    return workdir, result, cache, seen
+
+
+def test_a_dry_run_during_a_run_changes_nothing_of_it(workflow):
+    """Loading the workflow writes nothing: the run's config, paper and runs keep its seeds."""
+    workdir, _, _, seen = workflow
+    assert seen["still running"], "the dry run came after the run: nothing was tested"
+    # it loaded its own settings: it planned with them, or (Snakemake marks the running jobs'
+    # outputs incomplete) stopped at those, as a dry run beside a run does
+    assert "seed=7" in seen["printed"] or "incomplete" in seen["printed"], seen["printed"][-3000:]
+    out = workdir / "results/demo"
+    assert yaml.safe_load((out / "config.yaml").read_text())["seeds"] == [0, 1]
+    assert yaml.safe_load((out / "config.yaml").read_text())["figures"]["dpi"] == 150
+    assert r"\newcommand{\Seeds}{0, 1}" in (out / "paper/numbers.tex").read_text()
+    assert not list(out.glob("*/seed7"))
 
 
 def test_all_outputs_exist(workflow):
-    workdir, _, _ = workflow
+    workdir, _, _, _ = workflow
     out = workdir / "results" / "demo"
     # every run: the published recipes with both seeds, the two ablations with seed 0
     runs = sorted(p.parent.relative_to(out) for p in out.glob("*/seed*/summary.json"))
@@ -78,7 +117,7 @@ def test_all_outputs_exist(workflow):
 
 
 def test_html_notebooks_embed_their_figures(workflow):
-    workdir, _, _ = workflow
+    workdir, _, _, _ = workflow
     for experiment in ("baseline", "improved"):
         html = (workdir / "results/demo" / experiment / "seed0/experiment.html").read_text()
         assert len(re.findall(r"data:image/png;base64,", html)) >= 3  # curves and two grids
@@ -88,7 +127,7 @@ def test_html_notebooks_embed_their_figures(workflow):
 def test_paper_pdf_holds_the_run_accuracies(workflow):
     if shutil.which("latexmk") is None or shutil.which("pdftotext") is None:
         pytest.skip("latexmk/pdftotext missing: .ci/run installs them (Debian texlive, poppler)")
-    workdir, _, _ = workflow
+    workdir, _, _, _ = workflow
     pdf = workdir / "results/demo/paper.pdf"  # under the demo's output_dir, not in paper/
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout
     for experiment in ("baseline", "improved"):
@@ -103,13 +142,13 @@ def test_paper_pdf_holds_the_run_accuracies(workflow):
 
 
 def test_noop_rerun_does_nothing(workflow):
-    workdir, _, _ = workflow
+    workdir, _, _, _ = workflow
     result = snakemake(workdir, "--dry-run")
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
 def test_forcerun_of_a_figure_does_not_retrain(workflow):
-    workdir, _, _ = workflow
+    workdir, _, _, _ = workflow
     result = snakemake(workdir, "--dry-run", "--forcerun", "plot_learning_curves")
     planned = result.stdout + result.stderr
     assert "plot_learning_curves" in planned
@@ -117,7 +156,7 @@ def test_forcerun_of_a_figure_does_not_retrain(workflow):
 
 
 def test_changing_a_plot_option_reruns_only_figures(workflow):
-    workdir, _, _ = workflow
+    workdir, _, _, _ = workflow
     (workdir / "config" / "dpi.yaml").write_text("figures:\n  dpi: 99\n")
     result = snakemake(workdir, "--dry-run", configs=("config/test.yaml", "config/dpi.yaml"))
     planned = result.stdout + result.stderr
@@ -141,7 +180,7 @@ def test_changing_a_plot_option_reruns_only_figures(workflow):
     ],
 )
 def test_which_settings_rerun_the_experiment_job(workflow, setting, reruns):
-    workdir, _, _ = workflow
+    workdir, _, _, _ = workflow
     (workdir / "config" / "speed.yaml").write_text(setting)
     result = snakemake(workdir, "--dry-run", configs=("config/test.yaml", "config/speed.yaml"))
     assert ("run_experiment" in result.stdout + result.stderr) is reruns
@@ -156,7 +195,7 @@ def test_which_settings_rerun_the_experiment_job(workflow, setting, reruns):
     ],
 )
 def test_a_changed_value_reruns_the_rules_that_read_it(workflow, setting, rule):
-    workdir, _, _ = workflow
+    workdir, _, _, _ = workflow
     (workdir / "config" / "value.yaml").write_text(setting)
     result = snakemake(workdir, "--dry-run", configs=("config/test.yaml", "config/value.yaml"))
     planned = result.stdout + result.stderr
@@ -174,7 +213,7 @@ def snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
 
 
 def test_loading_or_dry_running_the_workflow_writes_nothing(workflow, tmp_path):
-    workdir, _, _ = workflow
+    workdir, _, _, _ = workflow
     (workdir / "config" / "seed.yaml").write_text("seeds: [7]\n")
     before = snapshot(workdir)
     # other settings while the run's results exist: a dry run plans, and changes nothing
@@ -188,7 +227,7 @@ def test_loading_or_dry_running_the_workflow_writes_nothing(workflow, tmp_path):
 
 
 def test_the_pdf_is_a_config_value(workflow):
-    workdir, _, _ = workflow
+    workdir, _, _, _ = workflow
     (workdir / "config" / "nopdf.yaml").write_text("paper_pdf: false\n")
     without = snakemake(
         workdir, "--dry-run", "--forceall", configs=("config/test.yaml", "config/nopdf.yaml")
@@ -199,7 +238,7 @@ def test_the_pdf_is_a_config_value(workflow):
 
 
 def test_training_jobs_leave_a_benchmark_file(workflow):
-    workdir, _, _ = workflow
+    workdir, _, _, _ = workflow
     for run in ("baseline/seed0", "baseline/seed1", "improved/seed0", "improved_noaug/seed0"):
         tsv = workdir / "results/demo/benchmarks/run_experiment" / f"{run}.tsv"
         header, values = tsv.read_text().splitlines()[:2]
@@ -207,7 +246,7 @@ def test_training_jobs_leave_a_benchmark_file(workflow):
 
 
 def test_the_rendered_notebook_is_a_document(workflow):
-    workdir, _, _ = workflow
+    workdir, _, _, _ = workflow
     for experiment, other in (("baseline", "improved"), ("improved", "baseline")):
         path = workdir / "results/demo" / experiment / "seed1/experiment.ipynb"
         nb = json.loads(path.read_text())
@@ -219,7 +258,7 @@ def test_the_rendered_notebook_is_a_document(workflow):
 
 
 def test_a_failing_notebook_cell_fails_the_rule_and_names_the_cell(workflow, tmp_path):
-    _, _, cache = workflow
+    _, _, cache, _ = workflow
     broken = copy_workflow(tmp_path / "broken", cache)
     notebook = broken / "notebooks" / "experiment.ipynb"
     nb = json.loads(notebook.read_text())
@@ -237,7 +276,7 @@ def test_a_failing_notebook_cell_fails_the_rule_and_names_the_cell(workflow, tmp
 
 
 def test_verify_passes_and_a_tampered_result_fails_the_check(workflow):
-    workdir, _, _ = workflow
+    workdir, _, _, _ = workflow
     out = workdir / "results" / "demo"
     result = json.loads((out / "verification.json").read_text())
     assert result["verdict"] == "pass"
@@ -250,6 +289,23 @@ def test_verify_passes_and_a_tampered_result_fails_the_check(workflow):
     sums = (out / "SHA256SUMS").read_text()
     for covered in ("baseline/seed1/predictions.csv", "tables/verification.tex", "experiment.html"):
         assert covered in sums
+    record, config = "results/demo/verification.json", "results/demo/config.yaml"
+    command = [sys.executable, "-m", "convnext_tinyimagenet", "verify", "--check", record]
+    assert len(result["inputs"]["checksummed"]) == len(sums.splitlines())
+    # a line deleted from SHA256SUMS: the check knows the list
+    changed_line = next(line for line in sums.splitlines() if "tables/recipe.md" in line)
+    sums_stat = (out / "SHA256SUMS").stat()
+    (out / "SHA256SUMS").write_text(sums.replace(changed_line + "\n", ""))
+    try:
+        check = subprocess.run(
+            [*command, "--config", config], cwd=workdir, capture_output=True, text=True
+        )
+    finally:
+        (out / "SHA256SUMS").write_text(sums)
+        os.utime(out / "SHA256SUMS", ns=(sums_stat.st_atime_ns, sums_stat.st_mtime_ns))
+    assert (
+        check.returncode == 1 and "results/demo/tables/recipe.md: not in SHA256SUMS" in check.stdout
+    )
     rerun = snakemake(workdir, "--forcerun=verify", "verify")  # the check alone, nothing else
     assert "verification passed" in rerun.stdout + rerun.stderr
     assert "run_experiment" not in rerun.stdout + rerun.stderr
@@ -257,8 +313,6 @@ def test_verify_passes_and_a_tampered_result_fails_the_check(workflow):
     tampered = out / "tables" / "results.md"
     original, stat = tampered.read_bytes(), tampered.stat()
     tampered.write_bytes(original + b"\n")
-    record, config = "results/demo/verification.json", "results/demo/config.yaml"
-    command = [sys.executable, "-m", "convnext_tinyimagenet", "verify", "--check", record]
     try:
         check = subprocess.run(
             [*command, "--config", config],
@@ -280,10 +334,11 @@ PUBLISHED_FILES = ("baseline_validation_predictions.csv", "improvement_validatio
     not all((SHARED_PUBLISHED / name).is_file() for name in PUBLISHED_FILES),
     reason=f"the published prediction CSVs are not in {SHARED_PUBLISHED}",
 )
-def test_a_published_file_changed_after_its_check_is_refused_by_the_next_run(workflow, tmp_path):
-    """The CSVs are the fetch rule's outputs and the checks' inputs: a file edited after a
-    passing check makes the check run again, and the sha256 refuses it."""
-    _, _, cache = workflow
+def test_a_published_file_changed_after_its_check_is_refused_by_the_next_check(workflow, tmp_path):
+    """A CSV edited after a passing check: every rule that reads it checks its sha256 again
+    (Snakemake does not watch it: it is no rule's output, see rules/published.smk), so the
+    next check refuses it, and so does `verify --check`."""
+    _, _, cache, _ = workflow
     workdir = copy_workflow(tmp_path / "published", cache)
     downloads = workdir / "resources" / "published"
     downloads.mkdir(parents=True)
@@ -306,14 +361,16 @@ def test_a_published_file_changed_after_its_check_is_refused_by_the_next_run(wor
     assert lines[1] == "0,0,0,True\n"
     lines[1] = "0,0,1,False\n"  # one prediction changed, still self-consistent
     path.write_text("".join(lines))
-    refused = snakemake(workdir, *target, configs=configs, check=False)
+    forced = ("--forcerun=verify_published", *target)
+    refused = snakemake(workdir, *forced, configs=configs, check=False)
     output = refused.stdout + refused.stderr
     assert refused.returncode != 0 and "refused" in output and PUBLISHED_FILES[1] in output
+    assert path.read_text() == "".join(lines)  # refused, and kept as it is
 
 
 def test_a_failed_verification_exits_non_zero_and_keeps_its_verdict(workflow, tmp_path):
     """Snakemake deletes a failed job's outputs: the verdict JSON survives under logs/."""
-    workdir, _, _ = workflow
+    workdir, _, _, _ = workflow
     copy = tmp_path / "failing"
     shutil.copytree(workdir, copy, symlinks=True)
     (copy / "config" / "fail.yaml").write_text(
@@ -329,11 +386,16 @@ def test_a_failed_verification_exits_non_zero_and_keeps_its_verdict(workflow, tm
 
 
 def test_the_report_gathers_figures_tables_notebooks_and_the_paper(workflow):
-    workdir, _, _ = workflow
+    workdir, _, _, _ = workflow
     report = workdir / "results" / "demo" / "report.html"
     snakemake(workdir, "--report", str(report))
     html = report.read_text(errors="replace")
     for expected in ("learning_curves.png", "verification.md", "experiment.html", "summary.json"):
+        assert expected in html, expected
+    # every table (README.md: "every figure, table and notebook"), the study's section too
+    tables = sorted(path.name for path in (workdir / "results/demo/tables").glob("*.md"))
+    assert len(tables) == 11  # 7 tables and one class table per experiment (4)
+    for expected in (*tables, "difference.md", "ablation_effects.png"):
         assert expected in html, expected
     if shutil.which("latexmk"):
         assert "paper.pdf" in html
@@ -341,7 +403,7 @@ def test_the_report_gathers_figures_tables_notebooks_and_the_paper(workflow):
 
 def test_one_run_is_a_target(workflow):
     """results/README.md: `snakemake results/<experiment>/seed<N>/summary.json` makes one run."""
-    workdir, _, _ = workflow
+    workdir, _, _, _ = workflow
     target = "results/demo/improved/seed1/summary.json"
     result = snakemake(workdir, "--dry-run", "--forcerun=run_experiment", target)
     planned = re.findall(r"experiment=(\w+), seed=(\d+)", result.stdout)
@@ -370,3 +432,76 @@ def test_the_improved_run_reads_the_zip_unless_the_folder_is_in_place(tmp_path):
     assert "fetch_tinyimagenet" not in jobs and "unpack_tinyimagenet" not in jobs
     assert jobs["prepare_data"] == 2
     assert wnids.read_text() == "n01443537\n"
+
+
+# one file of each kind the workflow writes (results/README.md: a deleted one is remade)
+REMADE = (
+    "config.yaml", "data/synthetic/data.json", "baseline/seed0/experiment.ipynb",
+    "baseline/seed0/experiment.html", "baseline/seed0/model.safetensors",
+    "baseline/seed0/provenance.json", "improved/seed1/metrics.jsonl", "figures/learning_curves.pdf",
+    "figures/improved/class_grid.png", "tables/classes_baseline.tex", "tables/input_fidelity.md",
+    "fidelity/input_pipeline.json", "study/study.json", "study/difference.md", "study/compute.json",
+    "paper/numbers.tex", "paper/inputs.tex", "SHA256SUMS", "verification.json",
+)  # fmt: skip
+
+
+def test_every_deleted_result_file_is_remade_by_the_plain_command(workflow, tmp_path):
+    workdir, _, _, _ = workflow
+    out = workdir / "results" / "demo"
+    kept = tmp_path / "kept"
+    for name in REMADE:
+        (kept / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(out / name, kept / name)  # with its modification time
+        (out / name).unlink()
+    try:
+        planned = snakemake(workdir, "--dry-run").stdout
+    finally:
+        for name in REMADE:
+            shutil.copy2(kept / name, out / name)
+    outputs = set(re.findall(r"^    output: (.*)$", planned, re.MULTILINE))
+    made = {path.strip() for line in outputs for path in line.split(", ")}
+    assert not [name for name in REMADE if f"results/demo/{name}" not in made]
+    assert "Nothing to be done" in snakemake(workdir, "--dry-run").stdout  # all back in place
+
+
+def test_set_changes_one_value_from_the_command_line(workflow):
+    workdir, _, _, _ = workflow
+    planned = snakemake(workdir, "--dry-run", "--config", "set=figures.dpi=99").stdout
+    assert "plot_learning_curves" in planned and "run_experiment" not in planned
+    wrong = snakemake(workdir, "--dry-run", "--config", "set=figures.dpix=99", check=False)
+    assert wrong.returncode != 0
+    assert "figures.dpix = 99: not allowed here; allowed: dpi" in wrong.stdout + wrong.stderr
+
+
+@pytest.mark.skipif(
+    not all((SHARED_PUBLISHED / name).is_file() for name in PUBLISHED_FILES),
+    reason=f"the published prediction CSVs are not in {SHARED_PUBLISHED}",
+)
+def test_files_placed_by_hand_survive_every_rerun_of_their_fetch(tmp_path):
+    """The published CSVs and the zip placed by hand are no rule's output (their fetch rules
+    make receipts): another output folder, another seed or a changed fetch script reruns the
+    fetch, which checks them and deletes nothing; a wrong zip is refused and stays."""
+    workdir = copy_workflow(tmp_path / "placed", tmp_path / "cache")
+    downloads = workdir / "resources" / "published"
+    downloads.mkdir(parents=True)
+    for name in PUBLISHED_FILES:
+        shutil.copy(SHARED_PUBLISHED / name, downloads / name)
+    zip_path = workdir / "resources" / "tiny-imagenet-200.zip"
+    zip_path.write_bytes(b"placed by hand")
+    (workdir / "config" / "published.yaml").write_text("published:\n  use_predictions: true\n")
+    (workdir / "config" / "other.yaml").write_text("output_dir: results/other\nseeds: [3]\n")
+    configs = ("config/test.yaml", "config/published.yaml")
+    target = ("--cores", "1", "verify_published")  # an option ends --configfile's file list
+    assert "verification passed" in snakemake(workdir, *target, configs=configs).stdout
+    for script in ("fetch_published.py", "fetch_tinyimagenet.py"):
+        with (workdir / "rules" / "scripts" / script).open("a") as handle:
+            handle.write("# changed\n")
+    for extra in ((), ("config/other.yaml",)):
+        rerun = snakemake(workdir, *target, configs=(*configs, *extra))
+        assert "fetch_published" in rerun.stdout + rerun.stderr  # the receipts, again
+        assert "verification passed" in rerun.stdout
+    fetch = snakemake(workdir, "--cores", "1", "fetch_tinyimagenet", configs=(), check=False)
+    assert fetch.returncode != 0 and "refused" in fetch.stdout + fetch.stderr
+    assert zip_path.read_bytes() == b"placed by hand"
+    for name in PUBLISHED_FILES:
+        assert (downloads / name).read_bytes() == (SHARED_PUBLISHED / name).read_bytes()

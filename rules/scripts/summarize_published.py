@@ -6,7 +6,7 @@ from convnext_tinyimagenet.workflow import rule_log
 
 with rule_log(snakemake):
     summarize_published(
-        named(snakemake.params.claims, snakemake.input.predictions),
+        named(snakemake.params.claims, snakemake.params.predictions),
         claims=snakemake.params.claims,
         pins=snakemake.params.pins,
         out=snakemake.output[0],

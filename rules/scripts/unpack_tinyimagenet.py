@@ -4,4 +4,4 @@ from convnext_tinyimagenet.data.archive import unpack
 from convnext_tinyimagenet.workflow import rule_log
 
 with rule_log(snakemake):
-    unpack(snakemake.input[0], snakemake.params.root, md5=snakemake.params.md5)
+    unpack(snakemake.params.archive, snakemake.params.root, md5=snakemake.params.md5)

@@ -12,7 +12,7 @@ with rule_log(snakemake):
             snakemake.params.rounding_pp,
             discrepancies=snakemake.params.discrepancies,
         ),
-        Inputs(published=named(snakemake.params.runs, snakemake.input.published)),
+        Inputs(published=named(snakemake.params.runs, snakemake.params.published)),
         verdict=snakemake.log.verdict,
         out=snakemake.output[0],
         console=sys.__stdout__,  # the report on the console too; prints go to the log

@@ -75,13 +75,47 @@ def load_config(paths: Sequence[str | Path] = (), overrides: Sequence[str] = ())
 
 
 def finish_config(cfg: Mapping, source: str = "config") -> dict:
-    """The merged files `cfg` with their variants resolved (:func:`resolve_variants`), then
-    validated: what the CLI and the workflow (the Snakefile calls this) run on."""
+    """The merged files `cfg` with its `set` overrides applied, its variants resolved
+    (:func:`resolve_variants`), then validated: what the CLI and the workflow (the Snakefile
+    calls this) run on.
+
+    `set` is how the workflow's command line changes one value, as the CLI's `--set` does:
+    `snakemake --config set=figures.dpi=99` (a `--config figures=...` would replace all of
+    `figures`), or several, separated by `;`: `--config 'set=seeds=[0];figures.dpi=99'`.
+    """
     finished = dict(cfg)
-    if "experiments" in cfg:  # else validation names it as missing
-        finished["experiments"] = resolve_variants(cfg["experiments"], source)
+    overrides = finished.pop("set", None)
+    if overrides is not None:
+        items = overrides.split(";") if isinstance(overrides, str) else overrides
+        for item in items:
+            finished = apply_override(finished, str(item).strip())
+    if "experiments" in finished:  # else validation names it as missing
+        finished["experiments"] = resolve_variants(finished["experiments"], source)
     validate_config(finished, source)
-    return finished
+    return _home_expanded(finished)
+
+
+# The path keys a user may start with `~` (their home): expanded once, here, so that every
+# rule, the shell and the package see the same absolute path.
+PATH_KEYS = (
+    ("output_dir",),
+    ("data", "cache_dir"),
+    ("data", "folder", "root"),
+    ("data", "folder", "archive"),
+    ("published", "download_dir"),
+)
+
+
+def _home_expanded(cfg: dict) -> dict:
+    """`cfg` with a leading `~` of each of :data:`PATH_KEYS` expanded (a copy where one is)."""
+    for keys in PATH_KEYS:
+        node = cfg
+        for key in keys[:-1]:
+            node = node.get(key) if isinstance(node, Mapping) else None
+        value = node.get(keys[-1]) if isinstance(node, Mapping) else None
+        if isinstance(value, str) and value.startswith("~"):
+            cfg = _replaced(cfg, list(keys), str(Path(value).expanduser()))
+    return cfg
 
 
 def resolve_variants(experiments: Any, source: str = "config") -> Any:
@@ -264,9 +298,23 @@ def _describe(error: ValidationError) -> str:
     return f"{'.'.join(map(str, path))} = {shown[:80]}: {wrong}; allowed: {allowed}"
 
 
+def _control_characters(node: Any, where: str = "") -> Iterator[str]:
+    """Each string value (at any depth) holding a control character: a path or title with a
+    newline or an escape sequence reaches the shell, TeX and the console as something else."""
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            yield from _control_characters(value, f"{where}.{key}" if where else str(key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _control_characters(value, f"{where}.{index}")
+    elif isinstance(node, str) and any(ord(c) < 32 or ord(c) == 127 for c in node):
+        yield f"{where} = {node!r}: holds a control character; allowed: printable text"
+
+
 def _semantic_problems(cfg: dict) -> Iterator[str]:
-    """What the schema cannot express: unique trainable groups, a folder to read, epochs and
-    experiments named."""
+    """What the schema cannot express: no control characters, unique trainable groups, a folder
+    to read, epochs and experiments named."""
+    yield from _control_characters(cfg)
     for name, experiment in cfg["experiments"].items():
         source = experiment.get("data", {}).get("source")
         if source == "folder" and not cfg["data"]["folder"]["root"]:

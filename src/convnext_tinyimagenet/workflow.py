@@ -26,8 +26,9 @@ def rule_log(snakemake: Any) -> Iterator[None]:
     """Send the block's logging, prints and progress to the rule's log file.
 
     A user error (:class:`ArtifactError`) ends the job with its one line, written to the log and
-    to the console, where Snakemake would otherwise only say "check log file(s)". Any other
-    exception leaves its traceback in the log and its last line on the console.
+    to the console, where Snakemake would otherwise only say "check log file(s)". A notebook
+    cell's error (papermill) is one line too: the cell and its exception. Any other exception
+    leaves its traceback in the log and, on the console, its last line and the log's last lines.
     """
     path = _log_path(snakemake)
     console = sys.stderr
@@ -41,18 +42,32 @@ def rule_log(snakemake: Any) -> Iterator[None]:
         with contextlib.redirect_stdout(handle), contextlib.redirect_stderr(handle):
             yield
     except ArtifactError as exc:
-        _report(handle, console, f"error in rule {snakemake.rule}: {exc}")
+        _report(handle, console, f"error in {_job(snakemake)}: {exc}")
         raise SystemExit(1) from None
     except Exception as exc:
         traceback.print_exc(file=handle)
-        where = f" (traceback in {path})" if path is not None else ""
-        _report(
-            handle, console, f"error in rule {snakemake.rule}: {type(exc).__name__}: {exc}{where}"
-        )
+        if hasattr(exc, "ename") and hasattr(exc, "evalue"):  # papermill: a cell raised
+            cell = f"notebook cell [{getattr(exc, 'exec_count', '?')}]"
+            _report(
+                handle, console, f"error in {_job(snakemake)}: {cell}: {exc.ename}: {exc.evalue}"
+            )
+            raise SystemExit(1) from None
+        if handle is not console:
+            handle.flush()
+            tail = path.read_text(encoding="utf-8", errors="replace").splitlines()[-12:]
+            print(f"last lines of {path}:", *tail, sep="\n  ", file=console)
+        _report(handle, console, f"error in {_job(snakemake)}: {type(exc).__name__}: {exc}")
         raise SystemExit(1) from None
     finally:
         if handle is not console:
             handle.close()
+
+
+def _job(snakemake: Any) -> str:
+    """`rule NAME` with the job's wildcards: `rule run_experiment (experiment=a, seed=1)`."""
+    wildcards = dict(getattr(snakemake, "wildcards", {}) or {})
+    shown = ", ".join(f"{key}={value}" for key, value in wildcards.items())
+    return f"rule {snakemake.rule}" + (f" ({shown})" if shown else "")
 
 
 def _report(handle: Any, console: Any, line: str) -> None:

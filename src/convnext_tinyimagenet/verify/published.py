@@ -7,6 +7,7 @@ sha256 is refused, whether it was downloaded or placed by hand.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
@@ -56,9 +57,11 @@ def fetch(url: str, expected: str, path: Path, *, timeout: float = 30.0) -> Path
         try:
             with urllib.request.urlopen(url, timeout=timeout) as response:
                 tmp.write_bytes(response.read())
-        except (urllib.error.URLError, OSError) as exc:
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            # HTTPException: a body cut short of its Content-Length (IncompleteRead)
+            reason = " ".join(str(exc).split()) or type(exc).__name__
             raise PublishedError(
-                f"cannot download {url} ({exc}). Offline? Place the file by hand at "
+                f"cannot download {url} ({reason}). Offline? Place the file by hand at "
                 f"{path} (sha256 {expected}); it is verified before use"
             ) from exc
         if (actual := sha256(tmp)) != expected:

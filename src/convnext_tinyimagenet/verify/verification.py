@@ -85,6 +85,8 @@ class Inputs:
     predictions: Mapping[str, str] = field(default_factory=dict)
     data: Mapping[str, str] = field(default_factory=dict)
     checksums: str | None = None
+    # the files SHA256SUMS must list, no more and no fewer (the rule's checksummed files)
+    checksummed: Sequence[str] = ()
 
     def record(self) -> dict:
         """The verdict's `inputs`: paths as strings."""
@@ -124,11 +126,12 @@ def from_rule(params: Any, input: Any) -> tuple[Claims, Inputs]:
     for the verdict, checksums)."""
     claims = Claims(params.runs, params.rounding_pp, params.bands, params.discrepancies)
     inputs = Inputs(
-        published=named(params.runs, input.published),
+        published=named(params.runs, getattr(params, "published", ())),
         summaries=named(params.experiments, input.summaries),
         predictions=named(params.experiments, input.predictions),
         data=named(params.experiments, input.data),
         checksums=getattr(input, "checksums", None),
+        checksummed=list(getattr(params, "checksummed", ())),
     )
     return claims, inputs
 
@@ -419,12 +422,17 @@ def read_checksums(path: Path) -> list[tuple[str, str]]:
     return pairs
 
 
-def check_checksums(path: str | Path) -> dict:
+def check_checksums(path: str | Path, expected: Sequence[str] = ()) -> dict:
     """Recompute the SHA256SUMS at `path`: its file count, the `problems` (one line per file that
-    changed or went missing) and the verdict."""
+    changed or went missing, and, given the `expected` files, per file it lists that is not one
+    of them or does not list) and the verdict."""
     if not Path(path).is_file():
         raise VerificationError(f"{Path(path)} is missing; it is made by {CHECKSUMS_MADE_BY}")
     pairs, problems = read_checksums(Path(path)), []
+    if expected:
+        listed = [name for _, name in pairs]
+        problems += [f"{name}: not in {Path(path).name}" for name in expected if name not in listed]
+        problems += [f"{name}: listed, not expected" for name in listed if name not in expected]
     for expected, name in pairs:
         if not Path(name).is_file():
             problems.append(f"{name}: missing")
@@ -610,7 +618,9 @@ def check(claims: Claims, inputs: Inputs) -> dict:
     if not inputs.summaries and published_result["status"] != CHECKED:
         raise VerificationError(_needs_published(claims.runs))
     rerun_result = verify_rerun(claims, inputs, published_result) if inputs.summaries else None
-    checksum_result = None if inputs.checksums is None else check_checksums(inputs.checksums)
+    checksum_result = (
+        None if inputs.checksums is None else check_checksums(inputs.checksums, inputs.checksummed)
+    )
     rows = verification_rows(claims, published_result, rerun_result, checksum_result)
     failed = [row["Claim"] for row in rows if row["Verdict"] == FAIL]
     return {
