@@ -9,7 +9,7 @@ from .conftest import ROOT
 PACKAGE = ROOT / "src" / "convnext_tinyimagenet"
 # lowest first: a module may import from its own layer or below, never from above
 LAYERS = [
-    {"errors", "numbers", "atomic", "stats"},
+    {"errors", "numbers", "storage", "atomic", "stats"},
     {"config", "run_folder"},
     {"data"},
     {"train"},

@@ -2,18 +2,39 @@
 
 Every result, checkpoint and cache entry goes through these helpers: the bytes are written to a
 temporary file in the target's directory, flushed to disk, then renamed over the target
-(`os.replace` is atomic on POSIX within one file system).
+(`os.replace` is atomic on POSIX within one file system). A folder built in place (the data
+cache, the unpacked zip) is built in a `.partial-` sibling and renamed the same way.
+
+A writer holds an exclusive lock (flock) on its temporary file, or on the `.partial.lock` inside
+its partial folder, for as long as it lives; the kernel drops the lock when the process dies,
+however it dies. :func:`sweep` removes the temporaries whose lock nobody holds, and only those:
+what a killed run left behind goes, a live writer's file stays (also one of another process,
+container or, where the file system shares locks, another machine).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
+import logging
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from convnext_tinyimagenet import storage
+
+log = logging.getLogger(__name__)
+
+PARTIAL_LOCK = ".partial.lock"  # inside a partial folder; removed before the folder is renamed
+# The names tempfile gives (8 random characters): `.<target>.XXXXXXXX.tmp`, and the partial
+# folders `.<target>.partial-XXXXXXXX`; a file of another shape is never swept.
+_TEMP = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+_PARTIAL = re.compile(r"^\..+\.partial-[a-z0-9_]{8}$")
 
 
 def _umask() -> int:
@@ -38,22 +59,130 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; rename it onto `target` if the block succeeds.
 
     The file gets the permissions a plain open() would give it (0666 less the umask). On an
-    exception the temporary file is removed and `target` is left as it was.
+    exception the temporary file is removed and `target` is left as it was. Temporaries of the
+    same target left by dead processes are removed first. A full disk or a folder that cannot
+    be written is a StorageError naming the target.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        sweep(target.parent, prefix=f".{target.name}.")
+        fd, tmp_path = _locked_temp(target.parent, f".{target.name}.")
+    except OSError as exc:
+        error = _storage_error(target, exc)
+        if error is None:
+            raise
+        raise error from exc
     try:
         yield tmp_path
         with tmp_path.open("rb+") as handle:
             os.fsync(handle.fileno())
         tmp_path.chmod(FILE_MODE)
         tmp_path.replace(target)
-    except BaseException:
+    except BaseException as exc:
+        full = isinstance(exc, Exception) and storage.disk_full(target.parent, exc)
         tmp_path.unlink(missing_ok=True)
+        os.close(fd)
+        if full:
+            raise storage.no_space(target.parent, str(target), exc) from exc
         raise
+    os.close(fd)  # releases the lock, once the file has its name
+
+
+def _storage_error(target: Path, exc: OSError) -> storage.StorageError | None:
+    if exc.errno in storage.NOT_WRITABLE:
+        return storage.StorageError(
+            f"cannot write {target} ({exc.strerror}); make {target.parent} writable or point "
+            "the config (or --out) at a writable folder"
+        )
+    if storage.disk_full(target.parent, exc):
+        return storage.no_space(target.parent, str(target), exc)
+    return None
+
+
+def _lock(fd: int) -> bool:
+    """Take the exclusive lock on `fd` without waiting: False when a live process holds it (or
+    the file system has no locks)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def _locked_temp(directory: Path, prefix: str, name: str | None = None) -> tuple[int, Path]:
+    """A new file in `directory`, open and locked, that gets its sweepable name (`prefix`...
+    `.tmp`, or `name`) only once it is locked, so that no sweep can take it for dead."""
+    fd, new = tempfile.mkstemp(prefix=prefix, suffix=".new", dir=directory)
+    _lock(fd)
+    path = directory / name if name else Path(new).with_suffix(".tmp")
+    try:
+        Path(new).replace(path)
+    except BaseException:
+        os.close(fd)
+        Path(new).unlink(missing_ok=True)
+        raise
+    return fd, path
+
+
+@contextlib.contextmanager
+def partial_dir(target: str | Path) -> Iterator[Path]:
+    """Yield a new hidden sibling folder of `target` (`.<name>.partial-XXXXXXXX`) to build
+    `target` in, locked for as long as this process builds; whatever is left of it is removed
+    afterwards. Partial folders of `target` left by dead processes are removed first. Before
+    renaming the folder into place, unlink its PARTIAL_LOCK (the lock stays held)."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    sweep(target.parent, prefix=f".{target.name}.partial-")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    fd = None
+    try:
+        fd, _ = _locked_temp(tmp, ".lock-", name=PARTIAL_LOCK)
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if fd is not None:
+            os.close(fd)
+
+
+def sweep(directory: str | Path, prefix: str = ".") -> list[Path]:
+    """Remove the leftovers of dead writers in `directory` whose names start with `prefix`:
+    temporary files (`.*.tmp`) and partial folders (`.*.partial-*`) whose lock no process
+    holds. A partial folder without its lock file is left alone. Returns what was removed."""
+    removed, entries = [], []
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError), os.scandir(directory) as it:
+        entries = [e for e in it if e.name.startswith(prefix)]
+    for entry in entries:
+        if _TEMP.match(entry.name) and entry.is_file(follow_symlinks=False):
+            lock = Path(entry.path)
+        elif _PARTIAL.match(entry.name) and entry.is_dir(follow_symlinks=False):
+            lock = Path(entry.path) / PARTIAL_LOCK
+        else:
+            continue
+        if _remove_if_abandoned(Path(entry.path), lock):
+            removed.append(Path(entry.path))
+    if removed:
+        log.info("removed %d leftover(s) of interrupted writes: %s", len(removed),
+                 ", ".join(str(p) for p in removed))  # fmt: skip
+    return removed
+
+
+def _remove_if_abandoned(path: Path, lock: Path) -> bool:
+    """Remove `path` if this process can take the lock of `lock` (its writer is gone)."""
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except OSError:  # gone, or not ours to lock: leave it
+        return False
+    try:
+        if not _lock(fd):
+            return False
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        return True
+    finally:
+        os.close(fd)
 
 
 def write_with(target: str | Path, writer: Callable[[Path], Any]) -> Path:

@@ -129,10 +129,7 @@ def unpack(archive: str | Path, root: str | Path, *, md5: str | None = None,
         with zipfile.ZipFile(archive) as zf:
             members = zf.infolist()
             top = _top_folder(archive, members, root)
-            root.parent.mkdir(parents=True, exist_ok=True)
-            tmp = root.parent / f".{root.name}.partial-{uuid.uuid4().hex[:8]}"
-            tmp.mkdir()
-            try:
+            with atomic.partial_dir(root) as tmp:  # removed, also by the next unpack if killed
                 bar = tqdm(members, desc=f"unpacking {archive.name}", unit="file",
                            disable=not progress)  # fmt: skip
                 for info in bar:
@@ -143,8 +140,6 @@ def unpack(archive: str | Path, root: str | Path, *, md5: str | None = None,
                         f"{archive} holds no {top}/wnids.txt: not the tiny-imagenet-200.zip layout"
                     )
                 _replace_dir(tmp / top, root)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
     except (zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
         raise ArchiveError(f"{archive} is not a readable zip archive ({exc})") from exc
     log.info("%s: %d members unpacked into %s", archive, len(members), root)
