@@ -70,6 +70,24 @@ def test_a_failed_notebook_cell_is_one_line_naming_the_job_and_the_cell(tmp_path
     assert "with the cell's traceback" in log.read_text()
 
 
+def test_an_error_in_a_notebook_is_one_console_line_of_its_own(tmp_path, capsys):
+    """papermill's error text is the cell's whole traceback; the console gets the error the
+    notebook raised, in one line."""
+    from papermill.exceptions import PapermillExecutionError
+
+    message = "cache/x/train_images.npy is damaged (...); delete cache/x to rebuild it"
+    log = tmp_path / "rule.log"
+    with pytest.raises(SystemExit), rule_log(fake_snakemake(log)):
+        cell_traceback = ["Traceback ...", "  File ...", f"StorageError: {message}"]
+        raise PapermillExecutionError(
+            4, 5, "nb.train(...)", "StorageError", message, cell_traceback
+        )
+    assert capsys.readouterr().err.splitlines() == [
+        f"error in rule make_something: notebook cell [5]: StorageError: {message}"
+    ]
+    assert 'Exception encountered at "In [5]"' in log.read_text()
+
+
 def rule_scripts() -> dict[str, str]:
     """rule name -> the script its `script:` directive names."""
     found = {}

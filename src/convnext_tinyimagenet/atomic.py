@@ -49,9 +49,11 @@ def _umask() -> int:
     return mask
 
 
-# What open() would have created: mkstemp makes its file private (0600), which would leave
-# results unreadable to anyone else, e.g. a host user reading a container's bind-mounted results/.
+# What open() and mkdir() would have created: mkstemp and mkdtemp make theirs private (0600,
+# 0700), which would leave results unreadable to anyone else, e.g. a host user reading a
+# container's bind-mounted results/, or the users of a shared data cache.
 FILE_MODE = 0o666 & ~_umask()
+DIR_MODE = 0o777 & ~_umask()
 
 
 @contextlib.contextmanager
@@ -137,6 +139,7 @@ def partial_dir(target: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
     fd = None
     try:
+        tmp.chmod(DIR_MODE)
         fd, _ = _locked_temp(tmp, ".lock-", name=PARTIAL_LOCK)
         yield tmp
     finally:

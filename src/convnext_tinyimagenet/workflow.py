@@ -48,9 +48,8 @@ def rule_log(snakemake: Any) -> Iterator[None]:
         traceback.print_exc(file=handle)
         if hasattr(exc, "ename") and hasattr(exc, "evalue"):  # papermill: a cell raised
             cell = f"notebook cell [{getattr(exc, 'exec_count', '?')}]"
-            _report(
-                handle, console, f"error in {_job(snakemake)}: {cell}: {exc.ename}: {exc.evalue}"
-            )
+            first = next((line for line in str(exc.evalue).splitlines() if line.strip()), "")
+            _report(handle, console, f"error in {_job(snakemake)}: {cell}: {exc.ename}: {first}")
             raise SystemExit(1) from None
         if handle is not console:
             handle.flush()

@@ -5,7 +5,10 @@ wnids; the baseline notebook read ``zh-plus/tiny-imagenet``), ``folder`` (the
 ``tiny-imagenet-200.zip`` layout in place; the improved notebook) and ``synthetic`` (learnable
 stand-in data for offline demos and tests). Each data version is decoded once into
 ``cache_dir/<source>-<fingerprint[:16]>/``, built in a temporary sibling and renamed into place
-(so it appears only complete), and memory-mapped by later loads.
+(so it appears only complete), and memory-mapped by later loads. meta.json records the digest of
+each array file; a load checks them (once per process) before it maps one, so damaged pixels,
+labels or image ids stop the run in one line instead of being trained on. The room for the cache
+is checked before the build, and its image files are allocated in full before they are filled.
 """
 
 from __future__ import annotations
@@ -15,8 +18,6 @@ import io
 import json
 import os
 import re
-import shutil
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,11 +29,12 @@ from numpy.lib.format import open_memmap
 from PIL import Image
 from tqdm import tqdm  # plain bars: tqdm.auto warns in a notebook without ipywidgets
 
+from convnext_tinyimagenet import atomic, storage
 from convnext_tinyimagenet.errors import ArtifactError
 
 # Bump when the cache layout or decoding changes: it is part of every fingerprint, so old caches
-# are simply not found again instead of being misread.
-CACHE_FORMAT = 1
+# are simply not found again instead of being misread. 2: meta.json holds the files' digests.
+CACHE_FORMAT = 2
 # Bump when make_synthetic's output changes for the same parameters.
 SYNTHETIC_VERSION = 1
 
@@ -84,6 +86,7 @@ class _Plan:
 
     fingerprint: str
     info: dict
+    images: int  # in both splits: the cache's size is known before the build
     # (out_dir, progress): writes {train,val}_{images,labels,image_ids}.npy, returns the classes
     build: Callable[[Path, bool], tuple[str, ...]]
 
@@ -167,7 +170,7 @@ def _decode_split(sources: Iterable[bytes | Path | None], describe: Callable[[in
     """Decode `count` images, with their ids, straight into the cache file: 110,000 images of
     64x64x3 bytes are 1.35 GB, which a list of PIL images would hold, then again as one array."""
     shape = (count, image_size, image_size, 3)
-    images = open_memmap(out_dir / f"{split}_images.npy", mode="w+", dtype=np.uint8, shape=shape)
+    images = _image_file(out_dir / f"{split}_images.npy", shape)
     ids = np.empty(count, dtype=_ID_DTYPE)
     done = 0
     with tqdm(total=count, desc=f"decoding {split}", unit="img", disable=not progress) as bar:
@@ -213,7 +216,7 @@ def _plan_hf(data_cfg: dict, image_size: int) -> _Plan:
                           len(ds), out_dir, split, image_size, progress)  # fmt: skip
         return classes
 
-    return _Plan(fingerprint, info, build)
+    return _Plan(fingerprint, info, sum(len(ds) for ds in splits.values()), build)
 
 
 def hub_commit(dataset: Any) -> str | None:
@@ -312,7 +315,7 @@ def _plan_folder(data_cfg: dict, image_size: int) -> _Plan:
                           split, image_size, progress)  # fmt: skip
         return classes
 
-    return _Plan(fingerprint, {"source": "folder", "root": str(root)}, build)
+    return _Plan(fingerprint, {"source": "folder", "root": str(root)}, len(images), build)
 
 
 def _stat(root: Path, rel: str) -> tuple[str, int, int]:
@@ -557,7 +560,7 @@ def _plan_synthetic(data_cfg: dict, image_size: int) -> _Plan:
     def build(out_dir: Path, progress: bool) -> tuple[str, ...]:
         def allocate(split: str, shape: tuple[int, ...]) -> np.ndarray:
             # Straight into the cache file: no second 1.2 GB copy in memory.
-            return open_memmap(out_dir / f"{split}_images.npy", "w+", np.uint8, shape)
+            return _image_file(out_dir / f"{split}_images.npy", shape)
 
         train, val, classes = _synthesise(params, allocate, progress)
         for split, part in (("train", train), ("val", val)):
@@ -566,50 +569,87 @@ def _plan_synthetic(data_cfg: dict, image_size: int) -> _Plan:
             np.save(out_dir / f"{split}_image_ids.npy", part.image_ids)
         return classes
 
-    return _Plan(_fingerprint(info), info, build)
+    per_class = params["train_per_class"] + params["val_per_class"]
+    return _Plan(_fingerprint(info), info, params["num_classes"] * per_class, build)
 
 
 # Cache -----------------------------------------------------------------------------------------
+_ARRAYS = [f"{split}_{kind}.npy" for split in _SPLITS for kind in ("images", "labels", "image_ids")]
+# Bytes per image beyond its pixels: an int64 label and a 16-character id (<U16, 4 bytes each).
+_ROW_BYTES = 8 + 64
+
+
+def _image_file(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    """A new uint8 .npy file of `shape`, memory-mapped for writing, its blocks allocated now: a
+    memory-mapped write that finds the disk full is SIGBUS, which kills the process silently."""
+    images = open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+    storage.reserve(path, "the data cache")
+    return images
+
+
 def _build_cache(plan: _Plan, cache_dir: Path, image_size: int, progress: bool) -> None:
-    """Build the cache in a temporary sibling, then rename it into place in one step."""
-    cache_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache_dir.parent / f".{cache_dir.name}.partial-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        classes = plan.build(tmp, progress)
+    """Build the cache in a temporary sibling, then rename it into place in one step; first
+    check the disk has room for it."""
+    needed = plan.images * (image_size * image_size * 3 + _ROW_BYTES) + (1 << 20)
+    storage.check_space(cache_dir.parent, needed, f"the data cache {cache_dir.name}")
+    with atomic.partial_dir(cache_dir) as tmp:
+        try:
+            classes = plan.build(tmp, progress)
+        except OSError as exc:
+            if exc.errno not in storage.NO_SPACE:
+                raise
+            raise storage.no_space(cache_dir.parent, "the data cache", exc) from exc
         counts = {f"num_{split}": len(np.load(tmp / f"{split}_labels.npy")) for split in _SPLITS}
         info = {**plan.info, "fingerprint": plan.fingerprint, "image_size": image_size,
                 "num_classes": len(classes), **counts}  # fmt: skip
+        digests = {name: storage.file_digest(tmp / name) for name in _ARRAYS}
         meta = {"format": CACHE_FORMAT, "fingerprint": plan.fingerprint, "classes": list(classes),
-                "info": info}  # fmt: skip
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+                "info": info, "digests": digests}  # fmt: skip
+        meta["digest"] = _meta_digest(meta)
+        atomic.write_json(tmp / "meta.json", meta)
+        (tmp / atomic.PARTIAL_LOCK).unlink()  # the lock stays held until the block ends
         try:
             tmp.replace(cache_dir)
         except OSError:
             # Another process finished the same version first; its cache is as good as ours.
             if not (cache_dir / "meta.json").is_file():
                 raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _meta_digest(meta: dict) -> str:
+    """Digest of meta.json's other keys (the class names and provenance it holds)."""
+    digest = storage.hasher()
+    digest.update(
+        json.dumps({k: v for k, v in meta.items() if k != "digest"}, sort_keys=True).encode()
+    )
+    return storage.hexdigest(digest)
 
 
 def _open_cache(cache_dir: Path, fingerprint: str) -> Store:
-    """Memory-map a complete cache directory, checking it is the version asked for."""
+    """Memory-map a complete cache directory, checking it is the version asked for and that
+    every file still matches the digest recorded when it was built."""
     hint = f"delete {cache_dir} to rebuild it"
     try:
         meta = json.loads((cache_dir / "meta.json").read_text())
-        arrays = {
-            split: [np.load(cache_dir / f"{split}_{kind}.npy", mmap_mode="r")
-                    for kind in ("images", "labels", "image_ids")]
-            for split in _SPLITS
-        }  # fmt: skip
     except (OSError, ValueError) as exc:
-        raise DataError(f"cache {cache_dir} is unreadable ({exc}); {hint}") from exc
+        raise DataError(
+            f"cache file {cache_dir / 'meta.json'} is unreadable ({exc}); {hint}"
+        ) from exc
+    if not isinstance(meta, dict) or meta.get("digest") != _meta_digest(meta):
+        raise DataError(f"cache file {cache_dir / 'meta.json'} is damaged; {hint}")
     if meta.get("format") != CACHE_FORMAT or meta.get("fingerprint") != fingerprint:
         raise DataError(f"cache {cache_dir} holds another data version; {hint}")
+    arrays = {}
+    for name in _ARRAYS:
+        path = cache_dir / name
+        storage.verify_file(path, meta["digests"].get(name), hint)
+        try:
+            arrays[name] = np.load(path, mmap_mode="r")
+        except Exception as exc:  # a header numpy cannot parse raises TokenError, SyntaxError...
+            raise DataError(f"cache file {path} is unreadable ({exc}); {hint}") from exc
     try:
-        splits = {split: Split(*arrays[split]) for split in _SPLITS}
+        splits = {split: Split(*(arrays[name] for name in _ARRAYS if name.startswith(split)))
+                  for split in _SPLITS}  # fmt: skip
     except ValueError as exc:
         raise DataError(f"cache {cache_dir} is inconsistent ({exc}); {hint}") from exc
     info = {**meta["info"], "cache": str(cache_dir)}

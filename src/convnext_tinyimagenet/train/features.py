@@ -5,6 +5,10 @@ augmentation, so an image's pooled feature is a pure function of its pixels: tra
 features computed once is the notebook's full forward pass every epoch, up to the rounding of
 batched kernels (`tests/test_features.py`). The backbone ends in LayerNorm, which fp16 autocast
 runs in fp32, so float32 features and the head under the same autocast keep the numerics.
+
+The cache lies in `data.features_dir`, by default `<data.cache_dir>/features` (a read-only shared
+data cache takes a writable features_dir of its own). Each file carries its digest; a damaged one
+is derived data, so it is computed again, with a message.
 """
 
 from __future__ import annotations
@@ -15,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
-from convnext_tinyimagenet import atomic
+from convnext_tinyimagenet import storage
 from convnext_tinyimagenet.data.store import Split, Store
 from convnext_tinyimagenet.data.transforms import Pipeline, Transform
+from convnext_tinyimagenet.train.checkpoint import read_tensors, write_tensors
 from convnext_tinyimagenet.train.engine import BatchLoader, Forward, autocast
 
 log = logging.getLogger(__name__)
@@ -46,6 +50,13 @@ def cacheable(experiment: dict) -> bool:
     )
     augment = experiment["augment"]
     return frozen and not augment["randaugment"] and not augment["random_erasing"]
+
+
+def features_dir(data_cfg: dict) -> Path:
+    """Where the feature cache lies: `data.features_dir`, else `features/` in `data.cache_dir`
+    (both with `~` expanded, as the data cache's own folder is)."""
+    chosen = data_cfg.get("features_dir") or Path(data_cfg["cache_dir"]) / "features"
+    return Path(chosen).expanduser()
 
 
 def backbone_digest(model: nn.Module) -> str:
@@ -84,14 +95,24 @@ def cached_features(model: nn.Module, store: Store, pipeline: Pipeline, device: 
     key = hashlib.sha256(repr(made_by).encode()).hexdigest()[:24]
     path = Path(cache_dir) / f"features-{key}.safetensors"
     if path.is_file():
-        log.info("features: reusing %s", path)
-        return load_file(str(path))
+        try:
+            tensors = read_tensors(path, "computing the features again")
+        except storage.StorageError as exc:
+            log.warning("features: %s", exc)
+        else:
+            log.info("features: reusing %s", path)
+            return tensors
+    storage.require_writable(
+        path.parent, "the feature cache", "set data.features_dir to a writable folder"
+    )
     log.info("features: one forward pass over train and validation -> %s", path)
     tensors = {
         name: extract(model, split, pipeline, device, precision, batch_size, forward)
         for name, split in (("train", store.train), ("val", store.val))
     }
-    atomic.write_with(path, lambda tmp: save_file(tensors, str(tmp)))
+    needed = sum(t.nbytes for t in tensors.values()) + (1 << 20)
+    storage.check_space(path.parent, needed, f"the feature cache {path.name}")
+    write_tensors(path, tensors)
     return tensors
 
 

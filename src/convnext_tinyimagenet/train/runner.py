@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from convnext_tinyimagenet import atomic
+from convnext_tinyimagenet import atomic, storage
 from convnext_tinyimagenet.config import (
     config_digest,
     dump_config,
@@ -58,6 +57,9 @@ log = logging.getLogger(__name__)
 
 class RunError(ArtifactError):
     """A run that cannot start or continue (the message names the folder or file)."""
+
+
+_WRITABLE = "set output_dir (or --out) to a folder you can write"
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -173,7 +175,10 @@ class Training:
     def restore(self, latest: checkpoint.Checkpoint) -> None:
         """Continue from a checkpoint: weights, optimizer, schedule, scaler, stopper, history."""
         state = latest.state
-        checkpoint.load_weights(self.model, latest.weights)
+        checkpoint.load_weights(
+            self.model, latest.weights, checkpoint.restart_hint(latest.weights.parent),
+            expected=latest.digests.get(latest.weights.name),
+        )  # fmt: skip
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state["scheduler"])
@@ -202,12 +207,12 @@ def train_experiment(cfg: dict, name: str, out: Path, *, progress: bool = True) 
     """
     cfg = run_settings(cfg, name, run_seed(cfg))  # the experiment's own data source
     folder, digest = RunFolder(out), run_digest(cfg, name)
+    storage.require_writable(folder.root, "the run's results", _WRITABLE)
     latest = _latest_checkpoint(folder.checkpoints(digest), digest)
     started = provenance.now()
     device = _configure(cfg)
     run = Run(cfg, name, folder, device, load_store(cfg["data"], progress=progress), progress)
     training = _restore(run, latest)
-    folder.root.mkdir(parents=True, exist_ok=True)
     dump_config(cfg, folder.config)
     inputs = _build_inputs(run, training)
     if not (latest and latest.state["finished"]):
@@ -270,7 +275,7 @@ def _build_inputs(run: Run, training: Training) -> Inputs:
             )
         cached = features.cached_features(
             model, store, pipeline, run.device, training.precision, eval_batch,
-            Path(run.cfg["data"]["cache_dir"]) / "features",
+            features.features_dir(run.cfg["data"]),
             forward=make_forward(model.features, perf),
         )  # fmt: skip
         train_split = features.feature_split(cached["train"], store.train)
@@ -355,8 +360,9 @@ def _finish(
 ) -> None:
     """Publish the best epoch's weights as the model (both notebooks restored the best), and
     record the train section of provenance.json."""
-    best = checkpoint.best_weights(run.folder.checkpoints(run.digest), training.stopper.best_epoch)
-    atomic.write_with(run.folder.model, lambda tmp: shutil.copyfile(best, tmp))
+    checkpoint.publish_best(
+        run.folder.checkpoints(run.digest), training.stopper.best_epoch, run.folder.model
+    )
     write_metrics(run.folder.metrics, training.history)
     record = provenance.collect(
         seed=run_seed(run.cfg), device=run.device, data=run.store.info, config_digest=run.digest
@@ -382,12 +388,14 @@ def evaluate_experiment(cfg: dict, name: str, out: Path, *, progress: bool = Tru
     folder = RunFolder(out)
     if not folder.model.is_file():
         raise RunError(f"no trained model at {folder.model}: run `train` for {name!r} first")
+    storage.require_writable(folder.root, "the evaluation", _WRITABLE)
     started = provenance.now()
     device = resolve_device(cfg["device"])
     configure_performance(cfg["performance"])
     run = Run(cfg, name, folder, device, load_store(cfg["data"], progress=progress), progress)
     model = run.build_model(pretrained=False)
-    checkpoint.load_weights(model, folder.model)
+    fix = f"delete it and rerun `train` for {name!r}, which copies the best checkpoint again"
+    checkpoint.load_weights(model, folder.model, fix)
     precision = effective_precision(run.exp["train"]["precision"], device)
     per_image = _predict_val(run, model, precision)
     frame = predictions_frame(per_image, run.store.val.image_ids)
