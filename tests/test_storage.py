@@ -12,6 +12,7 @@ from collections import namedtuple
 from pathlib import Path
 
 import pytest
+import torch
 from torch import nn
 
 from convnext_tinyimagenet import atomic, storage
@@ -63,6 +64,26 @@ def test_a_checkpoint_checks_the_space_first_and_leaves_the_last_one(tmp_path, m
         checkpoint.save(tmp_path, 2, model, {"epoch": 2}, best_epoch=2)
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     assert checkpoint.load_latest(tmp_path).epoch == 1
+
+
+def test_a_weights_digest_follows_every_change_of_the_weights(tmp_path):
+    """Digests of tensors unchanged since the last checkpoint are reused; any in-place update
+    (an optimizer step, a load) is seen by the version counter, and a write behind its back
+    (through `.data`) makes a file that is refused on load, not one that passes."""
+    model = nn.Linear(4, 4)
+    first = checkpoint.save_weights(model, tmp_path / "a.safetensors")
+    assert checkpoint.save_weights(model, tmp_path / "b.safetensors") == first
+    optimizer = torch.optim.AdamW(model.parameters())
+    model(torch.ones(1, 4)).sum().backward()
+    optimizer.step()
+    stepped = checkpoint.save_weights(model, tmp_path / "c.safetensors")
+    fresh = checkpoint.read_tensors(tmp_path / "c.safetensors", "")
+    assert stepped != first and stepped == checkpoint.tensors_digest(fresh)
+    with torch.no_grad():
+        model.weight.data[0, 0] += 1
+    checkpoint.save_weights(model, tmp_path / "d.safetensors")
+    with pytest.raises(storage.StorageError, match="is damaged"):
+        checkpoint.read_tensors(tmp_path / "d.safetensors", "")
 
 
 # --- a real full disk: a small tmpfs --------------------------------------------------------
