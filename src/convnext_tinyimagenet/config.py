@@ -100,6 +100,7 @@ def finish_config(cfg: Mapping, source: str = "config") -> dict:
 PATH_KEYS = (
     ("output_dir",),
     ("data", "cache_dir"),
+    ("data", "features_dir"),
     ("data", "folder", "root"),
     ("data", "folder", "archive"),
     ("published", "download_dir"),
