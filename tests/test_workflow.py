@@ -1,14 +1,17 @@
 """The whole workflow on the smoke config, end to end, in a copy of the repository's workflow."""
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 
@@ -408,6 +411,58 @@ def test_one_run_is_a_target(workflow):
     result = snakemake(workdir, "--dry-run", "--forcerun=run_experiment", target)
     planned = re.findall(r"experiment=(\w+), seed=(\d+)", result.stdout)
     assert planned == [("improved", "1")]
+
+
+def kill_everything(process: subprocess.Popen) -> None:
+    """SIGKILL to `process`, its process group and every descendant, as a power loss would end
+    them: the notebook's kernel runs in a session of its own (jupyter_client starts it so), out
+    of the group's reach."""
+    descendants = psutil.Process(process.pid).children(recursive=True)
+    os.killpg(process.pid, signal.SIGKILL)
+    for child in descendants:
+        with contextlib.suppress(psutil.NoSuchProcess):  # ended on its own meanwhile
+            child.kill()
+    process.wait()
+    _, alive = psutil.wait_procs(descendants, timeout=30)
+    assert not alive, f"still running after SIGKILL: {alive}"
+
+
+def test_a_workflow_killed_mid_training_ends_as_an_uninterrupted_one(workflow, tmp_path):
+    """The crash drill: the whole workflow killed (SIGKILL) while a training job is between
+    epochs, then the same command again. A killed Snakemake leaves its lock, which takes one
+    `--unlock`; the default profile's rerun-incomplete then reruns the job without being asked,
+    and the run resumes after its last complete epoch and ends byte for byte where the
+    uninterrupted run (the fixture's) ended."""
+    reference, _, cache, _ = workflow
+    workdir = copy_workflow(tmp_path / "crash", cache, extra=("profiles",))
+    run = "results/demo/baseline/seed0"
+    target = f"{run}/summary.json"
+    plain = ("--cores", "2", target)  # an option ends --configfile's file list
+    command = [*SNAKEMAKE, "--configfile", "config/smoke.yaml", "config/test.yaml", *plain]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    log = (tmp_path / "killed.log").open("w")
+    process = subprocess.Popen(
+        command, cwd=workdir, env=env, stdout=log, stderr=log, start_new_session=True
+    )
+    latest, deadline = None, time.monotonic() + 300
+    while latest is None and time.monotonic() < deadline and process.poll() is None:
+        for path in (workdir / run / "checkpoints").glob("*/latest.json"):
+            if json.loads(path.read_text())["epoch"] >= 1:  # written last, atomically
+                latest = path
+        time.sleep(0.02)
+    assert process.poll() is None, "the workflow ended before it could be killed"
+    kill_everything(process)
+    killed_at = json.loads(latest.read_text())["epoch"]
+    assert killed_at < 3 and not (workdir / target).exists()
+
+    locked = snakemake(workdir, *plain, check=False)
+    assert locked.returncode != 0 and "--unlock" in locked.stdout + locked.stderr
+    snakemake(workdir, "--unlock")
+    snakemake(workdir, *plain)  # the same command: no --rerun-incomplete
+    provenance = json.loads((workdir / run / "provenance.json").read_text())
+    assert provenance["train"]["resumed_after_epoch"] == killed_at
+    for name in ("predictions.csv", "summary.json"):
+        assert (workdir / run / name).read_bytes() == (reference / run / name).read_bytes()
 
 
 def test_the_improved_run_reads_the_zip_unless_the_folder_is_in_place(tmp_path):
