@@ -30,8 +30,9 @@ config.update(finished)
 
 
 # The software of every rule: the project's image (Dockerfile; it installs envs/requirements.txt,
-# as `make` does). Used only with `--software-deployment-method apptainer`.
-container: "docker://convnext-tinyimagenet:0.1.0"
+# as `make` does), as the config names it (`container`). Used only with
+# `--software-deployment-method apptainer`.
+container: config["container"]
 
 
 include: "rules/common.smk"
