@@ -24,11 +24,6 @@ RUN apt-get update \
         texlive-latex-recommended=2022.20230122-3 \
     && rm -rf /var/lib/apt/lists/*
 
-# A non-root user. Build with `--build-arg UID="$(id -u)"` so that what the container writes
-# into a bind-mounted results/ belongs to you on the host.
-ARG UID=1000
-RUN useradd --create-home --uid "${UID}" --user-group artifact
-
 # The environment lives outside the project and first on PATH: the workflow's rules call
 # `python`, `papermill`... from PATH. Downloads go to caches that are volumes (below).
 ENV VIRTUAL_ENV=/opt/venv \
@@ -43,9 +38,22 @@ WORKDIR /project
 
 # Packages first, from envs/ alone: a code change does not reinstall them. Exactly the file CI
 # and `make` install (requirements.txt pins what the artifact imports, lock.txt the rest).
+# PIP_EXTRA_INDEX_URL, optional: package indexes besides PyPI. Of two equal files pip takes the
+# later index's, so a local mirror of the torch and CUDA wheels (3 GB) saves downloading them
+# (.ci/image-test.sh serves its machine's); the pins decide what is installed either way.
+ARG PIP_EXTRA_INDEX_URL
 COPY envs/ envs/
 RUN python -m venv "${VIRTUAL_ENV}" \
     && pip install --no-cache-dir -r envs/requirements.txt
+
+# A non-root user, after the packages: a build for another uid reuses their layers. Build with
+# `--build-arg UID="$(id -u)"` so that what the container writes into a bind-mounted results/
+# belongs to you on the host. A uid the base image already has is not taken over: root's 0 (a
+# build by root) gives the user uid 1000, whose files root on the host can read anyway.
+ARG UID=1000
+RUN uid="${UID}"; \
+    if getent passwd "${uid}" >/dev/null; then uid=1000; fi; \
+    useradd --create-home --uid "${uid}" --user-group artifact
 
 # The package itself, editable as `make` installs it: it finds config/ beside src/.
 # Then the Jupyter kernel papermill runs the experiment notebook with.
@@ -76,8 +84,10 @@ RUN mkdir -p results resources .snakemake "${HF_HOME}" "${TORCH_HOME}" \
 ARG GIT_COMMIT=""
 ENV CONVNEXT_TINYIMAGENET_COMMIT=${GIT_COMMIT}
 
-# Numeric, so that runtimes that check for non-root (Kubernetes' runAsNonRoot) can tell.
-USER ${UID}
+# By name: its uid is the build's choice (UID, or 1000 for a root build). Kubernetes'
+# runAsNonRoot, which cannot check a name, then needs `runAsUser` set to that uid.
+# hadolint ignore=DL3066
+USER artifact
 
 # Results, the decoded dataset (1.35 GB) and the downloaded weights and dataset outlive the
 # container (named or bind-mounted volumes are reused by the next `docker run`).

@@ -9,12 +9,13 @@ ENV_FILES := envs/requirements.txt envs/requirements-dev.txt envs/lock.txt pypro
 # Workflow rules call `python`, `papermill`...: run them with the venv first on PATH.
 RUN    := PATH="$(abspath $(BIN)):$$PATH"
 
-.PHONY: help venv demo test lint format lock
+.PHONY: help venv demo test lint format lock image-test
 
 help:
 	@echo "make demo   offline demo: both experiments on synthetic data (CPU, minutes)"
 	@echo "make test   the whole test suite (lint included)"
 	@echo "make lint   ruff, snakefmt, snakemake --lint, hadolint"
+	@echo "make image-test  the Docker image built and checked as a user runs it (root, Docker)"
 
 venv: $(STAMP)
 
@@ -41,6 +42,13 @@ demo: $(STAMP)
 
 test: $(STAMP) lint
 	$(RUN) $(BIN)/python -m pytest
+
+# The image (Dockerfile) built, then checked as its users run it: the demo, the verifications, a
+# rebuild after a code change, a build by root, and envs/ resolved by Debian 12's python3.11.
+# Needs root; installs and starts Docker's engine where missing (.ci/image-test.sh says how).
+# CI runs it after `make test`.
+image-test: $(STAMP)
+	$(RUN) bash .ci/image-test.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests rules/scripts
