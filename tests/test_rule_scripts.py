@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from convnext_tinyimagenet.errors import ArtifactError
-from convnext_tinyimagenet.workflow import rule_log
+from convnext_tinyimagenet.workflow import by_run, rule_log
 
 from .conftest import ROOT
 
@@ -113,3 +113,17 @@ def test_scripts_read_their_rule_not_the_config(script):
     assert "snakemake.config" not in text
     assert "with rule_log(snakemake):" in text
     assert script.stem in rule_scripts()  # no orphan script
+
+
+def test_by_run_groups_a_rules_per_run_files_by_experiment_and_seed():
+    labels = [("baseline", 0), ("baseline", 1), ("improved", 0)]
+    runs = by_run(labels, summary=["b0.json", "b1.json", "i0.json"], metrics=["b0", "b1", "i0"])
+    assert runs == {
+        "baseline": {
+            0: {"summary": "b0.json", "metrics": "b0"},
+            1: {"summary": "b1.json", "metrics": "b1"},
+        },
+        "improved": {0: {"summary": "i0.json", "metrics": "i0"}},
+    }
+    with pytest.raises(ValueError, match="2 summary files for 3 runs"):
+        by_run(labels, summary=["b0.json", "b1.json"])

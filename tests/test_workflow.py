@@ -560,3 +560,30 @@ def test_files_placed_by_hand_survive_every_rerun_of_their_fetch(tmp_path):
     assert zip_path.read_bytes() == b"placed by hand"
     for name in PUBLISHED_FILES:
         assert (downloads / name).read_bytes() == (SHARED_PUBLISHED / name).read_bytes()
+
+
+def test_the_documented_disk_use_of_a_run_is_what_a_run_leaves(workflow):
+    """docs/reproducing.md's MB per run (model, best and last checkpoints: full size in the
+    demo too) and its totals for the paper config's 24 runs and one-seed.yaml's 8."""
+    workdir, _, _, _ = workflow
+    text = " ".join((ROOT / "docs" / "reproducing.md").read_text().split())
+    found = re.search(
+        r"(\d+) MB per baseline run and (\d+)-(\d+) MB per improved run.*?"
+        r"24 runs \(8 experiments × 3 seeds\) take about (\d+) GB.*?about ([\d.]+) GB",
+        text,
+    )
+    assert found, "docs/reproducing.md no longer states the disk use of a run"
+    baseline, low, high, total, one_seed = (float(value) for value in found.groups())
+
+    def megabytes(run: Path) -> float:
+        return sum(f.stat().st_size for f in run.rglob("*") if f.is_file()) / 1e6
+
+    out = workdir / "results" / "demo"
+    for run in out.glob("baseline/seed*"):
+        assert megabytes(run) == pytest.approx(baseline, rel=0.05), run
+    for run in out.glob("improved*/seed*"):
+        assert low * 0.97 <= megabytes(run) <= high * 1.03, run
+    # the paper config: 2 frozen-backbone experiments, 6 of the improved family
+    per_seed = 2 * baseline + 6 * (low + high) / 2
+    assert total == pytest.approx(3 * per_seed / 1e3, abs=0.6)
+    assert one_seed == pytest.approx(per_seed / 1e3, abs=0.3)

@@ -1,15 +1,14 @@
 """Rule summarize_study: each experiment's runs over seeds, each variant's paired effect."""
 
 from convnext_tinyimagenet.report import study
-from convnext_tinyimagenet.workflow import rule_log
+from convnext_tinyimagenet.workflow import by_run, rule_log
 
 with rule_log(snakemake):
-    runs = {}  # experiment -> seed -> its files
-    files = zip(
-        snakemake.params.runs, snakemake.input.summaries, snakemake.input.predictions, strict=True
+    runs = by_run(
+        snakemake.params.runs,
+        summary=list(snakemake.input.summaries),
+        predictions=list(snakemake.input.predictions),
     )
-    for (name, seed), summary, predictions in files:
-        runs.setdefault(name, {})[seed] = {"summary": summary, "predictions": predictions}
     study.summarize_study(
         runs,
         snakemake.output.json,

@@ -62,6 +62,18 @@ def rule_log(snakemake: Any) -> Iterator[None]:
             handle.close()
 
 
+def by_run(labels: list, **files: list) -> dict[str, dict[int, dict[str, str]]]:
+    """A rule's per-run inputs as experiment -> seed -> {kind: path}: `labels` are the
+    (experiment, seed) pairs in the order of each list in `files`."""
+    for kind, paths in files.items():
+        if len(paths) != len(labels):
+            raise ValueError(f"{len(paths)} {kind} files for {len(labels)} runs")
+    runs: dict[str, dict[int, dict[str, str]]] = {}
+    for index, (name, seed) in enumerate(labels):
+        runs.setdefault(name, {})[seed] = {kind: paths[index] for kind, paths in files.items()}
+    return runs
+
+
 def _job(snakemake: Any) -> str:
     """`rule NAME` with the job's wildcards: `rule run_experiment (experiment=a, seed=1)`."""
     wildcards = dict(getattr(snakemake, "wildcards", {}) or {})
