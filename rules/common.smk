@@ -97,6 +97,13 @@ def by_experiment(values, names=None):
     return {name: values(config["experiments"][name]) for name in names or EXPERIMENTS}
 
 
+def recipe_section(experiment):
+    """What the recipe tables show of an experiment's config section: its hyperparameters and
+    its parent (not its title: a new title rewrites no hyperparameter)."""
+    keys = ("from", "data", "model", "trainable", "augment", "train")
+    return {key: experiment[key] for key in keys if key in experiment}
+
+
 def reference_of(experiment):
     """The recipe a notebook compares its own with: a variant's parent (`from`, run or not);
     else the first experiment, or for the first, the second (baseline <-> improved)."""

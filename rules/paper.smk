@@ -23,6 +23,7 @@ rule make_paper_inputs:
         tables=lambda wildcards: [
             rules.make_results_table.output.tex,
             rules.make_recipe_table.output.tex,
+            rules.make_recipe_table.output.variants_tex,
             rules.make_discrepancies_table.output.tex,
             rules.measure_input_fidelity.output.tex,
             *per_published(rules.make_class_table.output.tex),

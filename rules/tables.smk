@@ -41,23 +41,30 @@ rule make_class_table:
 
 
 rule make_recipe_table:
+    # the recipes that are no variant side by side; each variant's changes to its parent
     output:
         md=report(
             f"{OUT}/tables/recipe.md", category="Tables", caption="report/recipe.rst"
         ),
         tex=f"{OUT}/tables/recipe.tex",
+        variants_md=report(
+            f"{OUT}/tables/variants.md",
+            category="Tables",
+            caption="report/variants.rst",
+        ),
+        variants_tex=f"{OUT}/tables/variants.tex",
     log:
         f"{OUT}/logs/make_recipe_table.log",
     params:
-        # the sections the recipe shows, and a variant's parent (not the title: a new title
-        # rewrites no hyperparameter)
-        experiments=by_experiment(
-            lambda experiment: {
-                key: experiment[key]
-                for key in ("from", "data", "model", "trainable", "augment", "train")
-                if key in experiment
-            }
-        ),
+        experiments=by_experiment(recipe_section),
+        # the recipe each running variant varies, run or not: its changes are read against it
+        parents={
+            parent: recipe_section(config["experiments"][parent])
+            for parent in by_experiment(
+                lambda experiment: experiment.get("from")
+            ).values()
+            if parent
+        },
         data=config["data"],
         normalize=config["normalize"],
         seeds={name: experiment_seeds(config, name) for name in EXPERIMENTS},

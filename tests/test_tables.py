@@ -426,24 +426,91 @@ def test_recipe_follows_config_changes(tmp_path: Path) -> None:
     assert table["Data source"]["baseline"] == "hf: zh-plus/tiny-imagenet@main"
 
 
-def test_make_recipe_table_escapes_tags(cfg: dict, tmp_path: Path) -> None:
-    md, tex = tables.make_recipe_table(
-        tmp_path / "recipe.md",
-        tmp_path / "recipe.tex",
+def parents_of(cfg: dict) -> dict[str, dict]:
+    """What rule make_recipe_table passes: the recipe each running variant varies."""
+    sections = recipe_sections(cfg)
+    names = {section["from"] for section in sections.values() if section.get("from")}
+    return {
+        name: {
+            key: cfg["experiments"][name][key]
+            for key in RECIPE_KEYS
+            if key in cfg["experiments"][name]
+        }
+        for name in names
+    }
+
+
+def make_recipe_tables(cfg: dict, folder: Path) -> list[Path]:
+    return tables.make_recipe_table(
+        folder / "recipe.md",
+        folder / "recipe.tex",
+        folder / "variants.md",
+        folder / "variants.tex",
         experiments=recipe_sections(cfg),
+        parents=parents_of(cfg),
         data=cfg["data"],
         normalize=cfg["normalize"],
         seeds=seeds_of(cfg),
     )
+
+
+def test_make_recipe_table_shows_the_recipes_that_are_no_variant_and_escapes_tags(
+    cfg: dict, tmp_path: Path
+) -> None:
+    md, tex, variants_md, variants_tex = make_recipe_tables(cfg, tmp_path)
     assert (md, tex) == (tmp_path / "recipe.md", tmp_path / "recipe.tex")
-    tag = ["Pretrained weights (timm tag)", "convnext_tiny.in12k_ft_in1k"]
-    tag += ["convnext_tiny.fb_in1k"] * 3
+    tag = ["Pretrained weights (timm tag)", "convnext_tiny.in12k_ft_in1k", "convnext_tiny.fb_in1k"]
     assert tag in markdown_rows(md.read_text())
     spec, rows = latex_rows(tex.read_text())
-    assert spec == "lllll"
-    assert [tables.latex_escape(cell) for cell in tag] in rows
-    assert r"convnext\_tiny.fb\_in1k" in rows[2]  # after the header and "Variant of"
-    assert r"improved\_linear" in rows[0]
+    assert spec == "lll"  # the setting, the baseline, the improved recipe: legible in the paper
+    assert rows[0] == ["Setting", "baseline", "improved"]
+    assert [tables.latex_escape(cell) for cell in tag] == rows[1]  # no "Variant of" row
+    assert (variants_md, variants_tex) == (tmp_path / "variants.md", tmp_path / "variants.tex")
+
+
+def test_the_variants_table_holds_each_variants_changes_to_its_recipe(
+    cfg: dict, tmp_path: Path
+) -> None:
+    """The demo's two variants against improved, which they vary: only what they change, with
+    the parent's value and their own (the same seeds here: no "Seeds" row)."""
+    *_, variants_md, variants_tex = make_recipe_tables(cfg, tmp_path)
+    rows = markdown_rows(variants_md.read_text())
+    assert rows[0] == ["Variant", "Variant of", "Setting", "Recipe's value", "Variant's value"]
+    assert rows[1:] == [
+        ["improved_linear", "improved", "Head", "token_attention", "linear"],
+        ["improved_linear", "improved", "Attention dropout", "0.2", "n/a"],
+        ["improved_linear", "improved", "Output dropout", "0.2", "n/a"],
+        ["improved_linear", "improved", "AdamW lr / weight decay: attention",
+         "0.0001 / 0.0005 (attention)", "frozen"],
+        ["improved_noaug", "improved", "RandAugment", "num_ops=2, magnitude=9", "none"],
+        ["improved_noaug", "improved", "RandomErasing", "p=0.15", "none"],
+        ["improved_noaug", "improved", "Augmented at", "input size (as published)", "n/a"],
+    ]  # fmt: skip
+    spec, tex_rows = latex_rows(variants_tex.read_text())
+    assert spec == "lllll" and tex_rows[1][0] == r"improved\_linear"
+
+
+def test_a_variant_of_a_recipe_that_does_not_run_is_read_against_it(tmp_path: Path) -> None:
+    """improved's seeds: [] declares it without running it: its variants' changes are read
+    against its section all the same, and its seeds read "not run"."""
+    cfg = make_cfg(tmp_path, "experiments.improved.seeds=[]")
+    *_, variants_md, _ = make_recipe_tables(cfg, tmp_path)
+    rows = markdown_rows(variants_md.read_text())
+    assert ["improved_noaug", "improved", "RandomErasing", "p=0.15", "none"] in rows
+    assert ["improved_noaug", "improved", "Seeds", "not run", "0"] in rows
+
+
+def test_a_variant_that_changes_nothing_reads_one_row_saying_so(cfg: dict) -> None:
+    same = {"from": "improved"} | {k: v for k, v in recipe_sections(cfg)["improved"].items()}
+    experiments = {"improved": recipe_sections(cfg)["improved"], "improved_same": same}
+    frame = tables.variants_frame(
+        experiments,
+        parents_of(cfg),
+        cfg["data"],
+        cfg["normalize"],
+        {"improved": [0], "improved_same": [0]},
+    )
+    assert frame.values.tolist() == [["improved_same", "improved", "nothing", "n/a", "n/a"]]
 
 
 # --------------------------------------------------------------------------- discrepancies

@@ -113,7 +113,7 @@ def test_all_outputs_exist(workflow):
         for figure in ("correct_wrong", "class_grid"):
             assert (out / "figures" / experiment / f"{figure}.png").stat().st_size > 0
     tables = ("results", "recipe", "discrepancies", "classes_baseline", "classes_improved")
-    for table in (*tables, "ablation", "compute"):
+    for table in (*tables, "ablation", "compute", "variants"):
         assert (out / "tables" / f"{table}.md").is_file()
         assert (out / "tables" / f"{table}.tex").is_file()
     assert (out / "figures" / "learning_curves.pdf").is_file()
@@ -397,7 +397,7 @@ def test_the_report_gathers_figures_tables_notebooks_and_the_paper(workflow):
         assert expected in html, expected
     # every table (README.md: "every figure, table and notebook"), the study's section too
     tables = sorted(path.name for path in (workdir / "results/demo/tables").glob("*.md"))
-    assert len(tables) == 11  # 7 tables and one class table per experiment (4)
+    assert len(tables) == 12  # 8 tables and one class table per experiment (4)
     for expected in (*tables, "difference.md", "ablation_effects.png"):
         assert expected in html, expected
     if shutil.which("latexmk"):

@@ -231,6 +231,31 @@ def _recipe_column(exp: Mapping, groups: list[str]) -> dict[str, str]:
     }
 
 
+def _recipe_columns(
+    experiments: Mapping[str, Mapping],
+    data: Mapping,
+    normalize: Mapping,
+    seeds: Mapping[str, Sequence[int]],
+) -> dict[str, dict[str, str]]:
+    """Experiment -> setting -> cell: :func:`recipe_frame`'s columns."""
+    names = (g["name"] for exp in experiments.values() for g in exp["trainable"])
+    groups = list(dict.fromkeys(names))  # trainable group names, in order of first appearance
+    shared = {
+        "Image size / input size": f"{data['image_size']} / {data['input_size']}",
+        "Normalize mean": _value(normalize["mean"]),
+        "Normalize std": _value(normalize["std"]),
+    }
+    return {
+        name: _recipe_column(exp, groups)
+        | shared
+        | {
+            "Data source": _data_source(data | exp.get("data", {})),
+            "Seeds": ", ".join(map(str, seeds.get(name, []))) or "not run",
+        }
+        for name, exp in experiments.items()
+    }
+
+
 def recipe_frame(
     experiments: Mapping[str, Mapping],
     data: Mapping,
@@ -242,37 +267,61 @@ def recipe_frame(
     holds its full settings and, in "Variant of", its parent (`from`; "none" for the others).
     Each column ends with its data source (its own `data.source`, else `data`'s) and `seeds`;
     the shared sizes and normalisation repeat in each."""
-    names = (g["name"] for exp in experiments.values() for g in exp["trainable"])
-    groups = list(dict.fromkeys(names))  # trainable group names, in order of first appearance
-    shared = {
-        "Image size / input size": f"{data['image_size']} / {data['input_size']}",
-        "Normalize mean": _value(normalize["mean"]),
-        "Normalize std": _value(normalize["std"]),
-    }
-    columns = {
-        name: _recipe_column(exp, groups)
-        | shared
-        | {
-            "Data source": _data_source(data | exp.get("data", {})),
-            "Seeds": ", ".join(map(str, seeds[name])),
-        }
-        for name, exp in experiments.items()
-    }
+    columns = _recipe_columns(experiments, data, normalize, seeds)
     return pd.DataFrame(columns).rename_axis("Setting").reset_index()
+
+
+VARIANT_COLUMNS = ["Variant", "Variant of", "Setting", "Recipe's value", "Variant's value"]
+
+
+def variants_frame(
+    experiments: Mapping[str, Mapping],
+    parents: Mapping[str, Mapping],
+    data: Mapping,
+    normalize: Mapping,
+    seeds: Mapping[str, Sequence[int]],
+) -> pd.DataFrame:
+    """One row per setting in which a variant among `experiments` differs from the recipe it
+    varies (its `from`, whose section `parents` holds, run or not): everything else it
+    inherits. A variant that changes nothing reads one row "nothing"."""
+    rows = []
+    for name, exp in experiments.items():
+        if not exp.get("from"):
+            continue
+        parent = exp["from"]
+        both = _recipe_columns({parent: parents[parent], name: exp}, data, normalize, seeds)
+        changed = [
+            [name, parent, setting, both[parent][setting], value]
+            for setting, value in both[name].items()
+            if setting != "Variant of" and value != both[parent][setting]
+        ]
+        rows += changed or [[name, parent, "nothing", NA, NA]]
+    return pd.DataFrame(rows, columns=VARIANT_COLUMNS)
 
 
 def make_recipe_table(
     md: Path,
     tex: Path,
+    variants_md: Path,
+    variants_tex: Path,
     *,
     experiments: Mapping[str, Mapping],
+    parents: Mapping[str, Mapping],
     data: Mapping,
     normalize: Mapping,
     seeds: Mapping[str, Sequence[int]],
 ) -> list[Path]:
-    """The hyperparameters of all experiments (the config sections of :func:`recipe_frame`)."""
+    """Two tables: every hyperparameter of each recipe that is no variant, side by side (the
+    config sections of :func:`recipe_frame`), and each variant's changes to the recipe it
+    varies (:func:`variants_frame`)."""
     frame = recipe_frame(experiments, data, normalize, seeds)
-    return save_table(frame, md, tex, align="l" * len(frame.columns))
+    recipes = ["Setting", *(name for name, exp in experiments.items() if not exp.get("from"))]
+    frame = frame.loc[frame["Setting"] != "Variant of", recipes]
+    variants = variants_frame(experiments, parents, data, normalize, seeds)
+    return [
+        *save_table(frame, md, tex, align="l" * len(frame.columns)),
+        *save_table(variants, variants_md, variants_tex, align="l" * len(VARIANT_COLUMNS)),
+    ]
 
 
 # --------------------------------------------------------------------------- discrepancies
