@@ -501,7 +501,7 @@ def test_a_variant_of_a_recipe_that_does_not_run_is_read_against_it(tmp_path: Pa
 
 
 def test_a_variant_that_changes_nothing_reads_one_row_saying_so(cfg: dict) -> None:
-    same = {"from": "improved"} | {k: v for k, v in recipe_sections(cfg)["improved"].items()}
+    same = {"from": "improved"} | recipe_sections(cfg)["improved"]
     experiments = {"improved": recipe_sections(cfg)["improved"], "improved_same": same}
     frame = tables.variants_frame(
         experiments,

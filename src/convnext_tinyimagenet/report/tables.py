@@ -314,9 +314,9 @@ def make_recipe_table(
     """Two tables: every hyperparameter of each recipe that is no variant, side by side (the
     config sections of :func:`recipe_frame`), and each variant's changes to the recipe it
     varies (:func:`variants_frame`)."""
-    frame = recipe_frame(experiments, data, normalize, seeds)
-    recipes = ["Setting", *(name for name, exp in experiments.items() if not exp.get("from"))]
-    frame = frame.loc[frame["Setting"] != "Variant of", recipes]
+    recipes = {name: exp for name, exp in experiments.items() if not exp.get("from")}
+    frame = recipe_frame(recipes, data, normalize, seeds)
+    frame = frame.loc[frame["Setting"] != "Variant of"]  # "none" in every column
     variants = variants_frame(experiments, parents, data, normalize, seeds)
     return [
         *save_table(frame, md, tex, align="l" * len(frame.columns)),
