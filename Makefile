@@ -51,16 +51,16 @@ image-test: $(STAMP)
 	$(RUN) bash .ci/image-test.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests rules/scripts
-	$(BIN)/ruff format --check src tests rules/scripts
+	$(BIN)/ruff check src tests rules/scripts benchmarks
+	$(BIN)/ruff format --check src tests rules/scripts benchmarks
 	$(BIN)/snakefmt --check Snakefile rules
 	$(RUN) $(BIN)/snakemake --lint
 	$(RUN) $(BIN)/snakemake --lint --configfile config/smoke.yaml
 	$(BIN)/hadolint Dockerfile
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests rules/scripts
-	$(BIN)/ruff check --fix src tests rules/scripts
+	$(BIN)/ruff format src tests rules/scripts benchmarks
+	$(BIN)/ruff check --fix src tests rules/scripts benchmarks
 	$(BIN)/snakefmt Snakefile rules
 
 lock: $(STAMP)

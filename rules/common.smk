@@ -41,6 +41,20 @@ wildcard_constraints:
     source="|".join(SOURCES),
 
 
+def published_gap():
+    """The published claims' gap between the study's decomposed recipe and the one it is set
+    against; None when either is no published run or reads synthetic data (no meaning there).
+    """
+    names = [config["study"]["decompose"][key] for key in ("recipe", "against")]
+    runs = PUBLISHED["runs"]
+    if any(
+        name not in runs or experiment_source(config, name) == "synthetic"
+        for name in names
+    ):
+        return None
+    return runs[names[0]]["claim"] - runs[names[1]]["claim"]
+
+
 def per_run(pattern, names=None):
     """`pattern` (a rule's output with {experiment} and {seed}) expanded over every run, or
     over the runs of `names`, in RUNS order."""

@@ -14,12 +14,14 @@ rule summarize_study:
         runs=RUNS,
         parents=by_experiment(lambda experiment: experiment.get("from")),
         titles=by_experiment(lambda experiment: experiment["title"]),
+        settings=config["study"],
+        published_gap=published_gap(),
     script:
         "scripts/summarize_study.py"
 
 
 rule write_difference_section:
-    # the paper's "What made the difference": one generated sentence per variant
+    # the paper's "One change at a time": one generated sentence per variant
     input:
         study=rules.summarize_study.output.json,
     output:

@@ -4,8 +4,7 @@ import json
 
 import pytest
 import torch
-
-from convnext_tinyimagenet.tools.bench import BenchSizes, format_table, run_bench, write_result
+from benchmarks.bench import BenchSizes, format_table, run_bench, write_result
 
 from .conftest import smoke_config
 

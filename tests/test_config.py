@@ -201,7 +201,7 @@ def test_smoke_config_holds_only_overrides(paper: dict) -> None:
 
 def test_the_paper_config_runs_every_variant_with_three_seeds(paper: dict) -> None:
     runs = runs_to_do(paper)
-    assert len(runs) == 24 and paper["seeds"] == [0, 1, 2]
+    assert len(runs) == 30 and paper["seeds"] == [0, 1, 2]
     assert {name for name, _ in runs} == set(paper["experiments"])
     # each run reads its experiment's source: the baseline's notebook the Hugging Face copy,
     # the improved notebook (and its variants) the original zip

@@ -24,7 +24,6 @@ import yaml
 from convnext_tinyimagenet.config import experiment_seeds, experiment_source, load_config
 from convnext_tinyimagenet.report import paper
 from convnext_tinyimagenet.run_folder import run_dir
-from convnext_tinyimagenet.stats import wilson_interval
 
 from .conftest import ROOT, SMOKE
 
@@ -438,18 +437,6 @@ def test_number(value, expected):
 )
 def test_signed(value, expected):
     assert paper.tex_signed(value) == expected
-
-
-def test_newcombe_difference_matches_published_example():
-    """Newcombe (1998), Table II, example (a): 56/70 - 48/80, method 10: 0.0524 to 0.3339."""
-
-    def summary(correct, n):
-        low, high = wilson_interval(correct, n)
-        return {"accuracy": 100 * correct / n, "wilson95": [100 * low, 100 * high]}
-
-    low, high = paper.newcombe_difference(summary(56, 70), summary(48, 80))
-    assert low == pytest.approx(5.24, abs=0.01)
-    assert high == pytest.approx(33.39, abs=0.01)
 
 
 def test_write_macros(tmp_path):

@@ -85,7 +85,7 @@ def test_slurm_dry_run_plans_the_training_jobs_on_gpus(workdir):
 def test_slurm_dry_run_of_the_paper_config_plans_one_gpu_job_per_variant_and_seed(workdir):
     planned = planned_training(workdir)  # config/config.yaml alone: the paper's study
     experiments = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["experiments"]
-    assert len(planned) == 24 == len(experiments) * 3
+    assert len(planned) == 30 == len(experiments) * 3
     assert sorted(planned) == sorted((name, str(seed)) for name in experiments for seed in range(3))
 
 

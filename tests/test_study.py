@@ -68,20 +68,27 @@ def fake_runs(root, seeds):
     return runs
 
 
+SETTINGS = {
+    "alpha": 0.05,
+    "equivalence_margin_pp": 0.5,
+    "bootstrap": {"replicates": 4000, "seed": 0},
+    "decompose": {"recipe": "base", "against": "base", "leave_one_out": ["variant"]},
+}
+
+
+def summarize(runs, path, **changes):
+    keywords = {"parents": PARENTS, "titles": TITLES, "settings": SETTINGS} | changes
+    return study.read_study(study.summarize_study(runs, path, **keywords))
+
+
 @pytest.fixture
 def one_seed(tmp_path):
-    path = study.summarize_study(
-        fake_runs(tmp_path, [0]), tmp_path / "study.json", parents=PARENTS, titles=TITLES
-    )
-    return study.read_study(path)
+    return summarize(fake_runs(tmp_path, [0]), tmp_path / "study.json")
 
 
 @pytest.fixture
 def two_seeds(tmp_path):
-    path = study.summarize_study(
-        fake_runs(tmp_path, [0, 1]), tmp_path / "study.json", parents=PARENTS, titles=TITLES
-    )
-    return study.read_study(path)
+    return summarize(fake_runs(tmp_path, [0, 1]), tmp_path / "study.json")
 
 
 def test_one_seed_effect_against_hand_arithmetic(one_seed):
@@ -90,15 +97,24 @@ def test_one_seed_effect_against_hand_arithmetic(one_seed):
     seed = effect["seeds"]["0"]
     # variant 12/20 = 60 %, base 15/20 = 75 %: (2 - 5) / 20 = -15 points
     assert seed["difference"] == pytest.approx(-15.0)
+    assert effect["difference"] == pytest.approx(-15.0)
     counts = {"n": 20, "both": 10, "first_only": 2, "second_only": 5, "neither": 3}
     assert seed["counts"] == counts
     # 7 discordant images, 2 one way: p = 2 (C(7,0) + C(7,1) + C(7,2)) / 2^7 = 58 / 128
     assert seed["mcnemar_p"] == pytest.approx(58 / 128)
     assert seed["newcombe95"] == pytest.approx(list(newcombe_paired_difference(counts)))
-    low, high = seed["newcombe95"]
-    assert low < -15.0 < high
-    # one seed: no spread over seeds
-    assert effect["difference"] == {"n": 1, "mean": -15.0, "sd": None, "low": None, "high": None}
+    # both runs' accuracy over the paired seed, which subtract to the effect
+    assert effect["accuracy"] == {"variant": 60.0, "reference": 75.0}
+
+
+def test_one_seed_bootstrap_is_the_paired_image_noise(one_seed):
+    bootstrap = one_seed["effects"]["variant"]["bootstrap"]
+    # one seed: images resampled alone; their variance is the paired difference's,
+    # ((b + c) / n - ((b - c) / n)^2) / n = (7 / 20 - 0.0225) / 20, in points²
+    assert bootstrap["image_var"] == pytest.approx(1e4 * (7 / 20 - 0.0225) / 20)
+    assert bootstrap["seed_var"] is None
+    low, high = bootstrap["interval95"]
+    assert low < -15.0 < high and 0 < bootstrap["p_greater"] < 0.1
 
 
 def test_one_seed_runs_and_means(one_seed):
@@ -113,22 +129,41 @@ def test_one_seed_runs_and_means(one_seed):
 def test_a_variant_whose_parent_does_not_run_has_no_effect(one_seed):
     assert one_seed["effects"]["orphan"] is None
     assert "base" not in one_seed["effects"]
+    assert one_seed["family"] == ["variant"]  # Holm's family: the effects that were measured
 
 
-def test_two_seeds_mean_interval_against_hand_arithmetic(two_seeds):
+def test_two_seeds_against_hand_arithmetic(two_seeds):
     effect = two_seeds["effects"]["variant"]
     # seed 1: (4 - 5) / 20 = -5 points; b = 4, c = 5: p = 2 * 256 / 512, capped at 1
     assert effect["seeds"]["1"]["difference"] == pytest.approx(-5.0)
     assert effect["seeds"]["1"]["mcnemar_p"] == 1.0
-    # -15 and -5: mean -10, sd sqrt((25 + 25) / 1) = sqrt(50), half = t * sqrt(50) / sqrt(2)
-    half = T975_DF1 * 5.0
-    assert effect["difference"]["mean"] == pytest.approx(-10.0)
-    assert effect["difference"]["sd"] == pytest.approx(math.sqrt(50))
-    assert effect["difference"]["low"] == pytest.approx(-10.0 - half)
-    assert effect["difference"]["high"] == pytest.approx(-10.0 + half)
-    # the variant's accuracies: 60 and 70 %, mean 65, the same half-width
+    # -15 and -5: mean -10; the seed part's variance is s² / k = 50 / 2 points²
+    assert effect["difference"] == pytest.approx(-10.0)
+    assert effect["bootstrap"]["seed_var"] == pytest.approx(25.0)
+    assert effect["accuracy"] == pytest.approx({"variant": 65.0, "reference": 75.0})
+    # the variant's accuracies: 60 and 70 %, mean 65 and the t-interval over the two seeds
     accuracy = two_seeds["experiments"]["variant"]["accuracy"]
-    assert (accuracy["mean"], accuracy["low"]) == pytest.approx((65.0, 65.0 - half))
+    assert (accuracy["mean"], accuracy["low"]) == pytest.approx((65.0, 65.0 - T975_DF1 * 5.0))
+
+
+def test_one_effect_is_its_own_family(two_seeds):
+    # m = 1: Holm leaves p as it is; the level is 1 - alpha; TOST reads the 90 % interval
+    effect = two_seeds["effects"]["variant"]
+    assert effect["holm"]["p"] == effect["bootstrap"]["p"]
+    assert effect["holm"]["level"] == pytest.approx(0.95)
+    assert effect["holm"]["interval"] == effect["bootstrap"]["interval95"]
+    assert effect["equivalence"]["level"] == pytest.approx(0.9)
+    assert effect["equivalence"]["margin"] == 0.5
+
+
+def test_seeds_on_other_images_are_refused(tmp_path):
+    runs = fake_runs(tmp_path, [0, 1])
+    variant, base = correctness(TABLES[1])
+    ids = [f"other{i:02d}" for i in range(20)]
+    runs["base"][1] = write_run(tmp_path, "base-other", 1, base, ids=ids)
+    runs["variant"][1] = write_run(tmp_path, "variant-other", 1, variant, ids=ids)
+    with pytest.raises(study.StudyError, match="seed 1 covers other images than seed 0"):
+        summarize(runs, tmp_path / "s.json")
 
 
 @pytest.mark.parametrize(
@@ -145,9 +180,26 @@ def test_predictions_that_cannot_be_paired_are_refused_in_one_line(tmp_path, var
         "variant": {0: write_run(tmp_path, "variant", 0, variant, ids=variant_ids)},
     }
     with pytest.raises(study.StudyError, match=message) as error:
-        study.summarize_study(runs, tmp_path / "s.json", parents=PARENTS, titles=TITLES)
+        summarize(runs, tmp_path / "s.json")
     assert "\n" not in str(error.value) and "variant vs base, seed 0" in str(error.value)
     assert not (tmp_path / "s.json").exists()
+
+
+def test_the_decomposition_sets_the_contributions_beside_the_gap(one_seed):
+    parts = one_seed["decomposition"]
+    # the variant left out of "base" costs it -15 points: base − variant = +15
+    assert parts["contributions"] == {"variant": 15.0}
+    assert parts["sum"] == 15.0 and parts["gap"] == 0.0 and parts["published_gap"] is None
+
+
+def test_power_from_the_pooled_seed_spread_and_the_image_noise(two_seeds):
+    power = two_seeds["power"]
+    # pooled over base (75, 75: s² 0), variant and orphan (60, 70: s² 50), one degree of
+    # freedom each: s² = 100 / 3; SE² = 2 s² / 2 seeds + the image part; z(1 - 0.05 / 2) + z(0.8)
+    assert power["seed_sd"] == pytest.approx(math.sqrt(100 / 3)) and power["seeds"] == 2
+    image_var = two_seeds["effects"]["variant"]["bootstrap"]["image_var"]
+    se = math.sqrt(100 / 3 + image_var)
+    assert power["smallest_effect"] == pytest.approx((1.959964 + 0.841621) * se, rel=1e-5)
 
 
 def test_table_rows_with_one_seed(one_seed):
@@ -156,20 +208,23 @@ def test_table_rows_with_one_seed(one_seed):
     assert list(rows) == ["Base recipe", "Base without X", "Orphan variant"]
     base, variant, orphan = rows.values()
     assert (base["Variant of"], base["Seeds"], base["Accuracy (%)"]) == ("n/a", "0", "75.00")
-    assert base["Effect (pp)"] == base["McNemar p"] == "n/a"
-    low, high = one_seed["effects"]["variant"]["seeds"]["0"]["newcombe95"]
+    assert base["Effect, variant − parent (pp)"] == base["Verdict (Holm p)"] == "n/a"
+    low, high = one_seed["effects"]["variant"]["holm"]["interval"]
+    p_greater = one_seed["effects"]["variant"]["bootstrap"]["p_greater"]
     assert variant == {
         "Experiment": "Base without X",
         "Variant of": "base",
         "Seeds": "0",
         "Accuracy (%)": "60.00",
         "Batch mean (%)": "61.00",
-        "Effect (pp)": "-15.00",
-        "95 % interval (pp)": f"[{low:+.2f}, {high:+.2f}]",
-        "Interval": "paired Newcombe 95 %, seed 0",
-        "McNemar p": "0.453",
+        "Effect, variant − parent (pp)": "-15.00",
+        "Holm-adjusted interval (pp)": f"[{low:+.2f}, {high:+.2f}] at 95.00 %",
+        "P(variant > parent)": f"{p_greater:.3f}",
+        "Verdict (Holm p)": variant["Verdict (Holm p)"],
+        "Per seed: variant − parent (McNemar p)": "0: -15.00 (0.453)",
     }
-    assert orphan["Variant of"] == "not_run" and orphan["Effect (pp)"] == "n/a"
+    assert variant["Verdict (Holm p)"].startswith(study.verdict(one_seed["effects"]["variant"]))
+    assert orphan["Variant of"] == "not_run" and orphan["Effect, variant − parent (pp)"] == "n/a"
 
 
 def test_table_rows_with_two_seeds(two_seeds):
@@ -182,16 +237,17 @@ def test_table_rows_with_two_seeds(two_seeds):
     sd = 5.0 * 2**0.5  # 60 and 70 %: sd = |70 - 60| / sqrt(2)
     assert variant["Accuracy (%)"] == f"65.00 ± {sd:.2f} [{65 - half:.2f}, 100.00]"
     assert variant["Batch mean (%)"] == "61.00 ± 0.00 [61.00, 61.00]"  # 61 at both seeds
-    assert variant["Effect (pp)"] == "-10.00"
-    assert variant["95 % interval (pp)"] == f"[{-10 - half:+.2f}, {-10 + half:+.2f}]"
-    assert variant["Interval"] == "t 95 % over 2 seeds"
-    assert variant["McNemar p"] == "seed 0: 0.453; seed 1: 1.000"
+    assert variant["Effect, variant − parent (pp)"] == "-10.00"
+    assert (
+        variant["Per seed: variant − parent (McNemar p)"] == "0: -15.00 (0.453); 1: -5.00 (1.000)"
+    )
 
 
 def test_table_and_figure_files_are_written(tmp_path):
     path = study.summarize_study(
-        fake_runs(tmp_path, [0]), tmp_path / "study.json", parents=PARENTS, titles=TITLES
-    )
+        fake_runs(tmp_path, [0]), tmp_path / "study.json",
+        parents=PARENTS, titles=TITLES, settings=SETTINGS,
+    )  # fmt: skip
     md, tex = tmp_path / "ablation.md", tmp_path / "ablation.tex"
     study.make_ablation_table(path, md, tex)
     assert "Base without X" in md.read_text() and r"\toprule" in tex.read_text()
@@ -200,10 +256,13 @@ def test_table_and_figure_files_are_written(tmp_path):
     assert png.read_bytes().startswith(b"\x89PNG") and pdf.read_bytes().startswith(b"%PDF")
 
 
-def test_the_forest_plot_has_one_row_per_variant_with_a_reference(one_seed):
+def test_the_forest_plot_has_one_row_per_variant_with_a_parent(one_seed):
     ax = study.ablation_effects_figure(one_seed).axes[0]
     assert [label.get_text() for label in ax.get_yticklabels()] == ["Base without X"]
-    low, high = one_seed["effects"]["variant"]["seeds"]["0"]["newcombe95"]
+    low, high = one_seed["effects"]["variant"]["holm"]["interval"]
     # the interval bar: the one line that is not vertical (the line at 0) nor a point (the mean)
     (bar,) = [line for line in ax.get_lines() if len(set(line.get_xdata())) == 2]
     assert list(bar.get_xdata()) == pytest.approx([low, high])
+    # the equivalence margin, shaded
+    (band,) = ax.patches
+    assert band.get_x() == pytest.approx(-0.5) and band.get_width() == pytest.approx(1.0)

@@ -26,11 +26,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from convnext_tinyimagenet import stats
 from convnext_tinyimagenet.cli import main
 from convnext_tinyimagenet.config import load_config
 from convnext_tinyimagenet.run_folder import RunFolder, run_dir, write_predictions
-from convnext_tinyimagenet.stats import Z95
 from convnext_tinyimagenet.train.evaluation import predictions_frame, summarize_predictions
 from convnext_tinyimagenet.verify import published, verification
 from convnext_tinyimagenet.verify.verification import Claims, Inputs
@@ -330,73 +328,6 @@ def test_the_published_summary_holds_each_runs_figures(tmp_path, synthetic):
     assert baseline["accuracy_batch_mean"] == pytest.approx(75.0)
     assert baseline["file"] == str(downloads(tmp_path)["baseline"])
     assert baseline["sha256"] == pins["baseline"]
-
-
-# --------------------------------------------------------------------------- intervals
-
-
-def wilson_by_bisection(correct: int, n: int) -> tuple[float, float]:
-    """Wilson's bounds as the two roots of |p_hat - p| = z sqrt(p (1 - p) / n), in %."""
-    p_hat = correct / n
-
-    def gap(p: float) -> float:
-        return abs(p_hat - p) - Z95 * math.sqrt(p * (1 - p) / n)
-
-    def root(lo: float, hi: float) -> float:  # gap changes sign between lo and hi
-        for _ in range(200):
-            mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if (gap(mid) > 0) == (gap(lo) > 0) else (lo, mid)
-        return 100 * (lo + hi) / 2
-
-    return root(0.0, p_hat), root(p_hat, 1.0)
-
-
-@pytest.mark.parametrize(("correct", "n"), [(8261, 10_000), (8631, 10_000), (150, 160), (1, 7)])
-def test_accuracy_interval_is_wilson(correct, n):
-    interval = stats.accuracy_interval(correct, n)
-    assert interval["accuracy"] == pytest.approx(100 * correct / n)
-    assert interval["wilson95"] == pytest.approx(list(wilson_by_bisection(correct, n)), abs=1e-9)
-
-
-def test_newcombe_difference_matches_published_example():
-    """Newcombe (1998), Table II, example (a): 56/70 - 48/80, method 10: 0.0524 to 0.3339."""
-    low, high = stats.newcombe_difference(
-        stats.accuracy_interval(56, 70), stats.accuracy_interval(48, 80)
-    )
-    assert (low, high) == pytest.approx((5.24, 33.39), abs=0.01)
-
-
-def test_paired_interval_without_correlation_is_the_independent_one():
-    # a d == b c (36 x 16 == 24 x 24): phi = 0, so the cross term vanishes
-    counts = {"n": 100, "both": 36, "first_only": 24, "second_only": 24, "neither": 16}
-    first = stats.accuracy_interval(60, 100)
-    second = stats.accuracy_interval(60, 100)
-    assert stats.newcombe_paired_difference(counts) == pytest.approx(
-        stats.newcombe_difference(first, second)
-    )
-
-
-def test_paired_interval_approaches_the_paired_wald_interval():
-    # large n: the score interval converges on d +/- z sqrt((b + c) / n^2 - (b - c)^2 / n^3)
-    counts = {"n": 100_000, "both": 80_000, "first_only": 6_000, "second_only": 4_000}
-    counts["neither"] = 10_000
-    n, b, c = counts["n"], counts["first_only"], counts["second_only"]
-    half = 100 * Z95 * math.sqrt((b + c) / n**2 - (b - c) ** 2 / n**3)
-    low, high = stats.newcombe_paired_difference(counts)
-    assert (low, high) == pytest.approx((2.0 - half, 2.0 + half), abs=0.01)
-    # pairing narrows the interval: these runs agree on 90 % of the images
-    wide = stats.newcombe_difference(
-        stats.accuracy_interval(86_000, n), stats.accuracy_interval(84_000, n)
-    )
-    assert high - low < 0.7 * (wide[1] - wide[0])
-
-
-@pytest.mark.parametrize(
-    ("first_only", "second_only", "p"),
-    [(5, 0, 2 / 32), (0, 5, 2 / 32), (3, 1, 2 * 5 / 16), (4, 4, 1.0), (0, 0, 1.0)],
-)
-def test_mcnemar_exact_p(first_only, second_only, p):
-    assert stats.mcnemar_exact_p(first_only, second_only) == pytest.approx(p)
 
 
 def test_paired_comparison_needs_the_same_labels_row_by_row():

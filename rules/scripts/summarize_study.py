@@ -14,4 +14,6 @@ with rule_log(snakemake):
         snakemake.output.json,
         parents=snakemake.params.parents,
         titles=snakemake.params.titles,
+        settings=snakemake.params.settings,
+        published_gap=snakemake.params.published_gap,
     )

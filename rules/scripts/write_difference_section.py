@@ -1,4 +1,4 @@
-"""Rule write_difference_section: the paper's "What made the difference", generated."""
+"""Rule write_difference_section: the paper's "One change at a time", generated."""
 
 from convnext_tinyimagenet.report.study import write_difference_section
 from convnext_tinyimagenet.workflow import rule_log

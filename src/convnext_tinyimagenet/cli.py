@@ -15,10 +15,8 @@ from convnext_tinyimagenet.config import experiment_seeds, load_config, run_sett
 from convnext_tinyimagenet.data.store import load_store
 from convnext_tinyimagenet.errors import ArtifactError
 from convnext_tinyimagenet.run_folder import run_dir
-from convnext_tinyimagenet.tools.bench import SIZES, format_table, run_bench, write_result
 from convnext_tinyimagenet.train.runner import (
     evaluate_experiment,
-    resolve_device,
     train_experiment,
 )
 from convnext_tinyimagenet.verify import verification
@@ -88,29 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(evaluate, experiment=True)
     _add_verify(commands)
-    _add_bench(commands)
     return parser
-
-
-def _add_bench(commands: argparse._SubParsersAction) -> None:
-    bench = commands.add_parser(
-        "bench",
-        help="benchmark the published notebooks' pipeline against this project's",
-        description="Measure data loading and training steps of the reference pipeline (PIL "
-        "transforms, 2 loader workers, batch 32) and of this project's, on synthetic data, in "
-        "one process; print a table and write JSON.",
-    )
-    _common(bench, experiment=False)
-    bench.add_argument(
-        "--size",
-        choices=("small", "gpu"),
-        default="small",
-        help="small: CPU-sized (about a minute); gpu: 224x224 input, 200 classes (minutes)",
-    )
-    bench.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    bench.add_argument(
-        "--out", type=Path, help="JSON path (default: benchmarks/results/bench-<device>.json)"
-    )
 
 
 def _add_verify(commands: argparse._SubParsersAction) -> None:
@@ -182,20 +158,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if result["verdict"] == verification.PASS else 1
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    cfg = _load(args)
-    device = resolve_device(args.device)
-    result = run_bench(cfg, SIZES[args.size], device)
-    print(format_table(result))
-    name = result["machine"]["name"].replace(" ", "-").lower()
-    out = args.out or Path("benchmarks") / "results" / f"bench-{device.type}-{name}.json"
-    write_result(result, out)
-    print(f"wrote {out}")
-    return 0
-
-
 COMMANDS = {
-    "bench": cmd_bench,
     "prepare-data": cmd_prepare_data,
     "train": cmd_train,
     "evaluate": cmd_evaluate,

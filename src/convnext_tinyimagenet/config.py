@@ -338,6 +338,19 @@ def _semantic_problems(cfg: dict) -> Iterator[str]:
             if name not in cfg["experiments"]:
                 where = f"discrepancies.{index}.affects.{position} = {name!r}"
                 yield f"{where}: unknown experiment; allowed: {', '.join(cfg['experiments'])}"
+    yield from _decompose_problems(cfg["study"]["decompose"], cfg["experiments"])
+
+
+def _decompose_problems(decompose: Mapping, experiments: Mapping) -> Iterator[str]:
+    """study.decompose names experiments, and each leave-one-out one is a variant of its recipe."""
+    names = [("recipe", decompose["recipe"]), ("against", decompose["against"])]
+    names += [(f"leave_one_out.{i}", name) for i, name in enumerate(decompose["leave_one_out"])]
+    for key, name in names:
+        where = f"study.decompose.{key} = {name!r}"
+        if name not in experiments:
+            yield f"{where}: unknown experiment; allowed: {', '.join(experiments)}"
+        elif key.startswith("leave") and experiments[name].get("from") != decompose["recipe"]:
+            yield f"{where}: not a variant of {decompose['recipe']!r}; allowed: its variants"
 
 
 def experiment_config(cfg: Mapping, name: str) -> dict:

@@ -1,5 +1,6 @@
 """Statistics of accuracies in plain numpy, in percentage points: batch means, Wilson and
-Newcombe intervals (one run, two independent or paired runs), McNemar, t over seeds."""
+Newcombe intervals (one run, two independent or paired runs), McNemar, t over seeds, the
+two-way bootstrap over seeds and images, Holm's adjustment and equivalence (TOST)."""
 
 from __future__ import annotations
 
@@ -76,8 +77,10 @@ def paired_counts(first: np.ndarray, second: np.ndarray) -> dict[str, int]:
 def newcombe_paired_difference(counts: Mapping[str, int]) -> tuple[float, float]:
     """95 % interval of accuracy(first) − accuracy(second) from a :func:`paired_counts` table.
 
-    Newcombe (1998b), method 10: square-and-add with the cross term -2 phi (p1 - l1)(u2 - p2),
-    phi the phi coefficient of the 2x2 table (0 when a margin is empty).
+    Newcombe (1998b), method 10: Wilson intervals of both margins combined by square-and-add
+    with the cross term -2 phi (p1 - l1)(u2 - p2), where phi is the 2x2 table's phi coefficient
+    corrected for continuity: with A = ad - bc, (A - N/2) / sqrt(efgh) when A > N/2, 0 when
+    0 <= A <= N/2, A / sqrt(efgh) when A < 0 (0 when a margin is empty).
     """
     n = counts["n"]
     a, b, c, d = (counts[k] for k in ("both", "first_only", "second_only", "neither"))
@@ -85,7 +88,9 @@ def newcombe_paired_difference(counts: Mapping[str, int]) -> tuple[float, float]
     p1, (l1, u1) = first["accuracy"], first["wilson95"]
     p2, (l2, u2) = second["accuracy"], second["wilson95"]
     margins = (a + b) * (c + d) * (a + c) * (b + d)
-    phi = (a * d - b * c) / math.sqrt(margins) if margins else 0.0
+    cross = a * d - b * c
+    corrected = cross - n / 2 if cross > n / 2 else min(cross, 0)
+    phi = corrected / math.sqrt(margins) if margins else 0.0
     diff = p1 - p2
     low = diff - math.sqrt(
         max(0.0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2)
@@ -162,3 +167,75 @@ def mean_interval(values, level: float = 0.95) -> dict:
     sd = float(values.std(ddof=1))
     half = t_quantile(0.5 + level / 2, n - 1) * sd / math.sqrt(n)
     return {"n": n, "mean": mean, "sd": sd, "low": mean - half, "high": mean + half}
+
+
+def two_way_bootstrap(differences, replicates: int, seed: int) -> dict:
+    """The bootstrap distribution of a paired effect over seeds and images, in points.
+
+    `differences` is seeds x images of variant − parent correctness (-1, 0 or 1), the same
+    images in every row. The effect's error is split in two parts, each drawn on its own:
+
+    - seeds: each seed's mean carries its training randomness and which images flip in that
+      seed. Their spread enters as s(seed means) / sqrt(k) times Student's t with k − 1 degrees
+      of freedom: k = 3 seeds resampled with replacement give ten distinct means, too few for a
+      tail (docs/statistics.md has the simulation).
+    - images: the images are resampled with replacement, one draw for every seed and both runs,
+      each image's mean over seeds shrunk to its part shared by the seeds (the ANOVA estimate
+      s²(image means) − MSE / k): the flips that differ by seed are in the seed part already.
+      Those means take only the 2k + 1 values j / k, so a multinomial draw of their counts is
+      the same resampling at a fraction of the cost.
+
+    With one seed the two cannot be told apart: the images are resampled unshrunk and the seed
+    noise is not measured (`seed_var` None). Returns the `mean` and the `draws` (points) and
+    the variance of each part (points²).
+    """
+    d = np.asarray(differences, dtype=np.int64)
+    k, n = d.shape
+    rng = np.random.default_rng(seed)
+    per_image = d.mean(axis=0)
+    values, counts = np.unique(d.sum(axis=0), return_counts=True)
+    image_part = rng.multinomial(n, counts / n, size=replicates) @ (values / k) / n
+    image_part -= per_image.mean()
+    shrink, seed_var = 1.0, None
+    if k > 1:
+        seed_means = d.mean(axis=1)
+        residual = d - seed_means[:, None] - per_image[None, :] + d.mean()
+        mse = float((residual**2).sum()) / ((k - 1) * (n - 1))
+        spread = float(per_image.var(ddof=1))
+        shrink = math.sqrt(max(0.0, 1 - mse / k / spread)) if spread > 0 else 0.0
+        seed_var = float(seed_means.var(ddof=1)) / k
+    draws = d.mean() + shrink * image_part
+    if seed_var is not None:
+        draws = draws + math.sqrt(seed_var) * rng.standard_t(k - 1, size=replicates)
+    return {
+        "mean": 100.0 * float(d.mean()),
+        "draws": 100.0 * draws,
+        "image_var": 1e4 * shrink**2 * float(per_image.var()) / n,
+        "seed_var": None if seed_var is None else 1e4 * seed_var,
+    }
+
+
+def percentile_interval(draws, level: float) -> tuple[float, float]:
+    """The equal-tailed percentile interval of bootstrap `draws` at `level`; inverted-CDF
+    quantiles, so a lower bound above 0 means fewer than (1 − level) / 2 of the draws are ≤ 0."""
+    tail = (1 - level) / 2
+    low, high = np.quantile(draws, [tail, 1 - tail], method="inverted_cdf")
+    return float(low), float(high)
+
+
+def bootstrap_p(draws) -> float:
+    """Two-sided bootstrap p-value of no effect: twice the smaller share of draws on either
+    side of 0, capped at 1."""
+    draws = np.asarray(draws)
+    return min(1.0, 2 * min(float(np.mean(draws <= 0)), float(np.mean(draws >= 0))))
+
+
+def holm(p_values) -> list[float]:
+    """Holm's (1979) step-down adjusted p-values, in the order given: the i-th smallest of m
+    times (m − i + 1), kept non-decreasing in that order, capped at 1."""
+    p = np.asarray(p_values, dtype=np.float64)
+    order = np.argsort(p, kind="stable")
+    steps = np.maximum.accumulate(p[order] * (len(p) - np.arange(len(p))))
+    adjusted = np.empty_like(p)
+    adjusted[order] = np.minimum(1.0, steps)
+    return adjusted.tolist()

@@ -1,14 +1,19 @@
 """The ablation study over runs: each experiment's accuracy over its seeds, and each variant's
-effect (variant − its `from` parent, same seed paired) with McNemar's exact test and intervals.
+effect (variant − its `from` parent, the same seeds and images paired).
 
-The data model is one run per (experiment, seed); with one seed today, an interval over seeds is
-None and the table and figure fall back on the one seed's paired Newcombe interval.
-`summarize_study` writes study.json; the ablation table and forest plot read only that file.
+The primary interval of an effect is a two-way bootstrap over seeds and images
+(:func:`stats.two_way_bootstrap`), adjusted by Holm over the family of effects; "no larger than
+M points" needs an equivalence test (TOST) at the configured margin. Per-seed differences,
+McNemar's exact p and the paired Newcombe interval stay as secondary numbers. Verdicts are
+decided on the bounds as printed (two decimals). `summarize_study` writes study.json; the
+ablation table, the forest plot and the sentences read only that file.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import statistics
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -23,14 +28,19 @@ from convnext_tinyimagenet.report.figures import save_figure
 from convnext_tinyimagenet.report.tables import latex_escape, save_table
 from convnext_tinyimagenet.run_folder import read_predictions, read_summary
 from convnext_tinyimagenet.stats import (
+    bootstrap_p,
+    holm,
     mcnemar_exact_p,
     mean_interval,
     newcombe_paired_difference,
     paired_counts,
+    percentile_interval,
+    two_way_bootstrap,
 )
 
 # experiment -> seed -> {"summary": path, "predictions": path}
 Runs = Mapping[str, Mapping[int, Mapping[str, Path]]]
+POWER = 0.8  # the power at which the smallest detectable effect is stated
 
 
 class StudyError(ArtifactError):
@@ -38,7 +48,8 @@ class StudyError(ArtifactError):
 
 
 def paired_correct(variant: pd.DataFrame, reference: pd.DataFrame, what: str) -> pd.DataFrame:
-    """Both runs' `correct` per image, merged on `image_id` (columns `variant`, `reference`).
+    """Both runs' `correct` per image, merged on `image_id` and sorted by it (columns
+    `image_id`, `variant`, `reference`).
 
     Raises StudyError when the image sets differ or an id repeats: the pairing would be wrong.
     `what` names the pair in the message.
@@ -57,13 +68,13 @@ def paired_correct(variant: pd.DataFrame, reference: pd.DataFrame, what: str) ->
     merged = variant[["image_id", "correct"]].merge(
         reference[["image_id", "correct"]], on="image_id", suffixes=("_variant", "_reference")
     )
-    return merged.rename(columns={"correct_variant": "variant", "correct_reference": "reference"})
+    merged = merged.rename(columns={"correct_variant": "variant", "correct_reference": "reference"})
+    return merged.sort_values("image_id", ignore_index=True)
 
 
-def seed_effect(variant: pd.DataFrame, reference: pd.DataFrame, what: str) -> dict:
-    """One seed's effect from two predictions frames: the difference (pp, variant − reference),
+def seed_effect(merged: pd.DataFrame) -> dict:
+    """One seed's effect from :func:`paired_correct`: the difference (pp, variant − reference),
     the paired 2x2 counts, McNemar's exact p and the paired Newcombe 95 % interval."""
-    merged = paired_correct(variant, reference, what)
     counts = paired_counts(merged["variant"].to_numpy(), merged["reference"].to_numpy())
     # (a + b) / n − (a + c) / n = (b − c) / n: only the discordant images move the difference
     difference = 100.0 * (counts["first_only"] - counts["second_only"]) / counts["n"]
@@ -93,43 +104,177 @@ def experiment_record(runs: Mapping[int, Mapping[str, Path]], title: str, parent
     }
 
 
-def effect_record(name: str, parent: str, runs: Runs) -> dict:
-    """A variant's effect over the seeds it shares with its parent, each seed paired."""
+def paired_seeds(name: str, parent: str, runs: Runs) -> dict[int, pd.DataFrame]:
+    """Each seed both runs share -> :func:`paired_correct`; every seed on the same images."""
     seeds = sorted(set(runs[name]) & set(runs[parent]))
     if not seeds:
         raise StudyError(f"{name} and its reference {parent} share no seed; nothing to pair")
-    per_seed = {
-        str(seed): seed_effect(
+    frames = {
+        seed: paired_correct(
             read_predictions(runs[name][seed]["predictions"]),
             read_predictions(runs[parent][seed]["predictions"]),
             f"{name} vs {parent}, seed {seed}",
         )
         for seed in seeds
     }
-    differences = [effect["difference"] for effect in per_seed.values()]
-    return {"reference": parent, "seeds": per_seed, "difference": mean_interval(differences)}
+    first = frames[seeds[0]]["image_id"]
+    for seed, frame in frames.items():
+        if not frame["image_id"].equals(first):
+            raise StudyError(
+                f"{name} vs {parent}: seed {seed} covers other images than seed {seeds[0]}; "
+                "every seed must be evaluated on the same validation images"
+            )
+    return frames
 
 
-def study(runs: Runs, parents: Mapping[str, str | None], titles: Mapping[str, str]) -> dict:
-    """The study of `runs` (experiment -> seed -> its files), in their order. A variant whose
-    parent does not run has no effect (None): there is nothing to pair it with."""
+def effect_record(name: str, parent: str, runs: Runs, bootstrap: Mapping) -> tuple[dict, list]:
+    """A variant's effect over the seeds it shares with its parent, and its bootstrap draws.
+
+    The record holds the per-seed effects, both runs' mean accuracy over exactly those seeds
+    (so that they subtract to the effect), and the unadjusted bootstrap summary.
+    """
+    frames = paired_seeds(name, parent, runs)
+    per_seed = {str(seed): seed_effect(frame) for seed, frame in frames.items()}
+    differences = np.stack(
+        [
+            frame["variant"].to_numpy(int) - frame["reference"].to_numpy(int)
+            for frame in frames.values()
+        ]
+    )
+    result = two_way_bootstrap(differences, bootstrap["replicates"], bootstrap["seed"])
+    n = differences.shape[1]
+    accuracy = {
+        role: 100.0 * float(np.mean([frame[role].sum() / n for frame in frames.values()]))
+        for role in ("variant", "reference")
+    }
+    record = {
+        "reference": parent,
+        "seeds": per_seed,
+        "accuracy": accuracy,
+        "difference": result["mean"],
+        "bootstrap": {
+            "interval95": list(percentile_interval(result["draws"], 0.95)),
+            "p": bootstrap_p(result["draws"]),
+            "p_greater": float(np.mean(result["draws"] > 0)),
+            "image_var": result["image_var"],
+            "seed_var": result["seed_var"],
+        },
+    }
+    return record, result["draws"]
+
+
+def printed(value: float) -> float:
+    """A bound as the tables and sentences print it (two decimals): verdicts use this."""
+    return float(signed(value))
+
+
+def adjust(effects: Mapping[str, dict], draws: Mapping[str, list], settings: Mapping) -> None:
+    """Holm over the family of `effects` (in place): each effect's adjusted p, the interval at
+    the level that Holm's step-down applies to it (it excludes zero exactly when the adjusted
+    p is below alpha), the TOST interval at 1 − 2 alpha / m and the verdicts on their bounds."""
+    alpha, margin, m = settings["alpha"], settings["equivalence_margin_pp"], len(effects)
+    raw = [effect["bootstrap"]["p"] for effect in effects.values()]
+    for (name, effect), p, adjusted in zip(effects.items(), raw, holm(raw), strict=True):
+        # Holm multiplies p by (m − i + 1), or carries a larger earlier product: the level
+        # 1 − alpha p / adjusted makes "interval excludes 0" the same as "adjusted < alpha"
+        share = p / adjusted if adjusted > 0 else 1 / m
+        level = 1 - alpha * min(1.0, share)
+        low, high = percentile_interval(draws[name], level)
+        tost = percentile_interval(draws[name], 1 - 2 * alpha / m)
+        effect["holm"] = {
+            "p": adjusted,
+            "level": level,
+            "interval": [low, high],
+            "excludes_zero": printed(low) > 0 or printed(high) < 0,
+        }
+        within = margin is not None and -margin < printed(tost[0]) and printed(tost[1]) < margin
+        effect["equivalence"] = {
+            "margin": margin,
+            "level": 1 - 2 * alpha / m,
+            "interval": list(tost),
+            "within_margin": within,
+        }
+
+
+def decomposition(study: Mapping, decompose: Mapping, published_gap: float | None) -> dict:
+    """The leave-one-out contributions (recipe − variant) of `decompose`'s variants that ran,
+    their sum, and the gap between its recipe and the recipe it is compared with."""
+    experiments, effects = study["experiments"], study["effects"]
+    recipe, against = decompose["recipe"], decompose["against"]
+    ran = [name for name in decompose["leave_one_out"] if effects.get(name)]
+    contributions = {name: -effects[name]["difference"] for name in ran}
+    gap = None
+    if recipe in experiments and against in experiments:
+        gap = experiments[recipe]["accuracy"]["mean"] - experiments[against]["accuracy"]["mean"]
+    return {
+        "recipe": recipe,
+        "against": against,
+        "declared": list(decompose["leave_one_out"]),
+        "contributions": contributions,
+        "sum": sum(contributions.values()) if ran else None,
+        "gap": gap,
+        "published_gap": published_gap,
+    }
+
+
+def power(study: Mapping, alpha: float) -> dict | None:
+    """The smallest effect the design detects with :data:`POWER` at Holm's strictest level
+    (alpha / m, two-sided): (z(1 − alpha / 2m) + z(POWER)) x SE. SE² is the variance of a
+    paired difference's mean over k seeds, 2 s² / k with s² the seed variance of an accuracy
+    pooled over the experiments, plus the image part shared by the seeds (the median over the
+    effects). Without a seed spread (one seed everywhere) the seed part is left out and said
+    to be. None without effects."""
+    effects = [effect for effect in study["effects"].values() if effect]
+    if not effects:
+        return None
+    seeds = max(len(effect["seeds"]) for effect in effects)
+    spread = [e["accuracy"] for e in study["experiments"].values() if e["accuracy"]["n"] > 1]
+    dof = sum(a["n"] - 1 for a in spread)
+    pooled = sum((a["n"] - 1) * a["sd"] ** 2 for a in spread) / dof if dof else None
+    image_var = float(np.median([effect["bootstrap"]["image_var"] for effect in effects]))
+    se = math.sqrt(image_var + (2 * pooled / seeds if pooled is not None else 0.0))
+    z = statistics.NormalDist().inv_cdf
+    return {
+        "smallest_effect": (z(1 - alpha / (2 * len(effects))) + z(POWER)) * se,
+        "power": POWER,
+        "seeds": seeds,
+        "seed_sd": None if pooled is None else math.sqrt(pooled),
+        "image_sd": math.sqrt(image_var),
+    }
+
+
+def study(
+    runs: Runs,
+    parents: Mapping[str, str | None],
+    titles: Mapping[str, str],
+    settings: Mapping,
+    published_gap: float | None = None,
+) -> dict:
+    """The study of `runs` (experiment -> seed -> its files), in their order; `settings` is the
+    config's `study` section. A variant whose parent does not run has no effect (None)."""
     experiments = {
         name: experiment_record(seeds, titles.get(name, name), parents.get(name))
         for name, seeds in runs.items()
     }
-    effects = {
-        name: effect_record(name, parent, runs) if parent in runs else None
-        for name, parent in parents.items()
-        if name in runs and parent is not None
-    }
-    return {"experiments": experiments, "effects": effects}
+    effects, draws = {}, {}
+    for name, parent in parents.items():
+        if name in runs and parent is not None:
+            effects[name] = None
+            if parent in runs:
+                effects[name], draws[name] = effect_record(
+                    name, parent, runs, settings["bootstrap"]
+                )
+    adjust({name: effects[name] for name in draws}, draws, settings)
+    record = {"experiments": experiments, "effects": effects, "alpha": settings["alpha"]}
+    record["family"] = list(draws)
+    record["decomposition"] = decomposition(record, settings["decompose"], published_gap)
+    record["power"] = power(record, settings["alpha"])
+    return record
 
 
-def summarize_study(
-    runs: Runs, path: Path, *, parents: Mapping[str, str | None], titles: Mapping[str, str]
-) -> Path:
-    """Write the study of `runs` (see :func:`study`) to `path` as JSON."""
-    return atomic.write_json(Path(path), study(runs, parents, titles))
+def summarize_study(runs: Runs, path: Path, **kwargs) -> Path:
+    """Write the study of `runs` (see :func:`study` for the keywords) to `path` as JSON."""
+    return atomic.write_json(Path(path), study(runs, **kwargs))
 
 
 def read_study(path: Path) -> dict:
@@ -143,15 +288,21 @@ def p_value(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def effect_interval(effect: Mapping) -> tuple[float, float, str]:
-    """The interval a variant's effect is shown with, and its label: the t-interval over seeds
-    when there are several, else the one seed's paired Newcombe interval."""
-    difference = effect["difference"]
-    if difference["low"] is not None:
-        return difference["low"], difference["high"], f"t 95 % over {difference['n']} seeds"
-    (seed, only), *_ = effect["seeds"].items()
-    low, high = only["newcombe95"]
-    return low, high, f"paired Newcombe 95 %, seed {seed}"
+def interval_text(bounds) -> str:
+    """`[-0.25, +1.30]`: the bounds as the verdicts read them."""
+    low, high = bounds
+    return f"[{signed(low)}, {signed(high)}]"
+
+
+def verdict(effect: Mapping) -> str:
+    """The short verdict: raises / lowers (Holm), within ±M (TOST), both, or inconclusive."""
+    holm_, equivalence = effect["holm"], effect["equivalence"]
+    words = []
+    if holm_["excludes_zero"]:
+        words.append("raises" if effect["difference"] > 0 else "lowers")
+    if equivalence["within_margin"]:
+        words.append(f"within ±{pct(equivalence['margin'])} pp (TOST)")
+    return ", ".join(words) or "inconclusive"
 
 
 def _accuracy_cell(accuracy: Mapping) -> str:
@@ -163,27 +314,38 @@ def _accuracy_cell(accuracy: Mapping) -> str:
     return f"{pct(accuracy['mean'])} ± {pct(accuracy['sd'])} [{pct(low)}, {pct(high)}]"
 
 
+EFFECT_COLUMNS = (
+    "Effect, variant − parent (pp)",
+    "Holm-adjusted interval (pp)",
+    "P(variant > parent)",
+    "Verdict (Holm p)",
+    "Per seed: variant − parent (McNemar p)",
+)
+
+
 def _effect_cells(effect: Mapping | None) -> dict[str, str]:
     if effect is None:
-        return {"Effect (pp)": NA, "95 % interval (pp)": NA, "Interval": NA, "McNemar p": NA}
-    low, high, label = effect_interval(effect)
-    seeds = effect["seeds"]
-    if len(seeds) == 1:
-        p = p_value(next(iter(seeds.values()))["mcnemar_p"])
-    else:
-        p = "; ".join(f"seed {seed}: {p_value(e['mcnemar_p'])}" for seed, e in seeds.items())
-    return {
-        "Effect (pp)": signed(effect["difference"]["mean"]),
-        "95 % interval (pp)": f"[{signed(low)}, {signed(high)}]",
-        "Interval": label,
-        "McNemar p": p,
-    }
+        return dict.fromkeys(EFFECT_COLUMNS, NA)
+    per_seed = "; ".join(
+        f"{seed}: {signed(e['difference'])} ({p_value(e['mcnemar_p'])})"
+        for seed, e in effect["seeds"].items()
+    )
+    holm_ = effect["holm"]
+    cells = (
+        signed(effect["difference"]),
+        f"{interval_text(holm_['interval'])} at {100 * holm_['level']:.2f} %",
+        f"{effect['bootstrap']['p_greater']:.3f}",
+        f"{verdict(effect)} ({p_value(holm_['p'])})",
+        per_seed,
+    )
+    return dict(zip(EFFECT_COLUMNS, cells, strict=True))
 
 
 def ablation_frame(study: Mapping) -> pd.DataFrame:
     """One row per experiment: title, parent, seeds, exact and batch-mean accuracy (mean ± sd
-    [t 95 %] over seeds, or the one value), its effect against its parent with the interval and
-    McNemar's p."""
+    [t 95 %] over seeds, or the one value), and its effect against its parent over the seeds
+    both ran (listed in the last column): the Holm-adjusted bootstrap interval, P(variant >
+    parent), the verdict with Holm's p, and each seed's difference with McNemar's p."""
     rows = []
     for name, experiment in study["experiments"].items():
         row = {
@@ -200,34 +362,42 @@ def ablation_frame(study: Mapping) -> pd.DataFrame:
 def make_ablation_table(study: Path, md: Path, tex: Path) -> list[Path]:
     """The ablation table (:func:`ablation_frame`) of a study.json."""
     frame = ablation_frame(read_study(study))
-    return save_table(frame, md, tex, align=r"p{0.22\linewidth}llrrrrp{0.14\linewidth}r")
+    widths = (0.14, 0.08, 0.05, 0.1, 0.1, 0.06, 0.11, 0.08, 0.1, 0.1)
+    align = "".join(rf"p{{{w}\linewidth}}" for w in widths)
+    return save_table(frame, md, tex, align=align)
 
 
 # --------------------------------------------------------------------------- figure
+COLOURS = {"raises": "tab:green", "lowers": "tab:red", "inconclusive": "tab:gray"}
+
+
 def ablation_effects_figure(study: Mapping) -> Figure:
-    """A forest plot: one row per variant (its title), its effect in points with its interval as
-    a bar (see :func:`effect_interval`), and a line at no effect."""
+    """A forest plot: one row per variant (its title), its effect in points with its
+    Holm-adjusted bootstrap interval as a bar, coloured by verdict, a line at no effect and
+    the equivalence margin shaded."""
     rows = [
         (study["experiments"][name]["title"], effect)
         for name, effect in study["effects"].items()
         if effect is not None
     ]
-    fig = Figure(figsize=(9, 1.4 + 0.45 * max(1, len(rows))), layout="constrained")
+    fig = Figure(figsize=(9, 1.6 + 0.45 * max(1, len(rows))), layout="constrained")
     ax = fig.subplots()
     ax.axvline(0, color="black", linewidth=0.8)
     if not rows:
-        ax.text(
-            0.5, 0.5, "no variant with a running reference", ha="center", transform=ax.transAxes
-        )
+        ax.text(0.5, 0.5, "no variant with a running parent", ha="center", transform=ax.transAxes)
+    margins = {effect["equivalence"]["margin"] for _, effect in rows} - {None}
+    for margin in margins:
+        ax.axvspan(-margin, margin, color="tab:blue", alpha=0.08, label=f"±{margin} pp margin")
     for y, (_, effect) in enumerate(rows):
-        low, high, _ = effect_interval(effect)
-        ax.plot([low, high], [y, y], color="tab:blue", linewidth=2)
-        ax.plot(effect["difference"]["mean"], y, "o", color="tab:blue")
-    kinds = sorted({effect_interval(effect)[2].split(",")[0] for _, effect in rows})
+        colour = COLOURS.get(verdict(effect).split(",")[0], "tab:blue")
+        ax.plot(effect["holm"]["interval"], [y, y], color=colour, linewidth=2)
+        ax.plot(effect["difference"], y, "o", color=colour)
     ax.set_yticks(np.arange(len(rows)), [title for title, _ in rows])
     ax.set_ylim(len(rows) - 0.5, -0.5)  # config order, top down
-    ax.set_xlabel("variant − reference, accuracy (points)")
-    ax.set_title(f"effect of each change, {'; '.join(kinds) or 'no'} interval", fontsize="medium")
+    ax.set_xlabel("variant − parent, accuracy (points)")
+    ax.set_title("Holm-adjusted intervals over seeds and images", fontsize="medium")
+    if margins:
+        ax.legend(loc="lower right", fontsize="small")
     ax.grid(axis="x", alpha=0.3)
     return fig
 
@@ -238,60 +408,114 @@ def plot_ablation_effects(study: Path, png: Path, pdf: Path, *, dpi: int) -> lis
 
 
 # --------------------------------------------------------------------------- sentences
-NO_EFFECTS = "No variant ran beside its reference, so no change can be measured."
+NO_EFFECTS = "No variant ran beside its parent, so no change can be measured."
 
 
-def _direction(mean: float) -> str:
-    """The effect's direction and size in words, to the two decimals of :func:`signed`."""
-    if signed(mean) == "+0.00":
-        return "leaves accuracy unchanged (0.00 points)"
-    verb = "raises" if mean > 0 else "lowers"
-    return f"{verb} accuracy by {pct(abs(mean))} points"
-
-
-def _verdict(low: float, high: float, seeds: int) -> str:
-    """Whether the interval excludes zero, and what that means at this number of seeds."""
-    if low <= 0 <= high:
+def _finding(effect: Mapping) -> str:
+    """What the effect's intervals allow one to say, on their printed bounds."""
+    holm_, equivalence = effect["holm"], effect["equivalence"]
+    margin = equivalence["margin"]
+    tost = (
+        f"its {100 * equivalence['level']:.2f} % interval {interval_text(equivalence['interval'])}"
+        f" lies within ±{pct(margin)} points (TOST)"
+        if equivalence["within_margin"]
+        else ""
+    )
+    if holm_["excludes_zero"]:
+        verb = "raises" if effect["difference"] > 0 else "lowers"
+        noise = "the noise of seeds and images"
+        if len(effect["seeds"]) == 1:
+            noise = "the image noise of this one seed (its seed-to-seed noise is not measured)"
+        found = f"the adjusted interval excludes zero: the change {verb} accuracy beyond {noise}"
+        return found + (f", by no more than {pct(margin)} points: {tost}" if tost else "")
+    if tost:
+        return f"no larger than {pct(margin)} points: {tost}"
+    if margin is None:
         return (
-            "the interval includes zero: not distinguishable from no effect at this number of seeds"
+            "inconclusive: the adjusted interval includes zero, and no equivalence margin is "
+            "declared, so nothing says the effect is small"
         )
-    if seeds > 1:
-        return "the interval excludes zero: larger than the seed-to-seed noise"
     return (
-        "the interval excludes zero: larger than the test-set sampling noise of this one seed "
-        "(the seed-to-seed noise is not measured)"
+        f"inconclusive: the adjusted interval includes zero and the TOST interval "
+        f"{interval_text(equivalence['interval'])} reaches beyond ±{pct(margin)} points"
     )
 
 
-def _mcnemar(seeds: Mapping[str, Mapping]) -> str:
-    """Each seed's McNemar p, e.g. "McNemar p = 0.012 (seed 0), p < 0.001 (seed 1)"."""
-    parts = []
-    for seed, effect in seeds.items():
-        p = p_value(effect["mcnemar_p"])
-        parts.append(f"p {p if p.startswith('<') else '= ' + p} (seed {seed})")
-    return "McNemar " + ", ".join(parts)
-
-
 def difference_sentence(study: Mapping, name: str) -> str:
-    """One plain sentence on variant `name`'s effect against its reference (see
-    :func:`difference_sentences`)."""
+    """One plain sentence on variant `name`'s effect against its parent."""
     effect = study["effects"][name]
     titles = {key: experiment["title"] for key, experiment in study["experiments"].items()}
-    low, high, label = effect_interval(effect)
-    n = len(effect["seeds"])
+    holm_, seeds = effect["holm"], list(effect["seeds"])
+    per_seed = ", ".join(
+        f"{signed(e['difference'])} (seed {seed}, McNemar p {p_value(e['mcnemar_p'])})"
+        for seed, e in effect["seeds"].items()
+    )
     return (
-        f"{titles[name]}, against {titles[effect['reference']]}, on {n} "
-        f"seed{'' if n == 1 else 's'}: {_direction(effect['difference']['mean'])}, "
-        f"95 % interval [{signed(low)}, {signed(high)}] points ({label}); "
-        f"{_verdict(low, high, n)}. {_mcnemar(effect['seeds'])}."
+        f"{titles[name]}, against {titles[effect['reference']]}, on seed"
+        f"{'' if len(seeds) == 1 else 's'} {', '.join(seeds)}: variant − parent "
+        f"{signed(effect['difference'])} points, Holm-adjusted {100 * holm_['level']:.2f} % "
+        f"interval {interval_text(holm_['interval'])} (Holm p {p_value(holm_['p'])}), "
+        f"P(variant > parent) {effect['bootstrap']['p_greater']:.3f}; {_finding(effect)}. "
+        f"Per seed: {per_seed}."
+    )
+
+
+def decomposition_sentence(study: Mapping) -> str | None:
+    """The leave-one-out contributions beside the gap they are read against."""
+    parts, titles = study["decomposition"], study["experiments"]
+    ran, declared = parts["contributions"], parts["declared"]
+    if not ran or parts["gap"] is None:
+        return None
+    recipe, against = titles[parts["recipe"]]["title"], titles[parts["against"]]["title"]
+    published = parts["published_gap"]
+    return (
+        f"Left out one at a time, {len(ran)} of the {len(declared)} changes declared "
+        f"({', '.join(ran)}) contribute {signed(parts['sum'])} points together "
+        f"(each: {parts['recipe']} − variant); {recipe} minus {against} is "
+        f"{signed(parts['gap'])} points in this build"
+        + (f" and {signed(published)} points as published" if published is not None else "")
+        + ". Leave-one-out contributions need not add up to the gap: changes interact, and "
+        "a change can matter only beside another."
+    )
+
+
+def power_sentence(study: Mapping) -> str | None:
+    """The smallest effect the design detects, so that "inconclusive" has a size."""
+    p = study["power"]
+    if p is None:
+        return None
+    m = len(study["family"])
+    noise = (
+        f"a pooled seed-to-seed SD of {pct(p['seed_sd'])} points"
+        if p["seed_sd"] is not None
+        else "no measured seed-to-seed noise (one seed per experiment)"
+    )
+    return (
+        f"Power: with {p['seeds']} seed{'' if p['seeds'] == 1 else 's'} per effect, {noise} "
+        f"and an image noise of {pct(p['image_sd'])} points, the smallest effect detected with "
+        f"{100 * p['power']:.0f} % power at Holm's strictest level ({study['alpha']} / {m}) "
+        f"is about {pct(p['smallest_effect'])} points; an inconclusive effect may be smaller "
+        "than that or not measured precisely enough."
     )
 
 
 def difference_sentences(study: Mapping) -> list[str]:
-    """What made the difference: a sentence per variant that ran beside its reference, in study
-    order (variants without an effect are left out); one sentence saying so when none did."""
+    """One change at a time: a sentence per variant that ran beside its parent, in study
+    order, then the family, the decomposition and the power; one sentence when none ran."""
     names = [name for name, effect in study["effects"].items() if effect is not None]
-    return [difference_sentence(study, name) for name in names] or [NO_EFFECTS]
+    if not names:
+        return [NO_EFFECTS]
+    family = (
+        f"Holm's adjustment runs over these {len(names)} effects at a family-wise "
+        f"{study['alpha']}; each interval is at the level Holm's step-down gives it, and a "
+        "verdict reads the bounds as printed."
+    )
+    extra = [decomposition_sentence(study), power_sentence(study)]
+    return (
+        [difference_sentence(study, name) for name in names]
+        + [family]
+        + [sentence for sentence in extra if sentence]
+    )
 
 
 def difference_tex(study: Mapping) -> str:
@@ -313,7 +537,7 @@ def difference_markdown(study: Mapping) -> str:
 
 
 def write_difference_section(study: Path, tex: Path, md: Path) -> list[Path]:
-    """The "what made the difference" sentences of a study.json, as LaTeX and Markdown."""
+    """The "One change at a time" sentences of a study.json, as LaTeX and Markdown."""
     record = read_study(study)
     return [
         atomic.write_text(tex, difference_tex(record)),

@@ -21,10 +21,12 @@ PUBLISHED_MADE_BY = "`snakemake summarize_published`; or set published.use_predi
 # The one LaTeX escape, of table cells (the Styler's formatter) and of the paper's macros: one
 # replacement per character, in a single pass, so that the backslashes a replacement introduces
 # are not escaped again. Unlike pandas' escape="latex" it also replaces "<", ">" and "|", which
-# the paper's OT1 fonts print as other glyphs (">" as "¿").
+# the paper's OT1 fonts print as other glyphs (">" as "¿"), and the minus sign U+2212, which
+# pdfLaTeX's UTF-8 input does not know.
 _TEXT_NAMES = ["asciitilde", "asciicircum", "backslash", "less", "greater", "bar"]
 _LATEX_SPECIALS = {c: "\\" + c for c in "&%$#_{}"}
 _LATEX_SPECIALS |= {c: rf"\text{name}{{}}" for c, name in zip("~^\\<>|", _TEXT_NAMES, strict=True)}
+_LATEX_SPECIALS["−"] = r"\ensuremath{-}"
 _LATEX_PATTERN = re.compile("|".join(map(re.escape, _LATEX_SPECIALS)))
 # One column of a tabular spec: l, c, r, or a paragraph column such as p{3cm}.
 _COLUMN_SPEC = re.compile(r"[lcr]|[pmb]\{[^{}]*\}")

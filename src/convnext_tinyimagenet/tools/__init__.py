@@ -1,1 +1,1 @@
-"""Tools beside the pipeline: the benchmark and the input-pipeline fidelity measurement."""
+"""Tools beside the pipeline: the input-pipeline fidelity measurement."""

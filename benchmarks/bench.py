@@ -1,5 +1,10 @@
 """Benchmark: the published notebooks' pipeline against this project's, on the same machine.
 
+    python benchmarks/bench.py [--size small|gpu] [--device auto|cpu|cuda] [--out PATH]
+        [--config FILE] [--set KEY=VALUE]
+
+A developer's tool beside the package: no result of the workflow depends on it.
+
 On synthetic data, in one process: (a) the reference, what the notebooks ran (PIL images through
 torchvision transforms in a DataLoader with 2 workers, batch 32, the full network every epoch);
 (b) this project's pipeline as the config sets it up (uint8 store on the device, per-batch
@@ -10,6 +15,7 @@ run on a CPU in a minute or two; `--size gpu` uses the paper's 224x224 input.
 
 from __future__ import annotations
 
+import argparse
 import functools
 import itertools
 import os
@@ -17,6 +23,7 @@ import platform
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,11 +33,16 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T  # noqa: N812
 
 from convnext_tinyimagenet import atomic
+from convnext_tinyimagenet.config import load_config
 from convnext_tinyimagenet.data.store import Split, Store, make_synthetic
 from convnext_tinyimagenet.data.transforms import Pipeline
 from convnext_tinyimagenet.train import engine, features, provenance
 from convnext_tinyimagenet.train.models import configure_trainable, create_model
-from convnext_tinyimagenet.train.runner import configure_performance, make_forward
+from convnext_tinyimagenet.train.runner import (
+    configure_performance,
+    make_forward,
+    resolve_device,
+)
 
 TRAIN_IMAGES, VAL_IMAGES = 100_000, 10_000  # TinyImageNet, for the projection
 
@@ -444,3 +456,27 @@ def format_table(result: dict) -> str:
 
 def write_result(result: dict, path) -> None:
     atomic.write_json(path, result)
+
+
+def main(argv=None) -> int:
+    """Run the benchmark, print its table and write its JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sizes = "small: CPU-sized (about a minute); gpu: 224x224, 200 classes"
+    parser.add_argument("--size", choices=tuple(SIZES), default="small", help=sizes)
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--out", type=Path, help="JSON (default: results/bench-<device>.json)")
+    parser.add_argument("--config", action="append", type=Path, metavar="FILE", default=[])
+    parser.add_argument("--set", action="append", default=[], dest="overrides")
+    args = parser.parse_args(argv)
+    device = resolve_device(args.device)
+    result = run_bench(load_config(args.config, args.overrides), SIZES[args.size], device)
+    print(format_table(result))
+    name = result["machine"]["name"].replace(" ", "-").lower()
+    out = args.out or Path(__file__).parent / "results" / f"bench-{device.type}-{name}.json"
+    write_result(result, out)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
