@@ -696,7 +696,7 @@ def test_an_unknown_experiment_lists_the_experiments(paper: dict) -> None:
     assert str(caught.value) == (
         "experiments.baseline_v2: unknown experiment; allowed: baseline, improved, "
         "improved_in12k, baseline_in1k, improved_linear, improved_noaug, improved_no_smoothing, "
-        "improved_spatial_attention"
+        "improved_spatial_attention, improved_head_only, improved_constant_lr"
     )
 
 
@@ -720,7 +720,9 @@ def test_folder_source_needs_a_root(paper: dict) -> None:
         r"allowed: the unpacked folder's path$",
     ):
         validate_config(_set(paper, "data.folder.root", None))
-    hf_only = _set(paper, "experiments.improved.data.source", "hf")
+    hf_only = copy.deepcopy(paper)  # no experiment reads the folder
+    for experiment in hf_only["experiments"].values():
+        experiment.get("data", {})["source"] = "hf"
     for name in ("improved_in12k", "improved_linear", "improved_noaug", "improved_no_smoothing",
                  "improved_spatial_attention"):  # fmt: skip
         hf_only = _set(hf_only, f"experiments.{name}.data.source", "hf")

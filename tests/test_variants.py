@@ -104,7 +104,7 @@ def test_the_published_runs_are_no_variants(paper: dict) -> None:
 
 def test_the_paper_runs_every_experiment_and_the_demo_four(paper: dict) -> None:
     assert experiments_to_run(paper["experiments"]) == list(paper["experiments"])
-    assert len(paper["experiments"]) == 8
+    assert len(paper["experiments"]) == 10
     demo = load_config([SMOKE])["experiments"]
     assert experiments_to_run(demo) == ["baseline", "improved", "improved_linear", "improved_noaug"]
     # the demo's two settings reach the variants through their parents
@@ -207,7 +207,7 @@ def _load(tmp_path: Path, text: str) -> str:
 
 
 ALL = "baseline, improved, improved_in12k, baseline_in1k, improved_linear, improved_noaug, "
-ALL += "improved_no_smoothing, improved_spatial_attention"
+ALL += "improved_no_smoothing, improved_spatial_attention, improved_head_only, improved_constant_lr"
 ERRORS = {
     "unknown parent": (
         "experiments: {improved_noaug: {from: improvd}}\n",

@@ -478,7 +478,7 @@ def test_the_improved_run_reads_the_zip_unless_the_folder_is_in_place(tmp_path):
         return {k: int(v) for k, v in re.findall(r"^(\w+)\s+(\d+)$", result.stdout, re.M)}
 
     jobs = planned()
-    assert (jobs["prepare_data"], jobs["run_experiment"]) == (2, 24)  # hf and folder
+    assert (jobs["prepare_data"], jobs["run_experiment"]) == (2, 30)  # hf and folder
     assert jobs["fetch_tinyimagenet"] == jobs["unpack_tinyimagenet"] == 1
     wnids = workdir / "resources" / "tiny-imagenet-200" / "wnids.txt"
     wnids.parent.mkdir(parents=True)
