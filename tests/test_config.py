@@ -192,17 +192,20 @@ def test_smoke_config_holds_only_overrides(paper: dict) -> None:
         "improved_linear",
         "improved_noaug",
     ]
-    # the published recipes x 2 seeds, two ablations x 1 seed
+    # the published recipes x 2 seeds, two ablations and two holdout runs x 1 seed
     assert runs_to_do(smoke) == [
         ("baseline", 0), ("baseline", 1), ("improved", 0), ("improved", 1),
         ("improved_linear", 0), ("improved_noaug", 0),
+        ("baseline_holdout", 0), ("improved_holdout", 0),
     ]  # fmt: skip
 
 
 def test_the_paper_config_runs_every_variant_with_three_seeds(paper: dict) -> None:
     runs = runs_to_do(paper)
     assert len(runs) == 30 and paper["seeds"] == [0, 1, 2]
-    assert {name for name, _ in runs} == set(paper["experiments"])
+    # all but the selection-bias pair, declared without seeds (config/selection.yaml runs it)
+    holdout = {"baseline_holdout", "improved_holdout"}
+    assert {name for name, _ in runs} == set(paper["experiments"]) - holdout
     # each run reads its experiment's source: the baseline's notebook the Hugging Face copy,
     # the improved notebook (and its variants) the original zip
     assert experiment_source(paper, "baseline") == experiment_source(paper, "baseline_in1k") == "hf"
@@ -680,7 +683,8 @@ def test_a_wrong_key_lists_the_allowed_keys(paper: dict) -> None:
         validate_config(_set(paper, "experiments.baseline.train.lrr", 1.0))
     assert str(caught.value) == (
         "config: experiments.baseline.train.lrr = 1.0: not allowed here; allowed: batch_size, "
-        "eval_batch_size, precision, label_smoothing, scheduler, early_stopping, feature_cache"
+        "eval_batch_size, precision, label_smoothing, scheduler, early_stopping, feature_cache, "
+        "selection, holdout_per_class"
     )
 
 

@@ -75,18 +75,27 @@ def planned_training(workdir: Path, *configs: str) -> list[tuple[str, str]]:
 
 def test_slurm_dry_run_plans_the_training_jobs_on_gpus(workdir):
     planned = planned_training(workdir, "config/smoke.yaml", "config/test.yaml")
-    # the demo's runs: baseline and improved with 2 seeds, two ablation variants with 1
+    # the demo's runs: baseline and improved with 2 seeds; two ablations, two holdout runs with 1
     assert sorted(planned) == [
-        ("baseline", "0"), ("baseline", "1"), ("improved", "0"), ("improved", "1"),
-        ("improved_linear", "0"), ("improved_noaug", "0"),
+        ("baseline", "0"), ("baseline", "1"), ("baseline_holdout", "0"), ("improved", "0"),
+        ("improved", "1"), ("improved_holdout", "0"), ("improved_linear", "0"),
+        ("improved_noaug", "0"),
     ]  # fmt: skip
 
 
 def test_slurm_dry_run_of_the_paper_config_plans_one_gpu_job_per_variant_and_seed(workdir):
     planned = planned_training(workdir)  # config/config.yaml alone: the paper's study
     experiments = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["experiments"]
-    assert len(planned) == 30 == len(experiments) * 3
-    assert sorted(planned) == sorted((name, str(seed)) for name in experiments for seed in range(3))
+    running = [name for name, section in experiments.items() if section.get("seeds") != []]
+    assert len(planned) == 30 == len(running) * 3
+    assert sorted(planned) == sorted((name, str(seed)) for name in running for seed in range(3))
+
+
+def test_the_selection_config_adds_the_holdout_pair_to_the_paper_study(workdir):
+    # docs/statistics.md: --configfile config/selection.yaml runs the selection-bias pair too
+    planned = planned_training(workdir, "config/selection.yaml")
+    holdout = [("baseline_holdout", "0"), ("improved_holdout", "0")]
+    assert len(planned) == 32 and sorted(set(planned) - set(planned_training(workdir))) == holdout
 
 
 def test_default_profile_runs_a_target_without_cores(workdir):

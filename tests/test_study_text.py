@@ -180,17 +180,19 @@ def test_the_power_sentence(seed_sd, expected):
     assert "80 % power at Holm's strictest level (0.05 / 1) is about 1.23 points" in sentence
 
 
-def test_without_effects_one_sentence_says_so():
+def test_without_effects_one_sentence_says_so_and_the_selection_follows():
     study_record = record(None)
-    assert study.difference_sentences(study_record) == [study.NO_EFFECTS]
-    assert study.difference_tex(study_record) == study.NO_EFFECTS + "\n"
-    assert study.difference_markdown(study_record) == study.NO_EFFECTS + "\n"
+    no_effects, selection = study.difference_sentences(study_record)
+    assert no_effects == study.NO_EFFECTS
+    assert selection.startswith("Selection bias is not measured in this build")
+    assert study.difference_markdown(study_record) == f"- {no_effects}\n- {selection}\n"
+    assert study.difference_tex(study_record).count("\\item ") == 2
 
 
 def test_tex_is_an_escaped_itemize():
     tex = study.difference_tex(record(effect(1.25, (0.25, 2.25))))
     assert tex.startswith("\\begin{itemize}\n") and tex.endswith("\\end{itemize}\n")
-    assert tex.count("\\item ") == 2
+    assert tex.count("\\item ") == 3  # the effect, the family, the selection bias
     assert r"Base\_recipe (100\% data)" in tex
     assert r"Up \& away" in tex
     assert r"97.50 \% interval" in tex

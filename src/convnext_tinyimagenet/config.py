@@ -369,13 +369,18 @@ def run_identity(cfg: Mapping, name: str) -> dict:
     that source's section, not the other sources, the cache's place, how the zip is fetched
     (`url`, `md5`, `archive`: the store's fingerprint covers the images), the title, the parent
     a variant names (its resolved settings count), `eval_batch_size` (batch means use the
-    training batch), `feature_cache` (tests/test_features.py), nor `performance` but TF32
-    matmuls (cuDNN's TF32 convolutions stay at PyTorch's default, as in the notebooks)."""
+    training batch), `feature_cache` (tests/test_features.py), the published `selection` on
+    the validation images (a held-out selection counts), nor `performance` but TF32 matmuls
+    (cuDNN's TF32 convolutions stay at PyTorch's default, as in the notebooks)."""
     experiment = experiment_config(cfg, name)
     for key in (*_OWN_KEYS, "data"):
         experiment.pop(key, None)
+    train = experiment.get("train", {})
     for key in ("eval_batch_size", "feature_cache"):
-        experiment.get("train", {}).pop(key, None)
+        train.pop(key, None)
+    if train.get("selection") == "validation":  # as published: the identity before the option
+        train.pop("selection")
+        train.pop("holdout_per_class", None)
     source = experiment_source(cfg, name)
     data = {key: cfg["data"][key] for key in ("image_size", "input_size")}
     section = {k: v for k, v in cfg["data"][source].items() if k not in ("url", "md5", "archive")}

@@ -69,6 +69,28 @@ class Split:
         return len(self.labels)
 
 
+def hold_out(split: Split, per_class: int) -> tuple[Split, Split]:
+    """`split` as (what trains, what is held out): `per_class` rows of each class held out,
+    drawn with a fixed seed (0) so that every seed and variant holds out the same images; both
+    keep the split's row order. DataError when a class would keep no training image."""
+    labels = np.asarray(split.labels)
+    rng, held = np.random.default_rng(0), []
+    for label in np.unique(labels):
+        rows = np.flatnonzero(labels == label)
+        if len(rows) <= per_class:
+            raise DataError(
+                f"train.holdout_per_class = {per_class}: class {label} has {len(rows)} training "
+                f"images, none would train; allowed: below the smallest class's count"
+            )
+        held.append(rng.choice(rows, per_class, replace=False))
+    mask = np.zeros(len(labels), dtype=bool)
+    mask[np.concatenate(held)] = True
+    pick = [np.flatnonzero(~mask), np.flatnonzero(mask)]
+    return tuple(  # type: ignore[return-value]
+        Split(split.images[rows], labels[rows], np.asarray(split.image_ids)[rows]) for rows in pick
+    )
+
+
 @dataclass(frozen=True, eq=False)
 class Store:
     """The decoded dataset: both splits, class names and provenance."""

@@ -101,7 +101,28 @@ def experiment_record(runs: Mapping[int, Mapping[str, Path]], title: str, parent
         "accuracy_batch_mean": mean_interval(
             [s["accuracy_batch_mean"] for s in summaries.values()]
         ),
+        "selection": selection_record(summaries),
     }
+
+
+def selection_record(summaries: Mapping[int, Mapping]) -> dict | None:
+    """For runs whose epoch was chosen on held-out training images: per seed, that epoch and
+    its validation accuracy, the epoch choosing on the validation images would have kept (in
+    the same run) and its accuracy, and the difference, that choice's optimism; their mean.
+    None for runs that chose on the validation images."""
+    if not all("validation_selection" in s for s in summaries.values()):
+        return None
+    seeds = {
+        str(seed): {
+            "holdout_epoch": s["best_epoch"],
+            "holdout_accuracy": s["accuracy"],
+            "validation_epoch": s["validation_selection"]["epoch"],
+            "validation_accuracy": s["validation_selection"]["accuracy"],
+            "optimism": s["validation_selection"]["accuracy"] - s["accuracy"],
+        }
+        for seed, s in summaries.items()
+    }
+    return {"seeds": seeds, "optimism": float(np.mean([s["optimism"] for s in seeds.values()]))}
 
 
 def paired_seeds(name: str, parent: str, runs: Runs) -> dict[int, pd.DataFrame]:
@@ -258,7 +279,8 @@ def study(
     }
     effects, draws = {}, {}
     for name, parent in parents.items():
-        if name in runs and parent is not None:
+        # a run that chose its epoch on held-out images measures the selection, not a change
+        if name in runs and parent is not None and experiments[name]["selection"] is None:
             effects[name] = None
             if parent in runs:
                 effects[name], draws[name] = effect_record(
@@ -499,18 +521,46 @@ def power_sentence(study: Mapping) -> str | None:
     )
 
 
+def selection_sentences(study: Mapping) -> list[str]:
+    """What choosing the epoch on the reported validation images adds, per experiment that
+    measured it; one sentence saying it is not measured when none did."""
+    measured = {n: e for n, e in study["experiments"].items() if e.get("selection")}
+    if not measured:
+        return [
+            "Selection bias is not measured in this build: every run chose its epoch on the "
+            "validation images it reports, as the notebooks did, which makes each accuracy here "
+            "optimistic by an unmeasured amount (config/selection.yaml measures it)."
+        ]
+    sentences = []
+    for experiment in measured.values():
+        seeds, optimism = experiment["selection"]["seeds"], experiment["selection"]["optimism"]
+        runs = "; ".join(
+            f"seed {seed}: epoch {s['validation_epoch']} at {pct(s['validation_accuracy'])} % "
+            f"against epoch {s['holdout_epoch']} at {pct(s['holdout_accuracy'])} %"
+            for seed, s in seeds.items()
+        )
+        sentences.append(
+            f"Selection bias, measured in {experiment['title']}: choosing the epoch on the "
+            "validation images it reports (as the notebooks did) rather than on held-out "
+            f"training images adds {signed(optimism)} points, the mean over {len(seeds)} seed"
+            f"{'' if len(seeds) == 1 else 's'} ({runs}; both epochs of the same run)."
+        )
+    return sentences
+
+
 def difference_sentences(study: Mapping) -> list[str]:
     """One change at a time: a sentence per variant that ran beside its parent, in study
-    order, then the family, the decomposition and the power; one sentence when none ran."""
+    order, then the family, the decomposition, the power and the selection bias; without
+    effects, one sentence saying so and the selection bias."""
     names = [name for name, effect in study["effects"].items() if effect is not None]
     if not names:
-        return [NO_EFFECTS]
+        return [NO_EFFECTS, *selection_sentences(study)]
     family = (
         f"Holm's adjustment runs over these {len(names)} effects at a family-wise "
         f"{study['alpha']}; each interval is at the level Holm's step-down gives it, and a "
         "verdict reads the bounds as printed."
     )
-    extra = [decomposition_sentence(study), power_sentence(study)]
+    extra = [decomposition_sentence(study), power_sentence(study), *selection_sentences(study)]
     return (
         [difference_sentence(study, name) for name in names]
         + [family]
@@ -519,21 +569,16 @@ def difference_sentences(study: Mapping) -> list[str]:
 
 
 def difference_tex(study: Mapping) -> str:
-    """:func:`difference_sentences` as LaTeX: an itemize list, or a paragraph without effects."""
+    """:func:`difference_sentences` as a LaTeX itemize list."""
     sentences = [latex_escape(sentence) for sentence in difference_sentences(study)]
-    if sentences == [latex_escape(NO_EFFECTS)]:
-        return sentences[0] + "\n"
     # "{}" keeps a leading "[" from reading as \item's optional argument
     items = "".join(f"  \\item {{}}{sentence}\n" for sentence in sentences)
     return f"\\begin{{itemize}}\n{items}\\end{{itemize}}\n"
 
 
 def difference_markdown(study: Mapping) -> str:
-    """:func:`difference_sentences` as Markdown: a bullet list, or a paragraph without effects."""
-    sentences = difference_sentences(study)
-    if sentences == [NO_EFFECTS]:
-        return NO_EFFECTS + "\n"
-    return "".join(f"- {sentence}\n" for sentence in sentences)
+    """:func:`difference_sentences` as a Markdown bullet list."""
+    return "".join(f"- {sentence}\n" for sentence in difference_sentences(study))
 
 
 def write_difference_section(study: Path, tex: Path, md: Path) -> list[Path]:

@@ -23,7 +23,12 @@ from convnext_tinyimagenet.stats import batch_means
 
 log = logging.getLogger(__name__)
 
-MONITORS = ("val_loss", "val_acc", "val_loss_batch_mean", "val_acc_batch_mean")
+# what early stopping may watch: on the validation images, or on held-out training images
+MONITORS = tuple(
+    f"{split}_{metric}"
+    for split in ("val", "holdout")
+    for metric in ("loss", "acc", "loss_batch_mean", "acc_batch_mean")
+)
 AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 Forward = Callable[[torch.Tensor], torch.Tensor]  # batch -> logits (or features)
 
@@ -99,6 +104,17 @@ class EarlyStopping:
 
     def state_dict(self) -> dict:
         return asdict(self)
+
+
+def replay_selection(history: list[dict], monitor: str, patience: int, min_delta: float) -> int:
+    """The epoch early stopping on `monitor` would have kept over `history` (metrics records),
+    stopping where it would have stopped."""
+    stopper = EarlyStopping(monitor, patience, min_delta)
+    for record in history:
+        stopper.update(record["epoch"], record[monitor])
+        if stopper.should_stop:
+            break
+    return stopper.best_epoch
 
 
 def epoch_seed(seed: int, epoch: int) -> int:

@@ -23,7 +23,7 @@ from convnext_tinyimagenet.config import (
     run_seed,
     run_settings,
 )
-from convnext_tinyimagenet.data.store import Store, load_store
+from convnext_tinyimagenet.data.store import Store, hold_out, load_store
 from convnext_tinyimagenet.data.transforms import Pipeline
 from convnext_tinyimagenet.errors import ArtifactError
 from convnext_tinyimagenet.run_folder import (
@@ -41,6 +41,7 @@ from convnext_tinyimagenet.train.engine import (
     make_scaler,
     make_scheduler,
     predict,
+    replay_selection,
     resident,
     seed_everything,
     summarize,
@@ -190,12 +191,14 @@ class Training:
 
 @dataclass
 class Inputs:
-    """What one epoch reads: the training split, the validation loader and how to forward."""
+    """What one epoch reads: the training split, the validation loader (and the held-out
+    images' when the epoch is chosen on them) and how to forward."""
 
     train: Any
     val_loader: BatchLoader
     pipeline: Any
     forward: Callable[[torch.Tensor], torch.Tensor]
+    holdout_loader: BatchLoader | None = None
 
 
 def train_experiment(cfg: dict, name: str, out: Path, *, progress: bool = True) -> list[dict]:
@@ -240,6 +243,9 @@ def _restore(run: Run, latest: checkpoint.Checkpoint | None) -> Training:
     """The model and its optimisation, new (seeded head) or continued from `latest`."""
     train_cfg, stop_cfg = run.exp["train"], run.exp["train"]["early_stopping"]
     seed_everything(run_seed(run.cfg))  # the new head's initialisation
+    monitor = stop_cfg["monitor"]  # a validation metric; its held-out twin under holdout
+    if train_cfg["selection"] == "holdout":
+        monitor = "holdout" + monitor.removeprefix("val")
     model = run.build_model(pretrained=latest is None)
     optimizer = torch.optim.AdamW(configure_trainable(model, run.exp["trainable"]))
     precision = effective_precision(train_cfg["precision"], run.device)
@@ -248,9 +254,7 @@ def _restore(run: Run, latest: checkpoint.Checkpoint | None) -> Training:
         optimizer=optimizer,
         scheduler=make_scheduler(optimizer, train_cfg["scheduler"]),
         scaler=make_scaler(precision, run.device),
-        stopper=EarlyStopping(
-            stop_cfg["monitor"], int(stop_cfg["patience"]), float(stop_cfg["min_delta"])
-        ),
+        stopper=EarlyStopping(monitor, int(stop_cfg["patience"]), float(stop_cfg["min_delta"])),
         precision=precision,
     )
     if latest is not None:
@@ -281,12 +285,21 @@ def _build_inputs(run: Run, training: Training) -> Inputs:
         train_split = features.feature_split(cached["train"], store.train)
         val_split = features.feature_split(cached["val"], store.val)
         pipeline, forward = features.FeaturePipeline(), make_forward(model.forward_head, perf)
-    val_loader = BatchLoader(
-        resident(val_split, run.device, perf["resident_data"]), eval_batch, shuffle=False,
+    inputs = Inputs(train_split, _eval_loader(run, val_split, pipeline), pipeline, forward)
+    if exp["train"]["selection"] == "holdout":
+        inputs.train, held = hold_out(train_split, int(exp["train"]["holdout_per_class"]))
+        inputs.holdout_loader = _eval_loader(run, held, pipeline)
+    inputs.train = resident(inputs.train, run.device, perf["resident_data"])
+    return inputs
+
+
+def _eval_loader(run: Run, split, pipeline) -> BatchLoader:
+    """Batches of `split` for evaluation: in order, at the evaluation batch size."""
+    return BatchLoader(
+        resident(split, run.device, run.cfg["performance"]["resident_data"]),
+        int(run.exp["train"]["eval_batch_size"]), shuffle=False,
         transform=pipeline.eval_transform(), device=run.device,
     )  # fmt: skip
-    train_split = resident(train_split, run.device, perf["resident_data"])
-    return Inputs(train=train_split, val_loader=val_loader, pipeline=pipeline, forward=forward)
 
 
 def _fit(run: Run, training: Training, inputs: Inputs) -> None:
@@ -340,6 +353,12 @@ def _epoch(run: Run, training: Training, inputs: Inputs, epoch: int, losses: tup
         forward=inputs.forward, progress=run.progress, desc=f"{desc} val",
     )  # fmt: skip
     record |= summarize(per_image, batch_size)
+    if inputs.holdout_loader is not None:
+        held = predict(
+            training.model, inputs.holdout_loader, losses[1], run.device, training.precision,
+            forward=inputs.forward, progress=run.progress, desc=f"{desc} holdout",
+        )  # fmt: skip
+        record |= summarize(held, batch_size, prefix="holdout")
     record["val_seconds"] = time.perf_counter() - val_start
     record["seconds"] = time.perf_counter() - start
     record["images_per_second"] = record["train_images"] / record["train_seconds"]
@@ -353,6 +372,8 @@ def _log_epoch(name: str, record: dict) -> None:
         name, record["epoch"], record["train_loss"], record["train_acc"], record["val_loss"],
         record["val_acc"], record["val_acc_batch_mean"], " *best*" if record["best"] else "",
     )  # fmt: skip
+    if "holdout_acc" in record:
+        log.info("%s epoch %d: held out acc %.2f", name, record["epoch"], record["holdout_acc"])
 
 
 def _finish(
@@ -371,6 +392,7 @@ def _finish(
         "experiment": run.name,
         "precision": training.precision,
         "configured_precision": run.exp["train"]["precision"],
+        "selection": run.exp["train"]["selection"],
         "epochs": len(training.history),
         "best_epoch": training.stopper.best_epoch,
         "performance": run.cfg["performance"] | {"data_on": _data_device(inputs.train)},
@@ -419,15 +441,11 @@ def evaluate_experiment(cfg: dict, name: str, out: Path, *, progress: bool = Tru
 
 def _predict_val(run: Run, model: nn.Module, precision: str) -> dict:
     """Per-image results of `model` on the validation split, in validation order."""
-    perf = run.cfg["performance"]
-    loader = BatchLoader(
-        resident(run.store.val, run.device, perf["resident_data"]),
-        int(run.exp["train"]["eval_batch_size"]), shuffle=False,
-        transform=Pipeline.from_config(run.cfg, run.exp).eval_transform(), device=run.device,
-    )  # fmt: skip
+    loader = _eval_loader(run, run.store.val, Pipeline.from_config(run.cfg, run.exp))
     return predict(
         model, loader, run.losses()[1], run.device, precision,
-        forward=make_forward(model, perf), progress=run.progress, desc=f"{run.name} evaluate",
+        forward=make_forward(model, run.cfg["performance"]), progress=run.progress,
+        desc=f"{run.name} evaluate",
     )  # fmt: skip
 
 
@@ -442,4 +460,15 @@ def _summary(run: Run, frame, per_image: dict) -> dict:
         history = [json.loads(line) for line in lines if line]
         summary["epochs"] = len(history)
         summary["best_epoch"] = next((r["epoch"] for r in reversed(history) if r["best"]), None)
+        if run.exp["train"]["selection"] == "holdout":
+            summary["validation_selection"] = _validation_selection(run.exp, history)
     return summary
+
+
+def _validation_selection(exp: dict, history: list[dict]) -> dict:
+    """What choosing the epoch on the validation images would have reported in this run (its
+    early stopping replayed on the logged validation metric): the epoch and its accuracy."""
+    stop = exp["train"]["early_stopping"]
+    epoch = replay_selection(history, stop["monitor"], stop["patience"], stop["min_delta"])
+    record = next(r for r in history if r["epoch"] == epoch)
+    return {"epoch": epoch, "accuracy": record["val_acc"]}
