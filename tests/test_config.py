@@ -700,7 +700,8 @@ def test_an_unknown_experiment_lists_the_experiments(paper: dict) -> None:
     assert str(caught.value) == (
         "experiments.baseline_v2: unknown experiment; allowed: baseline, improved, "
         "improved_in12k, baseline_in1k, improved_linear, improved_noaug, improved_no_smoothing, "
-        "improved_spatial_attention, improved_head_only, improved_constant_lr"
+        "improved_spatial_attention, improved_head_only, improved_constant_lr, baseline_holdout, "
+        "improved_holdout"
     )
 
 
