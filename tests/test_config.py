@@ -191,6 +191,8 @@ def test_smoke_config_holds_only_overrides(paper: dict) -> None:
         "improved",
         "improved_linear",
         "improved_noaug",
+        "baseline_holdout",
+        "improved_holdout",
     ]
     # the published recipes x 2 seeds, two ablations and two holdout runs x 1 seed
     assert runs_to_do(smoke) == [
