@@ -122,3 +122,14 @@ def test_the_selection_sentences():
     unmeasured = {"title": "Baseline", "selection": None}
     (sentence,) = study.selection_sentences({"experiments": {"b": unmeasured}})
     assert sentence.startswith("Selection bias is not measured in this build")
+
+
+def test_the_ablation_table_marks_a_holdout_run_as_no_effect():
+    accuracy = {"n": 1, "mean": 90.0, "low": None}
+    experiment = {"title": "Improved, held out", "from": "improved", "runs": {"0": {}}}
+    experiment |= {"accuracy": accuracy, "accuracy_batch_mean": accuracy}
+    experiment["selection"] = study.selection_record(summaries([0.5]))
+    frame = study.ablation_frame({"experiments": {"h": experiment}, "effects": {}})
+    (row,) = frame.to_dict("records")
+    assert row["Verdict (Holm p)"] == "selection bias (text)"
+    assert row["Effect, variant − parent (pp)"] == "n/a"

@@ -24,9 +24,13 @@ def table(a, b, c, d):
 @pytest.mark.parametrize(
     ("correct", "n", "low", "high"),
     # Newcombe (1998a), Table I, method 3 (Wilson score, no continuity correction)
-    [(81, 263, 0.2553, 0.3662), (15, 148, 0.0624, 0.1605), (0, 20, 0.0, 0.1611),
-     (1, 29, 0.0061, 0.1718)],
-)  # fmt: skip
+    [
+        (81, 263, 0.2553, 0.3662),
+        (15, 148, 0.0624, 0.1605),
+        (0, 20, 0.0, 0.1611),
+        (1, 29, 0.0061, 0.1718),
+    ],
+)
 def test_wilson_interval_holds_newcombes_table(correct, n, low, high):
     assert stats.wilson_interval(correct, n) == pytest.approx((low, high), abs=5e-5)
     interval = stats.accuracy_interval(correct, n)
@@ -134,8 +138,12 @@ def test_mean_interval_is_scipys_t_interval():
 
 def test_one_seed_has_no_interval():
     assert mean_interval(np.array([82.61])) == {
-        "n": 1, "mean": 82.61, "sd": None, "low": None, "high": None
-    }  # fmt: skip
+        "n": 1,
+        "mean": 82.61,
+        "sd": None,
+        "low": None,
+        "high": None,
+    }
 
 
 # --------------------------------------------------------------------------- the family

@@ -245,9 +245,12 @@ def test_table_rows_with_two_seeds(two_seeds):
 
 def test_table_and_figure_files_are_written(tmp_path):
     path = study.summarize_study(
-        fake_runs(tmp_path, [0]), tmp_path / "study.json",
-        parents=PARENTS, titles=TITLES, settings=SETTINGS,
-    )  # fmt: skip
+        fake_runs(tmp_path, [0]),
+        tmp_path / "study.json",
+        parents=PARENTS,
+        titles=TITLES,
+        settings=SETTINGS,
+    )
     md, tex = tmp_path / "ablation.md", tmp_path / "ablation.tex"
     study.make_ablation_table(path, md, tex)
     assert "Base without X" in md.read_text() and r"\toprule" in tex.read_text()

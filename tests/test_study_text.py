@@ -153,8 +153,9 @@ def test_the_decomposition_sentence(published, expected):
         "together (each: base − variant); Base_recipe (100% data) minus Up & away "
     )
     assert expected in sentence
-    assert sentence.endswith("need not add up to the gap: changes interact, and a change can "
-                             "matter only beside another.")  # fmt: skip
+    assert sentence.endswith(
+        "need not add up to the gap: changes interact, and a change can matter only beside another."
+    )
 
 
 def test_no_decomposition_without_leave_one_out_runs():
@@ -164,17 +165,27 @@ def test_no_decomposition_without_leave_one_out_runs():
 @pytest.mark.parametrize(
     ("seed_sd", "expected"),
     [
-        (0.25, "with 3 seeds per effect, a pooled seed-to-seed SD of 0.25 points and an image "
-               "noise of 0.10 points"),
-        (None, "with 3 seeds per effect, no measured seed-to-seed noise (one seed per "
-               "experiment) and an image noise of 0.10 points"),
+        (
+            0.25,
+            "with 3 seeds per effect, a pooled seed-to-seed SD of 0.25 points and an image "
+            "noise of 0.10 points",
+        ),
+        (
+            None,
+            "with 3 seeds per effect, no measured seed-to-seed noise (one seed per "
+            "experiment) and an image noise of 0.10 points",
+        ),
     ],
-)  # fmt: skip
+)
 def test_the_power_sentence(seed_sd, expected):
     study_record = record(effect(1.0, (0.5, 1.5)))
     study_record["power"] = {
-        "smallest_effect": 1.234, "power": 0.8, "seeds": 3, "seed_sd": seed_sd, "image_sd": 0.1
-    }  # fmt: skip
+        "smallest_effect": 1.234,
+        "power": 0.8,
+        "seeds": 3,
+        "seed_sd": seed_sd,
+        "image_sd": 0.1,
+    }
     sentence = study.power_sentence(study_record)
     assert expected in sentence
     assert "80 % power at Holm's strictest level (0.05 / 1) is about 1.23 points" in sentence

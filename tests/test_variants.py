@@ -110,8 +110,12 @@ def test_the_paper_runs_every_ablation_and_the_demo_six(paper: dict) -> None:
     assert len(running) == 10 and all(paper["experiments"][n]["seeds"] == [] for n in holdout)
     demo = load_config([SMOKE])["experiments"]
     assert experiments_to_run(demo) == [
-        "baseline", "improved", "improved_linear", "improved_noaug", "improved_holdout"
-    ]  # fmt: skip
+        "baseline",
+        "improved",
+        "improved_linear",
+        "improved_noaug",
+        "improved_holdout",
+    ]
     # the demo's two settings reach the variants through their parents
     for name in ("improved_linear", "improved_noaug", "baseline_in1k"):
         assert demo[name]["model"]["pretrained"] is False

@@ -196,14 +196,7 @@ def two_way_bootstrap(differences, replicates: int, seed: int) -> dict:
     values, counts = np.unique(d.sum(axis=0), return_counts=True)
     image_part = rng.multinomial(n, counts / n, size=replicates) @ (values / k) / n
     image_part -= per_image.mean()
-    shrink, seed_var = 1.0, None
-    if k > 1:
-        seed_means = d.mean(axis=1)
-        residual = d - seed_means[:, None] - per_image[None, :] + d.mean()
-        mse = float((residual**2).sum()) / ((k - 1) * (n - 1))
-        spread = float(per_image.var(ddof=1))
-        shrink = math.sqrt(max(0.0, 1 - mse / k / spread)) if spread > 0 else 0.0
-        seed_var = float(seed_means.var(ddof=1)) / k
+    shrink, seed_var = _crossed_parts(d) if k > 1 else (1.0, None)
     draws = d.mean() + shrink * image_part
     if seed_var is not None:
         draws = draws + math.sqrt(seed_var) * rng.standard_t(k - 1, size=replicates)
@@ -213,6 +206,19 @@ def two_way_bootstrap(differences, replicates: int, seed: int) -> dict:
         "image_var": 1e4 * shrink**2 * float(per_image.var()) / n,
         "seed_var": None if seed_var is None else 1e4 * seed_var,
     }
+
+
+def _crossed_parts(d: np.ndarray) -> tuple[float, float]:
+    """For seeds x images: the factor that shrinks each image's mean over seeds to the part the
+    seeds share (two-way ANOVA, sqrt(1 − (MSE / k) / s²(image means)), 0 when that is negative),
+    and the variance of the mean over seeds, s²(seed means) / k."""
+    k, n = d.shape
+    seed_means, per_image = d.mean(axis=1), d.mean(axis=0)
+    residual = d - seed_means[:, None] - per_image[None, :] + d.mean()
+    mse = float((residual**2).sum()) / ((k - 1) * (n - 1))
+    spread = float(per_image.var(ddof=1))
+    shrink = math.sqrt(max(0.0, 1 - mse / k / spread)) if spread > 0 else 0.0
+    return shrink, float(seed_means.var(ddof=1)) / k
 
 
 def percentile_interval(draws, level: float) -> tuple[float, float]:

@@ -377,7 +377,10 @@ def ablation_frame(study: Mapping) -> pd.DataFrame:
             "Accuracy (%)": _accuracy_cell(experiment["accuracy"]),
             "Batch mean (%)": _accuracy_cell(experiment["accuracy_batch_mean"]),
         }
-        rows.append(row | _effect_cells(study["effects"].get(name)))
+        cells = _effect_cells(study["effects"].get(name))
+        if experiment.get("selection"):  # it measures the selection, not a change
+            cells["Verdict (Holm p)"] = "selection bias (text)"
+        rows.append(row | cells)
     return pd.DataFrame(rows)
 
 

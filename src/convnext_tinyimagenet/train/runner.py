@@ -348,17 +348,14 @@ def _epoch(run: Run, training: Training, inputs: Inputs, epoch: int, losses: tup
         desc=f"{desc} train",
     )  # fmt: skip
     val_start = time.perf_counter()
-    per_image = predict(
-        training.model, inputs.val_loader, losses[1], run.device, training.precision,
-        forward=inputs.forward, progress=run.progress, desc=f"{desc} val",
-    )  # fmt: skip
-    record |= summarize(per_image, batch_size)
-    if inputs.holdout_loader is not None:
-        held = predict(
-            training.model, inputs.holdout_loader, losses[1], run.device, training.precision,
-            forward=inputs.forward, progress=run.progress, desc=f"{desc} holdout",
-        )  # fmt: skip
-        record |= summarize(held, batch_size, prefix="holdout")
+    loaders = {"val": inputs.val_loader, "holdout": inputs.holdout_loader}
+    for split, loader in loaders.items():
+        if loader is not None:  # the held-out images only where the epoch is chosen on them
+            per_image = predict(
+                training.model, loader, losses[1], run.device, training.precision,
+                forward=inputs.forward, progress=run.progress, desc=f"{desc} {split}",
+            )  # fmt: skip
+            record |= summarize(per_image, batch_size, prefix=split)
     record["val_seconds"] = time.perf_counter() - val_start
     record["seconds"] = time.perf_counter() - start
     record["images_per_second"] = record["train_images"] / record["train_seconds"]
