@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 from convnext_tinyimagenet.data import archive as archive_module
-from convnext_tinyimagenet.data.archive import ArchiveError, fetch_archive, unpack
+from convnext_tinyimagenet.data.archive import MARKER, ArchiveError, fetch_archive, unpack
 from convnext_tinyimagenet.data.store import DataError, load_store
 
 # wnids.txt in file order; the store's classes are these sorted
@@ -223,12 +223,40 @@ def test_unpacking_puts_the_top_folder_at_root_with_the_archive_times(tmp_path):
     unpacked = {
         f"tiny-imagenet-200/{p.relative_to(root).as_posix()}": p.read_bytes()
         for p in root.rglob("*")
-        if p.is_file()
+        if p.is_file() and p.name != MARKER
     }
     assert unpacked == members
+    assert (root / MARKER).read_text() == "unpacked from tiny-imagenet-200.zip\n"
     assert _names(root.parent) == ["tiny-imagenet-200"]  # no temporary sibling left
     wnids = root / "wnids.txt"
     assert wnids.stat().st_mtime == time.mktime((*DATE, 0, 0, -1))
+
+
+@pytest.mark.parametrize("where", ["resources", "home", "one level too high"])
+def test_a_folder_the_unpack_did_not_make_is_never_replaced(tmp_path, monkeypatch, where):
+    # issue 20: data.folder.root naming resources/ (or ~, or the folder above) lost everything
+    resources = tmp_path / "resources"
+    zip_path = _zip(resources / "tiny-imagenet-200.zip", _layout())
+    (resources / "published").mkdir()
+    (resources / "published" / "baseline.csv").write_bytes(b"placed by hand")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    root = {"resources": resources, "home": Path("~"), "one level too high": tmp_path}[where]
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    with pytest.raises(ArchiveError) as caught:
+        unpack(zip_path, root, progress=False)
+    message = str(caught.value)
+    assert "\n" not in message and f"{root.expanduser()} exists, is not empty" in message
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+def test_an_earlier_unpack_or_an_empty_folder_is_replaced(tmp_path):
+    zip_path = _zip(tmp_path / "tiny-imagenet-200.zip", _layout())
+    root = tmp_path / "out" / "tiny-imagenet-200"
+    root.mkdir(parents=True)  # empty: nothing to lose
+    unpack(zip_path, root, progress=False)
+    (root / "wnids.txt").unlink()  # a damaged earlier unpack: made again
+    unpack(zip_path, root, progress=False)
+    assert (root / "wnids.txt").is_file()
 
 
 def test_unpack_checks_the_pin_first(tmp_path):

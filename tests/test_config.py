@@ -974,6 +974,41 @@ def test_a_control_character_in_any_value_is_refused_in_one_line(tmp_path: Path)
     assert "\n" not in message
 
 
+# issue 20: values that passed the schema and failed later (or never)
+UNUSABLE = {
+    "a NaN learning rate": (
+        "experiments: {baseline: {trainable: [{name: head, modules: [head], lr: .nan, "
+        "weight_decay: 0.01}]}}\n",
+        "experiments.baseline.trainable.0.lr = nan: not a finite number; allowed: finite numbers",
+    ),
+    "an infinite tolerance": (
+        "verification: {reruns: {baseline: {tolerance_pp: .inf}}}\n",
+        "verification.reruns.baseline.tolerance_pp = inf: not a finite number; allowed: finite "
+        "numbers",
+    ),
+    "a key ending in a newline": (
+        'experiments: {"improved_x\\n": {from: improved, title: x}}\n',
+        "experiments: key 'improved_x\\n' holds a control character; allowed: printable text",
+    ),
+    # epoch seeds are taken modulo 2**31 - 1: 2**31 - 1 would draw seed 0's epochs
+    "a seed that draws another's epochs": (
+        "seeds: [0, 2147483647]\n",
+        "seeds.1 = 2147483647: is greater than the maximum of 2147483646; allowed: maximum "
+        "2147483646",
+    ),
+}
+
+
+@pytest.mark.parametrize(("text", "expected"), UNUSABLE.values(), ids=UNUSABLE)
+def test_an_unusable_value_is_refused_at_load_in_one_line(tmp_path: Path, text, expected):
+    user = tmp_path / "user.yaml"
+    user.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config([user])
+    message = str(caught.value)
+    assert message.endswith(expected) and "\n" not in message
+
+
 def test_set_changes_one_value_from_the_workflows_command_line(paper: dict) -> None:
     """`snakemake --config set=figures.dpi=99` (a `--config figures=...` would replace all of
     `figures`); several are separated by `;`; `set` is gone from the finished config."""

@@ -307,9 +307,23 @@ def _missing_train_dir(root: Path) -> None:
     (root / "train").rmdir()
 
 
+def _annotation_leaving_val_images(root: Path) -> None:
+    # issue 20: a training image listed as a validation one, through its relative path
+    wnid = WNIDS[0]
+    with (root / "val" / "val_annotations.txt").open("a") as f:
+        f.write(f"../../train/{wnid}/images/{wnid}_0.JPEG\t{wnid}\t0\t0\t1\t1\n")
+
+
+def _latin1_wnids(root: Path) -> None:
+    with (root / "wnids.txt").open("ab") as f:
+        f.write(b"n0\xe9\n")
+
+
 @pytest.mark.parametrize(
     ("breakage", "named"),
     [
+        (_annotation_leaving_val_images, r"'\.\./\.\./train/.*' is not a file name in val/images"),
+        (_latin1_wnids, r"wnids\.txt: not UTF-8 text"),
         (_drop_wnids, "wnids.txt"),
         (_drop_annotations, "val_annotations.txt"),
         (_unknown_wnid, "n09999999"),

@@ -9,6 +9,7 @@ problem: `<source>: <dotted.key> = <value>: <what is wrong>; allowed: <...>`.
 import copy
 import hashlib
 import json
+import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -299,23 +300,35 @@ def _describe(error: ValidationError) -> str:
     return f"{'.'.join(map(str, path))} = {shown[:80]}: {wrong}; allowed: {allowed}"
 
 
-def _control_characters(node: Any, where: str = "") -> Iterator[str]:
-    """Each string value (at any depth) holding a control character: a path or title with a
-    newline or an escape sequence reaches the shell, TeX and the console as something else."""
+def _unusable_values(node: Any, where: str = "") -> Iterator[str]:
+    """Each key or string value (at any depth) holding a control character, and each number
+    that is not finite. A path or title with a newline reaches the shell, TeX and the console as
+    something else (and a key "baseline\\n" passes the schema's pattern, whose `$` matches
+    before a final newline); JSON Schema's comparisons are false for NaN, so a NaN learning
+    rate or an infinite tolerance would pass it."""
     if isinstance(node, Mapping):
         for key, value in node.items():
-            yield from _control_characters(value, f"{where}.{key}" if where else str(key))
+            if isinstance(key, str) and _has_control(key):
+                problem = "holds a control character; allowed: printable text"
+                yield f"{where or 'top level'}: key {key!r} {problem}"
+            yield from _unusable_values(value, f"{where}.{key}" if where else str(key))
     elif isinstance(node, list):
         for index, value in enumerate(node):
-            yield from _control_characters(value, f"{where}.{index}")
-    elif isinstance(node, str) and any(ord(c) < 32 or ord(c) == 127 for c in node):
+            yield from _unusable_values(value, f"{where}.{index}")
+    elif isinstance(node, str) and _has_control(node):
         yield f"{where} = {node!r}: holds a control character; allowed: printable text"
+    elif isinstance(node, float) and not math.isfinite(node):
+        yield f"{where} = {node!r}: not a finite number; allowed: finite numbers"
+
+
+def _has_control(text: str) -> bool:
+    return any(ord(c) < 32 or ord(c) == 127 for c in text)
 
 
 def _semantic_problems(cfg: dict) -> Iterator[str]:
-    """What the schema cannot express: no control characters, unique trainable groups, a folder
-    to read, epochs and experiments named."""
-    yield from _control_characters(cfg)
+    """What the schema cannot express: no control characters, finite numbers, unique groups, a
+    folder to read, epochs and experiments named."""
+    yield from _unusable_values(cfg)
     for name, experiment in cfg["experiments"].items():
         source = experiment.get("data", {}).get("source")
         if source == "folder" and not cfg["data"]["folder"]["root"]:

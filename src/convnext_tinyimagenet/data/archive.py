@@ -31,6 +31,8 @@ from convnext_tinyimagenet.data.store import DataError
 
 log = logging.getLogger(__name__)
 
+# Written inside every tree an unpack puts in place: only such a tree is replaced by the next.
+MARKER = ".unpacked-from-zip"
 _BLOCK = 1 << 20  # 1 MiB reads: the 237 MiB zip is hashed and copied in about 240 blocks
 
 
@@ -123,6 +125,7 @@ def unpack(archive: str | Path, root: str | Path, *, md5: str | None = None,
     the folder source the same data version, and so its cache.
     """
     archive, root = Path(archive), Path(root).expanduser()
+    _refuse_a_folder_not_ours(root)
     if md5 is not None:
         check_archive(archive, md5)
     try:
@@ -139,11 +142,25 @@ def unpack(archive: str | Path, root: str | Path, *, md5: str | None = None,
                     raise ArchiveError(
                         f"{archive} holds no {top}/wnids.txt: not the tiny-imagenet-200.zip layout"
                     )
+                (tmp / top / MARKER).write_text(f"unpacked from {archive.name}\n")
                 _replace_dir(tmp / top, root)
     except (zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
         raise ArchiveError(f"{archive} is not a readable zip archive ({exc})") from exc
     log.info("%s: %d members unpacked into %s", archive, len(members), root)
     return root
+
+
+def _refuse_a_folder_not_ours(root: Path) -> None:
+    """An unpack replaces `root` whole: only an earlier unpack's tree (its marker inside) or an
+    empty folder may be replaced; anything else is the user's, and is refused in one line."""
+    if root.is_dir() and not (root / MARKER).is_file() and any(root.iterdir()):
+        raise ArchiveError(
+            f"{root} exists, is not empty and was not unpacked here (no {MARKER} inside): "
+            "unpacking would replace it whole. Set data.folder.root to the unpacked "
+            "tiny-imagenet-200 folder, or move this one away"
+        )
+    if root.exists() and not root.is_dir():
+        raise ArchiveError(f"{root} is a file, not a folder: set data.folder.root to a folder")
 
 
 def _parts(name: str) -> list[str]:

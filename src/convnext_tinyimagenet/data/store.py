@@ -369,7 +369,7 @@ def _list_folder(root: Path) -> tuple[tuple[str, ...], dict[str, list[tuple[str,
     row order, checked against wnids.txt and the annotations."""
     _require_path(root, "directory")
     wnids_file = _require_path(root / "wnids.txt", "file")
-    wnids = [line.strip() for line in wnids_file.read_text().splitlines() if line.strip()]
+    wnids = [line.strip() for line in _text(wnids_file).splitlines() if line.strip()]
     if not wnids:
         raise DataError(f"{wnids_file} lists no classes")
     if len(set(wnids)) != len(wnids):
@@ -404,16 +404,31 @@ def _list_val(root: Path, index: dict[str, int]) -> list[tuple[str, int]]:
     return [(f"val/images/{name}", label) for name, label in by_label]
 
 
+def _text(path: Path) -> str:
+    """A text file of the dataset, as UTF-8 (TinyImageNet's are ASCII); DataError names it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path}: not UTF-8 text (byte {exc.start}); is it the dataset's?"
+        ) from None
+
+
 def _read_annotations(path: Path, index: dict[str, int]) -> dict[str, int]:
     """val_annotations.txt: `file<TAB>wnid<TAB>x0<TAB>y0<TAB>x1<TAB>y1` per line."""
     labels: dict[str, int] = {}
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+    for lineno, line in enumerate(_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         fields = line.split("\t")
         if len(fields) < 2:
             raise DataError(f"{path}, line {lineno}: expected tab-separated file name and wnid")
         name, wnid = fields[0].strip(), fields[1].strip()
+        if name in ("", ".", "..") or "/" in name or "\\" in name:
+            raise DataError(  # "../../train/..." would add a training image to validation
+                f"{path}, line {lineno}: {name!r} is not a file name in val/images; allowed: "
+                "a plain file name, no folder"
+            )
         if wnid not in index:
             raise DataError(f"{path}, line {lineno}: wnid {wnid!r} is not in wnids.txt")
         if name in labels:
