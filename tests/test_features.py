@@ -1,6 +1,7 @@
 """The baseline's cached-feature path against the full forward path it replaces."""
 
 import pytest
+import torch
 
 from convnext_tinyimagenet.config import experiment_config
 from convnext_tinyimagenet.train import features
@@ -51,3 +52,21 @@ def test_cacheable_follows_the_recipe(smoke_cache, name, expected):
     assert features.cacheable(experiment) is expected
     augmented = {**experiment, "augment": {"randaugment": {"num_ops": 2}, "random_erasing": None}}
     assert features.cacheable(augmented) is False
+
+
+def test_tf32_matmuls_make_features_of_their_own(tmp_path, smoke_cache):
+    # issue 20: the run identity counts TF32 as a change; the feature cache reused fp32's
+    precision = torch.get_float32_matmul_precision()
+    cfg = smoke_config(smoke_cache, "experiments.baseline.train.feature_cache=true")
+    train_experiment(cfg, "baseline", tmp_path / "fp32", progress=False)
+    before = set((smoke_cache / "features").glob("features-*.safetensors"))
+    tf32 = smoke_config(
+        smoke_cache,
+        "experiments.baseline.train.feature_cache=true",
+        "performance.float32_matmul_precision=high",
+    )
+    try:
+        train_experiment(tf32, "baseline", tmp_path / "tf32", progress=False)
+    finally:
+        torch.set_float32_matmul_precision(precision)
+    assert len(set((smoke_cache / "features").glob("features-*.safetensors")) - before) == 1

@@ -92,6 +92,9 @@ def cached_features(model: nn.Module, store: Store, pipeline: Pipeline, device: 
                pipeline.std, precision)  # fmt: skip
     if getattr(model, "spatial", False):  # feature maps, not pooled vectors: never the same file
         made_by += ("feature maps",)
+    matmuls = torch.get_float32_matmul_precision()  # the run's performance setting, as applied
+    if matmuls != "highest":  # TF32 matmuls make other features; fp32's key stays as it was
+        made_by += (f"float32 matmuls {matmuls}",)
     key = hashlib.sha256(repr(made_by).encode()).hexdigest()[:24]
     path = Path(cache_dir) / f"features-{key}.safetensors"
     if path.is_file():
