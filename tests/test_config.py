@@ -996,6 +996,24 @@ UNUSABLE = {
         "seeds.1 = 2147483647: is greater than the maximum of 2147483646; allowed: maximum "
         "2147483646",
     ),
+    # it passed, trained, then failed in the per-class figure and the verification table
+    "a published recipe that does not run": (
+        "experiments: {baseline: {seeds: []}}\n",
+        "experiments.baseline.seeds = []: the paper compares each published recipe; allowed: "
+        "a seed or more",
+    ),
+    # 1,200 variants in a chain ended in a RecursionError
+    "a chain of variants too long to resolve": (
+        yaml.safe_dump(
+            {
+                "experiments": {
+                    f"v{i}": {"from": f"v{i - 1}" if i else "improved", "title": "v"}
+                    for i in range(1200)
+                }
+            }
+        ),
+        "a chain of over 100 variants; allowed: a chain of at most 100 variants",
+    ),
 }
 
 

@@ -491,9 +491,11 @@ def test_the_variants_table_holds_each_variants_changes_to_its_recipe(
 
 
 def test_a_variant_of_a_recipe_that_does_not_run_is_read_against_it(tmp_path: Path) -> None:
-    """improved's seeds: [] declares it without running it: its variants' changes are read
-    against its section all the same, and its seeds read "not run"."""
-    cfg = make_cfg(tmp_path, "experiments.improved.seeds=[]")
+    """A parent with seeds: [] is declared without running: its variants' changes are read
+    against its section all the same, and its seeds read "not run". (A published recipe must
+    run, so the config refuses this one at load; the table is built from the rule's params.)"""
+    cfg = make_cfg(tmp_path)
+    cfg["experiments"]["improved"]["seeds"] = []
     *_, variants_md, _ = make_recipe_tables(cfg, tmp_path)
     rows = markdown_rows(variants_md.read_text())
     assert ["improved_noaug", "improved", "RandomErasing", "p=0.15", "none"] in rows

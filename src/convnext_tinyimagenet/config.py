@@ -120,6 +120,9 @@ def _home_expanded(cfg: dict) -> dict:
     return cfg
 
 
+MAX_CHAIN = 100  # variants of variants: far beyond a study's needs
+
+
 def resolve_variants(experiments: Any, source: str = "config") -> Any:
     """`experiments` with each variant, an entry `{from: <parent>, <the keys it changes>}`,
     resolved: its keys merged onto the parent's resolved section as a config file merges
@@ -144,6 +147,9 @@ def _resolved(experiments: Mapping, name: str, chain: list[str], source: str) ->
     where = f"{source}: experiments.{name}.from = {shown}"
     if not isinstance(parent, str) or parent not in experiments:
         raise ConfigError(f"{where}: unknown experiment; allowed: {', '.join(experiments)}")
+    if len(chain) > MAX_CHAIN:  # Python's recursion would end a longer one with a traceback
+        allowed = f"a chain of at most {MAX_CHAIN} variants"
+        raise ConfigError(f"{where}: a chain of over {MAX_CHAIN} variants; allowed: {allowed}")
     if parent in chain:
         cycle = " -> ".join([*chain[chain.index(parent) :], parent])
         allowed = "a chain of from that ends at an experiment without one"
@@ -343,6 +349,9 @@ def _semantic_problems(cfg: dict) -> Iterator[str]:
                 if any(module in earlier["modules"] for earlier in groups[:index]):
                     yield f"{where}.modules: {module!r} is in an earlier group; allowed: one group"
     for name, run in cfg["published"]["runs"].items():
+        if name in cfg["experiments"] and not experiment_seeds(cfg, name):
+            where = f"experiments.{name}.seeds = []"
+            yield f"{where}: the paper compares each published recipe; allowed: a seed or more"
         if run["best_epoch"] > len(run["epochs"]):
             where, epochs = f"published.runs.{name}.best_epoch", len(run["epochs"])
             yield f"{where} = {run['best_epoch']}: past the epochs listed; allowed: 1..{epochs}"
