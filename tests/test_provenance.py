@@ -4,6 +4,7 @@ import subprocess
 
 import pytest
 
+from convnext_tinyimagenet import run_folder
 from convnext_tinyimagenet.train.provenance import COMMIT_VARIABLE, git_commit
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -53,3 +54,24 @@ def test_outside_a_checkout_the_image_build_argument_is_the_commit(
     else:
         monkeypatch.setenv(COMMIT_VARIABLE, built)
     assert git_commit(tmp_path) == expected
+
+
+# issue 20: a damaged result file of a run was a JSONDecodeError or UnicodeDecodeError traceback
+DAMAGE = {"truncated": b'{"accuracy": 9', "a list": b"[]", "not UTF-8": b'{"a": "\xe9"}'}
+READERS = {
+    "summary.json": run_folder.read_summary,
+    "metrics.jsonl": run_folder.read_metrics,
+    "provenance.json": lambda path: run_folder.update_provenance(path, "train", {}),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+@pytest.mark.parametrize("name", READERS)
+def test_a_damaged_result_file_is_one_line_naming_it(tmp_path, name, damage):
+    path = tmp_path / name
+    path.write_bytes(DAMAGE[damage])
+    with pytest.raises(run_folder.ResultFileError) as caught:
+        READERS[name](path)
+    message = str(caught.value)
+    assert message.startswith(f"{path} is damaged") and "\n" not in message
+    assert path.read_bytes() == DAMAGE[damage]  # left as it was

@@ -887,3 +887,16 @@ def test_a_rerun_pairs_with_the_shared_published_rows_row_by_row():
     other_order = verification.paired_comparison(rerun, shifted)
     assert other_order["status"] == "not paired"
     assert re.match(r"labels differ in 200 of 10,000 rows", other_order["reason"])
+
+
+@pytest.mark.parametrize(
+    "content", [b"# README\n", b"[]", b'{"inputs": {"data"', b"\xff\xfe"], ids=str
+)
+def test_verify_check_of_a_file_that_is_no_verdict_is_one_line(tmp_path, content, capsys):
+    # issue 20: a README, [], a truncated or a non-UTF-8 file was a traceback
+    record = tmp_path / "verification.json"
+    record.write_bytes(content)
+    assert main(["verify", "--check", str(record)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {record} is damaged") and "\n" not in err
+    assert err.endswith("name a verdict JSON the workflow wrote")

@@ -108,13 +108,31 @@ def require(path: Path, made_by: str | None = None) -> Path:
     return path
 
 
+def read_json(path: Path, text: str | None = None, where: str = "") -> dict:
+    """The JSON object in `path` (or `text`, read from it); ResultFileError in one line when it
+    is damaged: not UTF-8, not JSON (truncated, say), or not an object."""
+    try:
+        value = json.loads(_text(path) if text is None else text)
+    except json.JSONDecodeError as exc:
+        raise result_error(path, f"is damaged{where} ({exc}); delete it to make it again") from None
+    if not isinstance(value, dict):
+        raise result_error(path, f"is damaged{where} (not a JSON object); delete it")
+    return value
+
+
+def _text(path: Path) -> str:
+    try:
+        return require(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise result_error(path, f"is damaged (not UTF-8: {exc.reason}); delete it") from None
+
+
 def read_metrics(path: Path) -> pd.DataFrame:
     """Read metrics.jsonl: one row per epoch, in file order (an empty file is an error)."""
-    path = require(path)
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = [line for line in _text(path).splitlines() if line.strip()]
     if not lines:
         raise result_error(path, "is empty (no epoch finished)")
-    return pd.DataFrame([json.loads(line) for line in lines])
+    return pd.DataFrame([read_json(path, line, f" at line {i}") for i, line in enumerate(lines, 1)])
 
 
 def write_metrics(path: Path, history: Sequence[dict]) -> None:
@@ -124,7 +142,7 @@ def write_metrics(path: Path, history: Sequence[dict]) -> None:
 
 def read_summary(path: Path) -> dict:
     """Read a summary.json written by the evaluation."""
-    return json.loads(require(path).read_text(encoding="utf-8"))
+    return read_json(path)
 
 
 def read_predictions(path: Path) -> pd.DataFrame:
@@ -143,6 +161,6 @@ def write_predictions(frame: pd.DataFrame, path: Path) -> Path:
 
 def update_provenance(path: Path, section: str, record: dict) -> None:
     """Set one command's section of a run's provenance.json, keeping the others."""
-    current = json.loads(path.read_text()) if path.is_file() else {}
+    current = read_json(path) if path.is_file() else {}
     current[section] = record
     atomic.write_json(path, current)

@@ -9,7 +9,6 @@ and is not counted.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pandas as pd
 from convnext_tinyimagenet import atomic
 from convnext_tinyimagenet.errors import ArtifactError
 from convnext_tinyimagenet.report.tables import save_table
-from convnext_tinyimagenet.run_folder import read_metrics, require
+from convnext_tinyimagenet.run_folder import read_json, read_metrics
 
 # experiment -> seed -> {"provenance": path, "metrics": path}
 Runs = Mapping[str, Mapping[int, Mapping[str, Path]]]
@@ -69,7 +68,7 @@ def device_label(provenance: Mapping) -> str:
 
 
 def _run_row(experiment: str, seed: int, files: Mapping[str, Path]) -> dict:
-    provenance = json.loads(require(files["provenance"]).read_text(encoding="utf-8"))
+    provenance = read_json(files["provenance"])
     metrics = read_metrics(files["metrics"]).to_dict("records")
     try:
         seconds = run_device_seconds(provenance, metrics)

@@ -8,7 +8,6 @@ CamelCase, then its kind, e.g. `ResultsTable`, `ClassGridFigure`.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -21,6 +20,7 @@ from convnext_tinyimagenet import atomic
 from convnext_tinyimagenet.errors import ArtifactError
 from convnext_tinyimagenet.numbers import NA, count, pct, signed
 from convnext_tinyimagenet.report.tables import latex_escape
+from convnext_tinyimagenet.run_folder import read_json
 from convnext_tinyimagenet.stats import newcombe_difference
 
 DIGIT_WORDS = ("Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine")
@@ -363,17 +363,17 @@ def make_paper_inputs(
     if missing := [str(path) for path in files if not Path(path).is_file()]:
         raise MissingInputError(f"the paper's numbers need missing file(s): {', '.join(missing)}")
 
-    def per_run(files: Sequence[str | Path], read: Callable = _read_json) -> dict[str, Any]:
+    def per_run(files: Sequence[str | Path], read: Callable = read_json) -> dict[str, Any]:
         return dict(zip(names, map(read, files), strict=True))
 
     values = macros(
         config,
         per_run(summaries),
-        None if published is None else _read_json(published),
-        _read_json(data),
+        None if published is None else read_json(published),
+        read_json(data),
         provenance=per_run(provenance),
         metrics=per_run(metrics, _read_jsonl),
-        fidelity=_read_json(fidelity),
+        fidelity=read_json(fidelity),
     )
     return write_macros(values, numbers)
 
@@ -417,10 +417,6 @@ def write_paper_inputs(
     return write_macros(input_macros(output_dir, numbers, included), inputs)
 
 
-def _read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
-
-
 def _read_jsonl(path: str | Path) -> list[dict]:
     lines = Path(path).read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
+    return [read_json(path, line) for line in lines if line.strip()]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -28,6 +27,7 @@ from convnext_tinyimagenet.data.transforms import Pipeline
 from convnext_tinyimagenet.errors import ArtifactError
 from convnext_tinyimagenet.run_folder import (
     RunFolder,
+    read_metrics,
     update_provenance,
     write_metrics,
     write_predictions,
@@ -453,8 +453,7 @@ def _summary(run: Run, frame, per_image: dict) -> dict:
     summary |= summarize_predictions(frame, run.store.classes, batch_size)
     summary["loss"] = float(per_image["loss"].mean())
     if run.folder.metrics.is_file():
-        lines = run.folder.metrics.read_text().splitlines()
-        history = [json.loads(line) for line in lines if line]
+        history = read_metrics(run.folder.metrics).to_dict("records")
         summary["epochs"] = len(history)
         summary["best_epoch"] = next((r["epoch"] for r in reversed(history) if r["best"]), None)
         if run.exp["train"]["selection"] == "holdout":

@@ -20,7 +20,13 @@ from convnext_tinyimagenet.config import ConfigError
 from convnext_tinyimagenet.errors import ArtifactError
 from convnext_tinyimagenet.numbers import NA, pct, signed
 from convnext_tinyimagenet.report.tables import markdown, save_table
-from convnext_tinyimagenet.run_folder import read_predictions, read_summary, require
+from convnext_tinyimagenet.run_folder import (
+    ResultFileError,
+    read_json,
+    read_predictions,
+    read_summary,
+    require,
+)
 from convnext_tinyimagenet.verify import published
 
 PASS, FAIL, NOT_CHECKED, INFO = "pass", "FAIL", "not checked", "info"
@@ -683,7 +689,10 @@ def check_record(record: Path, claims: Claims, *, out: Path | None = None) -> di
             f"{record} is missing: name a verdict JSON the workflow wrote (its rule verify "
             "writes verification.json, and logs/verify.json also after a failed check)"
         )
-    recorded = json.loads(record.read_text(encoding="utf-8")).get("inputs")
+    try:
+        recorded = read_json(record).get("inputs")
+    except ResultFileError as exc:  # a README, [], a truncated file: no verdict of ours
+        raise VerificationError(f"{exc}; name a verdict JSON the workflow wrote") from None
     if not recorded:
         raise VerificationError(f"{record} records no inputs; `snakemake verify` rewrites it")
     inputs = Inputs.from_record(recorded)
