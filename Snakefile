@@ -10,7 +10,7 @@
 # or an activated .venv).
 from snakemake.utils import min_version
 
-from convnext_tinyimagenet.config import finish_config
+from convnext_tinyimagenet.config import finish_config, read_config_file
 
 min_version("9.0")
 
@@ -23,7 +23,10 @@ configfile: "config/study.yaml"
 # As the CLI loads it: each variant (`from: <parent>` + what it changes) resolved to a full
 # section, then the CLI's validator (config/schema.yaml; an integer is an int, not 32.0), one
 # line per problem. Rules see only resolved sections.
-# `--config set=key.path=value` changes one value (finish_config), and goes.
+# `--config set=key.path=value` changes one value (finish_config), and goes. Each file is read
+# again as the CLI reads it: Snakemake's loader keeps the last of a key written twice.
+for path in workflow.configfiles:
+    read_config_file(path)
 finished = finish_config(config, " + ".join(map(str, workflow.configfiles)))
 config.clear()
 config.update(finished)

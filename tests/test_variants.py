@@ -282,6 +282,11 @@ def test_the_workflow_resolves_as_the_cli_does(tmp_path: Path) -> None:
     run = subprocess.run([*command, str(user)], cwd=ROOT, capture_output=True, text=True, env=env)
     assert run.returncode != 0
     assert "a cycle, improved -> improved_noaug -> improved" in run.stdout + run.stderr
+    # issue 20: Snakemake's loader kept the last of a key written twice; the CLI refused it
+    user.write_text("figures: {dpi: 100}\nfigures: {dpi: 200}\n")
+    run = subprocess.run([*command, str(user)], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert run.returncode != 0
+    assert f"{user}: cannot read: duplicate key 'figures'" in run.stdout + run.stderr
 
 
 def test_finish_config_resolves_then_validates(paper: dict) -> None:

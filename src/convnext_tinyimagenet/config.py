@@ -47,8 +47,13 @@ class ConfigError(ArtifactError):
     """A configuration problem, in one line: the key (dotted path), its value, what is allowed."""
 
 
+MAX_VALUES = 100_000  # values in a config file with its aliases expanded (this one: about 600)
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML's safe loader (Snakemake's) that also refuses a key written twice in one mapping."""
+    """PyYAML's safe loader (Snakemake's) that also refuses a key written twice in one mapping,
+    and aliases that expand to more than MAX_VALUES values (a few hundred bytes of nested
+    aliases, a "billion laughs", expand to gigabytes wherever the value is walked)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         for index, (k, _) in enumerate(node.value):
@@ -56,20 +61,43 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 raise yaml.MarkedYAMLError(None, None, f"duplicate key {k.value!r}", k.start_mark)
         return super().construct_mapping(node, deep=deep)
 
+    def construct_document(self, node: yaml.Node) -> Any:
+        sizes: dict[int, int] = {}
+
+        def size(n: yaml.Node) -> int:  # each node once: linear in the file, not the expansion
+            if id(n) not in sizes:
+                sizes[id(n)] = 1  # a node that holds itself counts once
+                if isinstance(n, yaml.SequenceNode):
+                    sizes[id(n)] += sum(map(size, n.value))
+                elif isinstance(n, yaml.MappingNode):
+                    sizes[id(n)] += sum(size(k) + size(v) for k, v in n.value)
+            return sizes[id(n)]
+
+        if size(node) > MAX_VALUES:
+            problem = f"its aliases expand to over {MAX_VALUES:,} values"
+            raise yaml.MarkedYAMLError(None, None, problem, node.start_mark)
+        return super().construct_document(node)
+
+
+def read_config_file(path: str | Path) -> dict:
+    """One config file as a mapping, read as the CLI and the workflow read it (ConfigError)."""
+    path = Path(path)
+    try:
+        with path.open(encoding="utf-8") as handle:
+            data = yaml.load(handle, Loader=_UniqueKeyLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read: {' '.join(str(exc).split())}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys")
+    return data
+
 
 def load_config(paths: Sequence[str | Path] = (), overrides: Sequence[str] = ()) -> dict:
     """The defaults, then `paths` (e.g. `config/smoke.yaml`) merged in order, then `overrides`."""
     files = [*DEFAULTS, *map(Path, paths)]
     cfg: dict = {}
     for path in files:
-        try:
-            with path.open(encoding="utf-8") as handle:
-                data = yaml.load(handle, Loader=_UniqueKeyLoader)
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{path}: cannot read: {' '.join(str(exc).split())}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping of keys")
-        update_config(cfg, data)
+        update_config(cfg, read_config_file(path))
     for item in overrides:
         cfg = apply_override(cfg, item)
     return finish_config(cfg, " + ".join([*map(str, files), *(f"--set {o}" for o in overrides)]))
@@ -143,8 +171,7 @@ def _resolved(experiments: Mapping, name: str, chain: list[str], source: str) ->
     if not isinstance(entry, Mapping) or "from" not in entry:
         return entry
     parent, chain = entry["from"], [*chain, name]
-    shown = repr(parent) if isinstance(parent, str) else json.dumps(parent, default=str)
-    where = f"{source}: experiments.{name}.from = {shown}"
+    where = f"{source}: experiments.{name}.from = {_shown(parent)}"
     if not isinstance(parent, str) or parent not in experiments:
         raise ConfigError(f"{where}: unknown experiment; allowed: {', '.join(experiments)}")
     if len(chain) > MAX_CHAIN:  # Python's recursion would end a longer one with a traceback
@@ -302,8 +329,24 @@ def _describe(error: ValidationError) -> str:
         allowed = ", ".join(map(str, limit)) if isinstance(limit, list) else limit
         if isinstance(value, str) and _FLOAT_12.match(value):
             wrong += f" (YAML 1.1 reads {value} as text: write a dot and a signed exponent, 1.0e-3)"
-    shown = repr(value) if isinstance(value, str) else json.dumps(value, default=str)
-    return f"{'.'.join(map(str, path))} = {shown[:80]}: {wrong}; allowed: {allowed}"
+    return f"{'.'.join(map(str, path))} = {_shown(value)}: {wrong}; allowed: {allowed}"
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """`value` as a message prints it, at most `limit` characters: JSON (null, true) for a small
+    value, a count for a large one (serialising it could take gigabytes)."""
+    if isinstance(value, str):
+        return repr(value)[:limit]
+    stack, seen = [value], 0
+    while stack and seen <= limit:  # stop counting once it cannot fit
+        item = stack.pop()
+        seen += 1
+        stack.extend(
+            item.values() if isinstance(item, Mapping) else item if isinstance(item, list) else ()
+        )
+    if seen > limit:
+        return f"a {type(value).__name__} of over {limit} values"
+    return json.dumps(value, default=str)[:limit]
 
 
 def _unusable_values(node: Any, where: str = "") -> Iterator[str]:
