@@ -364,7 +364,8 @@ def test_recipe_values_come_from_config(cfg: dict) -> None:
         train = exp["train"]
         assert table["Label smoothing"][name] == str(train["label_smoothing"])
         assert table["Precision"][name] == train["precision"]
-        assert table["Early stopping: monitor"][name] == train["early_stopping"]["monitor"]
+        monitor = train["early_stopping"]["monitor"]
+        assert table["Early stopping: monitor"][name] == f"{monitor} on the validation images"
         assert table["Early stopping: patience"][name] == str(train["early_stopping"]["patience"])
     assert table["Head"] == {"baseline": "linear", "improved": "token_attention"}
     assert table["Attention dropout"] == {"baseline": "n/a", "improved": "0.2"}
@@ -381,10 +382,10 @@ def test_recipe_has_a_column_per_running_experiment_with_its_resolved_settings(c
     """The demo runs two of the variants; each column differs from its parent's in the rows of
     what the variant changes, and in those only."""
     frame = recipe_frame(cfg)
-    running = ["baseline", "improved", "improved_linear", "improved_noaug"]
+    running = ["baseline", "improved", "improved_linear", "improved_noaug", "improved_holdout"]
     assert frame.columns.tolist() == ["Setting", *running]
     table = frame.set_index("Setting")
-    assert table.loc["Variant of"].tolist() == ["none", "none", "improved", "improved"]
+    assert table.loc["Variant of"].tolist() == ["none", "none", *["improved"] * 3]
     changed = {
         "improved_linear": {
             "Variant of": "improved",
@@ -398,6 +399,10 @@ def test_recipe_has_a_column_per_running_experiment_with_its_resolved_settings(c
             "RandAugment": "none",
             "RandomErasing": "none",
             "Augmented at": "n/a",
+        },
+        "improved_holdout": {
+            "Variant of": "improved",
+            "Early stopping: monitor": "val_acc_batch_mean on 8 held-out training images per class",
         },
     }
     for name, expected in changed.items():
@@ -417,7 +422,8 @@ def test_recipe_follows_config_changes(tmp_path: Path) -> None:
     table = recipe(cfg)
     # the seeds of each: the demo's ablations run seed 0 only, their own list
     assert table["Seeds"] == {
-        "baseline": "7", "improved": "7", "improved_linear": "0", "improved_noaug": "0"
+        "baseline": "7", "improved": "7", "improved_linear": "0", "improved_noaug": "0",
+        "improved_holdout": "0",
     }  # fmt: skip
     assert table["Augmented at"]["improved"] == "source size (option)"
     assert table["Label smoothing"]["improved"] == "0.1"
@@ -471,7 +477,7 @@ def test_make_recipe_table_shows_the_recipes_that_are_no_variant_and_escapes_tag
 def test_the_variants_table_holds_each_variants_changes_to_its_recipe(
     cfg: dict, tmp_path: Path
 ) -> None:
-    """The demo's two variants against improved, which they vary: only what they change, with
+    """The demo's three variants against improved, which they vary: only what they change, with
     the parent's value and their own (the same seeds here: no "Seeds" row)."""
     *_, variants_md, variants_tex = make_recipe_tables(cfg, tmp_path)
     rows = markdown_rows(variants_md.read_text())
@@ -485,6 +491,9 @@ def test_the_variants_table_holds_each_variants_changes_to_its_recipe(
         ["improved_noaug", "improved", "RandAugment", "num_ops=2, magnitude=9", "none"],
         ["improved_noaug", "improved", "RandomErasing", "p=0.15", "none"],
         ["improved_noaug", "improved", "Augmented at", "input size (as published)", "n/a"],
+        ["improved_holdout", "improved", "Early stopping: monitor",
+         "val_acc_batch_mean on the validation images",
+         "val_acc_batch_mean on 8 held-out training images per class"],
     ]  # fmt: skip
     spec, tex_rows = latex_rows(variants_tex.read_text())
     assert spec == "lllll" and tex_rows[1][0] == r"improved\_linear"

@@ -77,7 +77,7 @@ ASPECTS = {
     "label smoothing": lambda exp: str(exp["train"]["label_smoothing"]),
     "precision": lambda exp: exp["train"]["precision"],
     "learning-rate schedule": _scheduler,
-    "early stopping on": lambda exp: exp["train"]["early_stopping"]["monitor"],
+    "early stopping on": lambda exp: tables.monitored(exp["train"]),
 }
 
 
@@ -92,8 +92,8 @@ def introduction(cfg: dict, experiment: str, reference: dict | None) -> str:
         f"from {ASPECTS['pretrained weights'](exp)} with a {exp['model']['head']} head, tuning "
         f"{_groups(exp)} with AdamW at batch {exp['train']['batch_size']} on "
         f"{cfg['data']['source']} data resized to {cfg['data']['input_size']} px, until "
-        f"{stop['monitor']} has not improved for {stop['patience']} epochs ({cap}); then it "
-        f"evaluates the best epoch on the validation split."
+        f"{tables.monitored(exp['train'])} has not improved for {stop['patience']} epochs ({cap}); "
+        f"then it evaluates the best epoch on the validation split."
     )
     if reference is None:
         return text

@@ -205,6 +205,16 @@ def _data_source(data: Mapping) -> str:
     return f"{source}: {_value(data.get(source, {}))}"
 
 
+def monitored(train: Mapping) -> str:
+    """The metric early stopping watches, and on which images: the validation images, as the
+    notebooks did, or training images held out (`train.selection: holdout`)."""
+    monitor = train["early_stopping"]["monitor"]
+    if train["selection"] == "holdout":
+        per_class = train["holdout_per_class"]
+        return f"{monitor} on {per_class} held-out training images per class"
+    return f"{monitor} on the validation images"
+
+
 def _recipe_column(exp: Mapping, groups: list[str]) -> dict[str, str]:
     """Setting -> value for one experiment's own config section."""
     model, train, augment = exp["model"], exp["train"], exp["augment"]
@@ -223,7 +233,7 @@ def _recipe_column(exp: Mapping, groups: list[str]) -> dict[str, str]:
         "Label smoothing": _value(train["label_smoothing"]),
         "Precision": train["precision"],
         "Batch size (train / eval)": f"{train['batch_size']} / {train['eval_batch_size']}",
-        "Early stopping: monitor": stopping["monitor"],
+        "Early stopping: monitor": monitored(train),
         "Early stopping: patience": _value(stopping["patience"]),
         "Early stopping: min_delta": _value(stopping["min_delta"]),
         "Early stopping: max epochs": _value(stopping["max_epochs"]),
