@@ -237,8 +237,8 @@ def test_the_model_is_the_best_epochs_not_the_last(tmp_path, smoke_cache, monkey
     scripted = iter([1.0, 0.5, 0.9])  # baseline monitor: val_loss_batch_mean, lower is better
     real = runner.summarize
 
-    def summarize(per_image, batch_size):
-        return real(per_image, batch_size) | {"val_loss_batch_mean": next(scripted)}
+    def summarize(per_image, batch_size, prefix):
+        return real(per_image, batch_size, prefix) | {"val_loss_batch_mean": next(scripted)}
 
     monkeypatch.setattr(runner, "summarize", summarize)
     cfg = smoke_config(smoke_cache, "experiments.baseline.train.early_stopping.patience=5")
