@@ -104,8 +104,7 @@ def test_all_outputs_exist(workflow):
     runs = sorted(p.parent.relative_to(out) for p in out.glob("*/seed*/summary.json"))
     assert [str(run) for run in runs] == [
         "baseline/seed0", "baseline/seed1", "improved/seed0", "improved/seed1",
-        "improved_linear/seed0", "improved_noaug/seed0",
-        "improved_holdout/seed0",
+        "improved_holdout/seed0", "improved_linear/seed0", "improved_noaug/seed0",
     ]  # fmt: skip
     for run in runs:
         for name in ("experiment.ipynb", "experiment.html", "predictions.csv", "summary.json"):
@@ -398,7 +397,7 @@ def test_the_report_gathers_figures_tables_notebooks_and_the_paper(workflow):
         assert expected in html, expected
     # every table (README.md: "every figure, table and notebook"), the study's section too
     tables = sorted(path.name for path in (workdir / "results/demo/tables").glob("*.md"))
-    assert len(tables) == 12  # 8 tables and one class table per experiment (4)
+    assert len(tables) == 13  # 8 tables and one class table per experiment (5)
     for expected in (*tables, "difference.md", "ablation_effects.png"):
         assert expected in html, expected
     if shutil.which("latexmk"):
