@@ -332,21 +332,10 @@ def _describe(error: ValidationError) -> str:
     return f"{'.'.join(map(str, path))} = {_shown(value)}: {wrong}; allowed: {allowed}"
 
 
-def _shown(value: Any, limit: int = 80) -> str:
-    """`value` as a message prints it, at most `limit` characters: JSON (null, true) for a small
-    value, a count for a large one (serialising it could take gigabytes)."""
-    if isinstance(value, str):
-        return repr(value)[:limit]
-    stack, seen = [value], 0
-    while stack and seen <= limit:  # stop counting once it cannot fit
-        item = stack.pop()
-        seen += 1
-        stack.extend(
-            item.values() if isinstance(item, Mapping) else item if isinstance(item, list) else ()
-        )
-    if seen > limit:
-        return f"a {type(value).__name__} of over {limit} values"
-    return json.dumps(value, default=str)[:limit]
+def _shown(value: Any) -> str:
+    """`value` as a message prints it: 80 characters of its JSON (null, true), or of its repr
+    for text. Config files expand to at most MAX_VALUES values (the loader), so this is quick."""
+    return (repr(value) if isinstance(value, str) else json.dumps(value, default=str))[:80]
 
 
 def _unusable_values(node: Any, where: str = "") -> Iterator[str]:

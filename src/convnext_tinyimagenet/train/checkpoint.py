@@ -113,21 +113,9 @@ def save_weights(model: nn.Module, path: Path) -> str:
 
 
 def _cpu_state(model: nn.Module) -> tuple[dict[str, torch.Tensor], str]:
-    """The model's state dict on the CPU, and its digest. A tensor that has not changed since
-    the model's last checkpoint (the same memory, no in-place write since: its autograd version
-    counter) keeps its digest: the baseline's frozen backbone is all but 31 KB of its 111 MB,
-    and hashing it again each epoch would cost 5 to 14 ms of a 0.3 s demo epoch. A digest gone
-    stale (a write through `.data`, which no version counter sees) is caught when the file is
-    read back, as a damaged file: loud, never silent."""
-    memo = model.__dict__.setdefault("_checkpoint_digests", {})
-    tensors, digests = {}, {}
-    for name, tensor in model.state_dict().items():
-        key = (tensor.data_ptr(), tensor._version, tensor.dtype, tuple(tensor.shape), tensor.device)
-        tensors[name] = tensor.detach().to("cpu").contiguous()
-        if name not in memo or memo[name][0] != key:
-            memo[name] = (key, _tensor_digest(name, tensors[name]))
-        digests[name] = memo[name][1]
-    return tensors, _combine(digests)
+    """The model's state dict on the CPU, and its digest."""
+    tensors = {k: t.detach().to("cpu").contiguous() for k, t in model.state_dict().items()}
+    return tensors, _combine({name: _tensor_digest(name, t) for name, t in tensors.items()})
 
 
 def load_weights(model: nn.Module, path: Path, fix: str, expected: str | None = None) -> None:
