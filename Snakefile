@@ -8,9 +8,12 @@
 # `snakemake.output` and `snakemake.params`. Loading the workflow writes no file.
 # Rules call `python` and expect the project's environment on PATH (`make demo`, the container,
 # or an activated .venv).
+import os
+import sys
+
 from snakemake.utils import min_version
 
-from convnext_tinyimagenet.config import finish_config, read_config_file
+from convnext_tinyimagenet.config import ConfigError, finish_config, read_config_file
 
 min_version("9.0")
 
@@ -25,9 +28,17 @@ configfile: "config/study.yaml"
 # line per problem. Rules see only resolved sections.
 # `--config set=key.path=value` changes one value (finish_config), and goes. Each file is read
 # again as the CLI reads it: Snakemake's loader keeps the last of a key written twice.
-for path in workflow.configfiles:
-    read_config_file(path)
-finished = finish_config(config, " + ".join(map(str, workflow.configfiles)))
+# An error names the files in merge order (ours, then each --configfile), then --config.
+given = [os.path.abspath(path) for path in workflow.overwrite_configfiles]
+merged = [p for p in workflow.configfiles if os.path.abspath(p) not in given] + given
+if workflow.config_settings.config:
+    merged.append("--config " + " ".join(workflow.config_settings.config))
+try:
+    for path in workflow.configfiles:
+        read_config_file(path)
+    finished = finish_config(config, " + ".join(map(str, merged)))
+except ConfigError as exc:
+    sys.exit(f"error: {exc}")  # one line: Snakemake would add a traceback
 config.clear()
 config.update(finished)
 

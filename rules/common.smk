@@ -9,7 +9,9 @@ from convnext_tinyimagenet.config import (
     experiments_to_run,
     run_settings,
     runs_to_do,
+    settings_digest,
 )
+from convnext_tinyimagenet.data.store import folder_version
 from convnext_tinyimagenet.run_folder import FILES, run_dir
 
 OUT = config["output_dir"]

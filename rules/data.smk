@@ -17,6 +17,11 @@ rule prepare_data:
         f"{OUT}/logs/prepare_data/{{source}}.log",
     params:
         data=lambda wildcards: config["data"] | {"source": wildcards.source},
+        # the folder's files (names, sizes, times): a changed folder reruns this rule, so the
+        # runs after it train again (their identity covers the data's fingerprint)
+        version=lambda wildcards: (
+            folder_version(config["data"]) if wildcards.source == "folder" else None
+        ),
         # the zip the folder came from, when it is there: data.json records its md5 and sha256
         archive=lambda wildcards: (
             {key: TINYIMAGENET[key] for key in ("archive", "md5", "url")}

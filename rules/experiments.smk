@@ -59,6 +59,10 @@ rule render_notebook:
         folder=lambda wildcards, output: os.path.dirname(output[0]),
         name=lambda wildcards, output: os.path.basename(output[0]),
     shell:
+        # papermill's injected-parameters cell stays in the .ipynb; the HTML shows the
+        # notebook's own settings table instead of two screens of the settings dict
         "python -m nbconvert --to html --embed-images {input:q}"
+        " --TagRemovePreprocessor.enabled=True"
+        " --TagRemovePreprocessor.remove_cell_tags=injected-parameters"
         " --output-dir {params.folder:q} --output {params.name:q} > {log:q} 2>&1"
         " || {{ tail -n 12 {log:q} >&2; exit 1; }}"

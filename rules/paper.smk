@@ -13,6 +13,8 @@ rule make_paper_inputs:
         summaries=first_run(rules.run_experiment.output.summary, PUBLISHED_PAIR),
         metrics=first_run(rules.run_experiment.output.metrics, PUBLISHED_PAIR),
         provenance=first_run(rules.run_experiment.output.provenance, PUBLISHED_PAIR),
+        # image by image: the difference's interval pairs them, as the verification table does
+        predictions=first_run(rules.run_experiment.output.predictions, PUBLISHED_PAIR),
         # the data the first of them read (the recipe table names each experiment's source)
         data=source_data(PUBLISHED_PAIR[0]),
         fidelity=rules.measure_input_fidelity.output.json,

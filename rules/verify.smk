@@ -42,6 +42,7 @@ rule make_verification_table:
         data=[source_data(name) for name, _ in PUBLISHED_RUNS],
         summaries=per_run(rules.run_experiment.output.summary, PUBLISHED_PAIR),
         predictions=per_run(rules.run_experiment.output.predictions, PUBLISHED_PAIR),
+        provenance=per_run(rules.run_experiment.output.provenance, PUBLISHED_PAIR),
         fetched=if_published(published_receipts()),
     output:
         md=report(
@@ -59,6 +60,11 @@ rule make_verification_table:
         rounding_pp=config["verification"]["claim_rounding_pp"],
         bands=config["verification"]["reruns"],
         discrepancies=config["discrepancies"],
+        # each run's settings digest: its provenance must record it (a run's files are one run's)
+        digests={
+            f"{name}/seed{seed}": settings_digest(config, name, seed)
+            for name, seed in PUBLISHED_RUNS
+        },
     script:
         "scripts/make_verification_table.py"
 
@@ -80,6 +86,7 @@ rule verify:
         data=rules.make_verification_table.input.data,
         summaries=rules.make_verification_table.input.summaries,
         predictions=rules.make_verification_table.input.predictions,
+        provenance=rules.make_verification_table.input.provenance,
         fetched=if_published(published_receipts()),
     output:
         report(
@@ -99,5 +106,10 @@ rule verify:
         rounding_pp=config["verification"]["claim_rounding_pp"],
         bands=config["verification"]["reruns"],
         discrepancies=config["discrepancies"],
+        # each run's settings digest: its provenance must record it (a run's files are one run's)
+        digests={
+            f"{name}/seed{seed}": settings_digest(config, name, seed)
+            for name, seed in PUBLISHED_RUNS
+        },
     script:
         "scripts/verify.py"

@@ -23,6 +23,7 @@ from PIL import Image
 from convnext_tinyimagenet.data import archive as archive_module
 from convnext_tinyimagenet.data.archive import MARKER, ArchiveError, fetch_archive, unpack
 from convnext_tinyimagenet.data.store import DataError, load_store
+from convnext_tinyimagenet.errors import ArtifactError
 
 # wnids.txt in file order; the store's classes are these sorted
 WNIDS_FILE_ORDER = ("n02085620", "n01443537")
@@ -213,6 +214,73 @@ def test_a_member_that_could_escape_is_refused(tmp_path, name, kind):
     assert f"member {name!r}" in message and "nothing was unpacked" in message
     assert not (tmp_path / "out").exists()  # checked before anything is written
     assert _names(tmp_path) == ["in"]  # nothing landed beside it either
+
+
+def _patch(path: Path, name: str, field: str) -> None:
+    """Mark member `name` in its local and central headers as encrypted (a password-protected
+    zip) or as Deflate64 (method 9, as Windows' compressed folders write large files): Python's
+    zipfile writes neither."""
+    data, encoded = bytearray(path.read_bytes()), name.encode()
+    # (signature, offset of the flags, of the method, of the name) in each kind of header
+    for signature, flags_at, method_at, name_at in ((b"PK\x03\x04", 6, 8, 30),
+                                                    (b"PK\x01\x02", 8, 10, 46)):  # fmt: skip
+        start = 0
+        while (start := data.find(signature, start)) >= 0:
+            if data[start + name_at : start + name_at + len(encoded)] == encoded:
+                if field == "encrypted":
+                    data[start + flags_at] |= 0x1
+                else:
+                    data[start + method_at : start + method_at + 2] = (9).to_bytes(2, "little")
+            start += 4
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("kind", "named"),
+    [
+        ("encrypted", "is encrypted"),
+        ("deflate64", "uses compression method 9"),
+        ("file and folder", "also holds as a file"),
+    ],
+)
+def test_a_member_zipfile_cannot_write_is_refused_before_anything_is_written(tmp_path, kind, named):
+    name = "tiny-imagenet-200/train/extra.txt"
+    extra = {
+        "encrypted": (zipfile.ZipInfo(name, DATE),),
+        "deflate64": (zipfile.ZipInfo(name, DATE),),
+        "file and folder": (zipfile.ZipInfo(name, DATE), zipfile.ZipInfo(f"{name}/x", DATE)),
+    }[kind]
+    zip_path = _zip(tmp_path / "in" / "tiny-imagenet-200.zip", _layout(), extra)
+    if kind in ("encrypted", "deflate64"):
+        _patch(zip_path, name, kind)
+    root = tmp_path / "out" / "resources" / "tiny-imagenet-200"
+    with pytest.raises(ArchiveError) as caught:
+        unpack(zip_path, root, progress=False)
+    message = str(caught.value)
+    assert "\n" not in message and named in message and "nothing was unpacked" in message
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("when", ["before", "during"])
+def test_a_full_disk_is_one_line_naming_the_folder(tmp_path, monkeypatch, when):
+    """Too little room is found before the unpack starts; a disk that fills up during it stops
+    it in one line naming the folder, with nothing left behind."""
+    zip_path = _zip(tmp_path / "in" / "tiny-imagenet-200.zip", _layout())
+    root = tmp_path / "out" / "tiny-imagenet-200"
+    root.parent.mkdir()
+    if when == "before":
+        monkeypatch.setattr(archive_module.storage, "free_bytes", lambda directory: 1000)
+    else:
+
+        def full(*args):
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(archive_module.shutil, "copyfileobj", full)
+    with pytest.raises(ArtifactError) as caught:
+        unpack(zip_path, root, progress=False)
+    message = str(caught.value)
+    assert "\n" not in message and str(root.parent) in message and "space" in message
+    assert _names(root.parent) == []
 
 
 def test_unpacking_puts_the_top_folder_at_root_with_the_archive_times(tmp_path):

@@ -250,13 +250,14 @@ def test_cli_config_files_merge_onto_the_defaults(smoke: dict) -> None:
     assert _load(build_parser().parse_args(argv[:3])) == load_config()
 
 
-def _snakemake_dry_run(tmp_path: Path, text: str) -> subprocess.CompletedProcess:
-    """`snakemake -n --configfile user.yaml` on a copy of the Snakefile and config/."""
+def _snakemake_dry_run(tmp_path: Path, text: str, *more: str) -> subprocess.CompletedProcess:
+    """`snakemake -n --configfile user.yaml` (and `more`) on a copy of the Snakefile and
+    config/."""
     shutil.copy2(ROOT / "Snakefile", tmp_path / "Snakefile")
     shutil.copytree(CONFIG_DIR, tmp_path / "config")
     (tmp_path / "user.yaml").write_text(text)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
-    command = [sys.executable, "-m", "snakemake", "-n", "--configfile", "user.yaml"]
+    command = [sys.executable, "-m", "snakemake", "-n", "--configfile", "user.yaml", *more]
     return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, env=env)
 
 
@@ -283,6 +284,19 @@ def test_the_workflow_and_the_cli_validate_alike(tmp_path: Path, text: str, expe
     with pytest.raises(ConfigError) as caught:
         load_config([tmp_path / "user.yaml"])
     assert str(caught.value).endswith(expected)
+
+
+def test_a_workflow_config_error_is_one_line_naming_its_sources_in_merge_order(tmp_path):
+    """Our files, then the --configfile, then --config: the order they merge in, and a bad
+    value given with --config is not blamed on a file; no traceback."""
+    result = _snakemake_dry_run(tmp_path, "seeds: [0]\n", "--config", "set=figures.dpi=x")
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error")]
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert lines == [
+        f"error: config/config.yaml + config/study.yaml + {tmp_path / 'user.yaml'} + --config "
+        "set: figures.dpi = 'x': wrong type; allowed: integer"
+    ]
+    assert 'File "' not in result.stderr
 
 
 # --------------------------------------------------------------------------- the published recipe
@@ -941,14 +955,35 @@ def test_config_digest(paper: dict) -> None:
 
 
 def test_dump_config_round_trips(tmp_path: Path, smoke: dict) -> None:
+    """A run's settings are written as they are (its config.yaml); the whole config loads again
+    to the same configuration."""
     path = tmp_path / "run" / "config.yaml"
-    dump_config(smoke, path)
-    dump_config(smoke, path)  # replaces an existing file
-    assert load_config([path]) == smoke
-    assert _raw(path) == smoke
-    assert list(_raw(path)) == list(smoke)  # in its key order
-    assert config_digest(_raw(path)) == config_digest(smoke)
+    settings = run_settings(smoke, "improved_linear", 0)
+    dump_config(settings, path)
+    dump_config(settings, path)  # replaces an existing file
+    assert _raw(path) == settings
+    assert list(_raw(path)) == list(settings)  # in its key order
+    assert config_digest(_raw(path)) == config_digest(settings)
     assert [p.name for p in path.parent.iterdir()] == ["config.yaml"]
+    dump_config(smoke, path)
+    assert load_config([path]) == smoke
+
+
+def test_the_written_config_of_a_variant_that_removed_keys_loads_again(tmp_path: Path) -> None:
+    """A variant of the user's own that removes its parent's keys with null: the written
+    config (results/config.yaml) loads again to the same configuration."""
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(
+        "experiments:\n  mine:\n    from: improved\n    title: mine\n"
+        "    model: {head: linear, attention_dropout: null, output_dropout: null}\n"
+    )
+    cfg = load_config([mine])
+    assert "attention_dropout" not in cfg["experiments"]["mine"]["model"]
+    written = tmp_path / "config.yaml"
+    dump_config(cfg, written)
+    assert load_config([written]) == cfg
+    dump_config(load_config([written]), written)
+    assert load_config([written]) == cfg
 
 
 def test_a_leading_tilde_is_the_users_home_in_every_path_key(monkeypatch, tmp_path) -> None:

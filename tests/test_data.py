@@ -19,8 +19,11 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from convnext_tinyimagenet.config import ConfigError, load_config
 from convnext_tinyimagenet.data import store as data
 from convnext_tinyimagenet.data.store import DataError, image_id, load_store, make_synthetic
+
+from .conftest import SMOKE
 
 # Written to wnids.txt out of order: the label order must still be the sorted one.
 WNIDS_FILE_ORDER = ("n01641577", "n01443537", "n01629819")
@@ -314,6 +317,12 @@ def _annotation_leaving_val_images(root: Path) -> None:
         f.write(f"../../train/{wnid}/images/{wnid}_0.JPEG\t{wnid}\t0\t0\t1\t1\n")
 
 
+def _symlink_loop(root: Path) -> None:
+    images = root / "train" / WNIDS[0] / "images"
+    (images / "loop_a.JPEG").symlink_to("loop_b.JPEG")
+    (images / "loop_b.JPEG").symlink_to("loop_a.JPEG")
+
+
 def _latin1_wnids(root: Path) -> None:
     with (root / "wnids.txt").open("ab") as f:
         f.write(b"n0\xe9\n")
@@ -324,6 +333,7 @@ def _latin1_wnids(root: Path) -> None:
     [
         (_annotation_leaving_val_images, r"'\.\./\.\./train/.*' is not a file name in val/images"),
         (_latin1_wnids, r"wnids\.txt: not UTF-8 text"),
+        (_symlink_loop, r"loop_[ab]\.JPEG: Too many levels of symbolic links"),
         (_drop_wnids, "wnids.txt"),
         (_drop_annotations, "val_annotations.txt"),
         (_unknown_wnid, "n09999999"),
@@ -375,6 +385,16 @@ def test_hf_class_names_out_of_sorted_order_are_refused(tmp_path, folder, hf_dir
     assert not (tmp_path / "cache").exists()
 
 
+def test_an_unreachable_hub_points_to_the_offline_remedies(tmp_path, monkeypatch):
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)  # as HF_HUB_OFFLINE=1 does
+    with pytest.raises(DataError) as caught:
+        _load(_cfg(tmp_path, "hf", id="zh-plus/tiny-imagenet"))
+    message = str(caught.value)
+    assert "\n" not in message and "'zh-plus/tiny-imagenet'" in message
+    assert message.endswith("See docs/troubleshooting.md#offline-machine (a copied cache, or the "
+                            "zip's folder)")  # fmt: skip
+
+
 def test_a_missing_hf_split_is_named_with_the_available_ones(tmp_path, hf_dir):
     with pytest.raises(DataError, match=r"no split 'validation'.*\['train', 'valid'\]"):
         _load(_cfg(tmp_path, "hf", id=str(hf_dir), val_split="validation"))
@@ -398,15 +418,6 @@ def test_a_plain_integer_label_column_is_refused(tmp_path, folder):
         dataset.to_parquet(str(root / "data" / f"{split}-00000-of-00001.parquet"))
     with pytest.raises(DataError, match="'label' column of type ClassLabel"):
         _load(_cfg(tmp_path, "hf", id=str(root)))
-
-
-def test_an_unknown_source_and_a_missing_key_are_named(tmp_path):
-    with pytest.raises(DataError, match="'s3'"):
-        _load(_cfg(tmp_path, "folder") | {"source": "s3"})
-    cfg = _cfg(tmp_path, "folder")
-    del cfg["cache_dir"]
-    with pytest.raises(DataError, match=r"data\.cache_dir"):
-        _load(cfg)
 
 
 # --------------------------------------------------------------------------------------------
@@ -592,6 +603,7 @@ def test_synthetic_store_matches_make_synthetic(tmp_path):
     ("key", "value"),
     [("num_classes", 0), ("train_per_class", 0), ("grayscale_fraction", 1.5), ("noise", -1.0)],
 )
-def test_bad_synthetic_parameters_are_named(tmp_path, key, value):
-    with pytest.raises(DataError, match=f"{key} = {value}"):
-        _load(_cfg(tmp_path, "synthetic", **{key: value}))
+def test_bad_synthetic_parameters_are_named(key, value):
+    """The schema is the one check of the data settings: the config refuses them at load."""
+    with pytest.raises(ConfigError, match=rf"data\.synthetic\.{key} = {value}"):
+        load_config([SMOKE], [f"data.synthetic.{key}={value}"])

@@ -232,8 +232,13 @@ def test_correct_wrong_picks_pandas_sample_rows() -> None:
         for ax, (_, row) in zip(ax_row, expected.iterrows(), strict=True):
             # The image is looked up by the `index` column, not by the row's position.
             np.testing.assert_array_equal(ax.images[0].get_array(), store.val.images[row["index"]])
-    assert axes[0, 0].get_ylabel() == "correct"
-    assert axes[1, 0].get_ylabel() == "wrong"
+    assert axes[0, 0].get_ylabel() == "correct (4)"  # each row says how many it shows
+    assert axes[1, 0].get_ylabel() == "wrong (4)"
+    fewer = predictions[
+        predictions.correct | (predictions.index < predictions.index[~predictions.correct][2])
+    ]
+    fig = figures.correct_wrong_figure(fewer, store.val.images, CLASSES, n=4, seed=42)
+    assert np.array(fig.axes).reshape(2, 4)[1, 0].get_ylabel() == "wrong (2)"  # not "(4)"
 
 
 def test_correct_wrong_without_wrong_predictions() -> None:

@@ -5,6 +5,8 @@ import pytest
 from convnext_tinyimagenet import notebook as nb
 from convnext_tinyimagenet.config import load_config, run_settings
 
+from .conftest import SMOKE
+
 
 @pytest.fixture(scope="module")
 def cfg():
@@ -37,6 +39,34 @@ def test_introduction_names_what_differs_from_the_reference(cfg):
     assert "batch size" not in text.split("How it differs")[1]
 
 
+def test_a_run_from_random_weights_says_so(cfg):
+    """The demo trains from random initialisation: the notebook names no pretrained weights."""
+    smoke = load_config([SMOKE])
+    text = nb.introduction(run_settings(smoke, "improved", 0), "improved", None)
+    assert "(`convnext_tiny.fb_in1k`) from random weights" in text
+    assert "pretrained" not in text
+
+
+def test_published_curves_are_drawn_only_over_tinyimagenet_runs(cfg, tmp_path):
+    """The published run's curves are TinyImageNet's: over a synthetic run they are left out,
+    and the caption says why."""
+    from convnext_tinyimagenet.run_folder import RunFolder, write_metrics
+
+    rows = [{"epoch": e, "train_loss": 1.0, "train_acc": 50.0, "val_loss": 1.0, "val_acc": 50.0,
+             "val_acc_batch_mean": 50.0, "train_loss_batch_mean": 1.0, "train_acc_batch_mean": 50.0,
+             "val_loss_batch_mean": 1.0, "best": e == 1}
+            for e in (1, 2)]  # fmt: skip
+    write_metrics(RunFolder(tmp_path).metrics, rows)
+    published = cfg["published"]["runs"]["improved"]
+    synthetic = load_config([SMOKE])
+    caption, figure = nb.learning_curves(synthetic, "improved", str(tmp_path), published)
+    assert caption == "The published curves are not drawn: they are TinyImageNet's."
+    drawn = [line.get_label() for ax in figure.axes for line in ax.get_lines()]
+    caption, figure = nb.learning_curves(cfg, "improved", str(tmp_path), published)
+    assert caption == "Rerun (solid) and published run (dashed)."
+    assert len([line for ax in figure.axes for line in ax.get_lines()]) > len(drawn)
+
+
 def test_introduction_of_equal_recipes_says_so(cfg):
     settings = run_settings(cfg, "baseline", 0)
     same = {"name": "copy", "settings": cfg["experiments"]["baseline"]}
@@ -52,6 +82,9 @@ def test_settings_table_lists_each_key_once(cfg):
     assert values["train.early_stopping.max_epochs"] == "null"
     assert values["trainable.attention"].startswith("name attention, modules ['attention']")
     assert "title" not in table.index and table.index.is_unique
+    # as the notebook shows it: whole, not cut at pandas' 50 characters ("weight_...")
+    nb.setup(run_settings(cfg, "improved", 0), "improved", "")
+    assert "lr 0.0001, weight_decay 0.0005" in table._repr_html_()
 
 
 SUMMARY = {"accuracy": 86.31, "accuracy_batch_mean": 86.30, "wilson95": [85.62, 86.97]}

@@ -173,7 +173,8 @@ def stand_in_tables(cfg: dict) -> dict[str, str]:
         for key in ("batch_size", "precision", "label_smoothing", "scheduler")
     ]
     discrepancies = [
-        [d["topic"], d["readme"], d["ran"], ", ".join(d["affects"])] for d in cfg["discrepancies"]
+        [f"D{i}", d["topic"], d["readme"], d["ran"], ", ".join(d["affects"])]
+        for i, d in enumerate(cfg["discrepancies"], 1)
     ]
     results = [
         [n, f"{s['accuracy']:.2f}", f"{PUBLISHED[n]['claim']:.2f}"]
@@ -188,7 +189,7 @@ def stand_in_tables(cfg: dict) -> dict[str, str]:
         "verification": tabular(["claim", "published", "recomputed", "verdict"], verification),
         "recipe": tabular(["setting", *names], recipe),
         "discrepancies": tabular(
-            ["topic", "README says", "notebooks ran", "affects"], discrepancies
+            ["", "topic", "README says", "notebooks ran", "affects"], discrepancies
         ),
         "input_fidelity": tabular(
             ["step", "differing %", "largest"],
@@ -220,13 +221,26 @@ DIFFERENCE = (
 )
 
 
+def _predictions(path: Path, ids: list[str], correct: list[bool]) -> Path:
+    rows = ["image_id,index,label,prediction,correct,top5,confidence"]
+    rows += [
+        f"{i},{k},0,{0 if c else 1},{c},True,0.5"
+        for k, (i, c) in enumerate(zip(ids, correct, strict=True))
+    ]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
 def write_results(out: Path, cfg: dict) -> dict[str, Any]:
     """Stand-ins for every file the paper reads or includes, where the rules write them under
     the output folder `out`; returns make_paper_inputs' keyword arguments naming them."""
-    files: dict[str, Any] = {"summaries": [], "metrics": [], "provenance": []}
+    files: dict[str, Any] = {"summaries": [], "metrics": [], "provenance": [], "predictions": []}
+    ids = [f"{k:016x}" for k in range(160)]
     for name, summary in (("baseline", BASELINE), ("improved", IMPROVED)):
         run = Path(run_dir(out, name, experiment_seeds(cfg, name)[0]))  # its first seed's run
         files["summaries"].append(write_json(run / "summary.json", summary))
+        correct = [k < summary["correct"] for k in range(160)]  # the same 160 images
+        files["predictions"].append(_predictions(run / "predictions.csv", ids, correct))
         files["provenance"].append(write_json(run / "provenance.json", PROVENANCE))
         rows = [{"epoch": e, "seconds": 30.0} for e in range(1, summary["epochs"] + 1)]
         (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -465,8 +479,33 @@ def test_make_paper_inputs_writes_the_macros(results, tmp_path):
     assert [p.name for p in numbers.parent.iterdir()] == ["numbers.tex"]  # no temporary file
 
 
+@pytest.mark.parametrize("same_images", [True, False])
+def test_the_difference_interval_pairs_runs_that_scored_the_same_images(
+    results, tmp_path, same_images
+):
+    """One interval for the gap, in the text as in the verification table: paired image by
+    image (rows matched on image_id) where both runs scored the same images. Fagerland et al.'s
+    Cavo example: both right 59, improved only 6, baseline only 16, neither 80: -11.86 to -0.46."""
+    cfg, files = results
+    improved = [True] * 59 + [True] * 6 + [False] * 16 + [False] * 80
+    baseline = [True] * 59 + [False] * 6 + [True] * 16 + [False] * 80
+    ids = [f"{k:016x}" for k in range(161)]
+    other = ids if same_images else [f"{k + 1000:016x}" for k in range(161)]
+    files["predictions"] = [
+        _predictions(tmp_path / "b.csv", ids, baseline),
+        _predictions(tmp_path / "i.csv", other[::-1], improved[::-1]),  # another row order
+    ]
+    text = paper.make_paper_inputs(tmp_path / "n.tex", paper_config(cfg), **files).read_text()
+    if same_images:
+        assert r"\newcommand{\RerunDifferenceLow}{$-$11.86}" in text
+        assert r"\newcommand{\RerunDifferenceHigh}{$-$0.46}" in text
+        assert "paired proportions (the same images)" in text
+    else:
+        assert "two independent proportions" in text
+
+
 @pytest.mark.parametrize(
-    "key", ["summaries", "metrics", "provenance", "data", "fidelity", "published"]
+    "key", ["summaries", "metrics", "provenance", "predictions", "data", "fidelity", "published"]
 )
 def test_missing_input_is_named_in_one_line(results, tmp_path, key):
     cfg, files = results
@@ -677,6 +716,13 @@ def test_build_paper_pdf_holds_generated_numbers(paper_build):
     prose = " ".join(text.split())
     assert "with the seeds 0, 1 (2 runs each" in prose  # \Seeds, \SeedCount
     assert "Linear head, against Improved, on 1 seed" in prose  # study/difference.tex
+    # what this build did, not the paper config's: its own config, its resize, its precision;
+    # no rerun-minus-claim on synthetic data
+    assert "upscales" not in prose and "resizes every image to 32×32 and fine-tunes" in prose
+    assert "mixed precision (this build ran it in fp32)" in prose  # fp16 falls back on a CPU
+    assert "Recipe of each run as this build ran it (results/demo/config.yaml)" in prose
+    assert "rerun minus claim" not in prose
+    assert "paired proportions (the same images)" in prose
     assert "n/a" not in text
     assert "??" not in text  # no unresolved reference
     fonts = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True).stdout

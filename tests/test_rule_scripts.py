@@ -2,6 +2,8 @@
 
 import logging
 import re
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -25,6 +27,18 @@ def test_rule_log_sends_logging_and_prints_to_the_log(tmp_path, capsys):
         print("a printed line")
     assert capsys.readouterr().err == ""
     assert log.read_text().splitlines() == ["a logged line", "a printed line"]
+
+
+def test_what_a_child_process_prints_goes_to_the_log(tmp_path, capfd):
+    """The notebook's kernel (a child process) warns on its stderr: into the log, not the
+    console; after the block the console is the console again."""
+    log = tmp_path / "logs" / "rule.log"
+    with rule_log(fake_snakemake(log)):
+        child = "import sys; print('IPKernelApp WARNING', file=sys.stderr)"
+        subprocess.run([sys.executable, "-c", child], check=True)
+    print("after", file=sys.stderr)
+    assert capfd.readouterr().err == "after\n"
+    assert log.read_text() == "IPKernelApp WARNING\n"
 
 
 def test_a_user_error_is_one_console_line_and_kept_in_the_log(tmp_path, capsys):

@@ -13,11 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from PIL import Image
 
 from convnext_tinyimagenet.data.store import load_store
 from convnext_tinyimagenet.train.runner import RunError, evaluate_experiment, train_experiment
 
-from .conftest import CONFIG, SMOKE, smoke_config
+from .conftest import CONFIG, SMOKE, image_folder, smoke_config
 
 pytestmark = pytest.mark.slow
 
@@ -123,6 +124,14 @@ def test_a_new_title_or_validation_batch_reuses_the_finished_run(runs, smoke_cac
     assert summary["title"] == "Another title"
 
 
+def _drop_results(run: Path) -> None:
+    """What Snakemake does before it reruns run_experiment: delete the rule's outputs (not the
+    checkpoints, which no rule declares)."""
+    for path in run.iterdir():
+        if path.is_file():
+            path.unlink()
+
+
 def test_a_changed_config_trains_afresh_and_keeps_the_earlier_checkpoints(
     runs, smoke_cache, tmp_path
 ):
@@ -131,10 +140,86 @@ def test_a_changed_config_trains_afresh_and_keeps_the_earlier_checkpoints(
     shutil.copytree(out["baseline"], run)
     (earlier,) = (run / "checkpoints").iterdir()
     before = _digest(earlier)
+    _drop_results(run)
     changed = smoke_config(smoke_cache, "experiments.baseline.train.early_stopping.max_epochs=1")
     history = train_experiment(changed, "baseline", run, progress=False)
     assert len(history) == 1  # not resumed from the 3-epoch run
     assert _digest(earlier) == before
+    assert len(list((run / "checkpoints").iterdir())) == 2
+
+
+@pytest.mark.parametrize("command", [train_experiment, evaluate_experiment])
+def test_a_folder_holding_another_runs_results_is_refused(runs, smoke_cache, tmp_path, command):
+    """`train --set ...` (or evaluate) into the workflow's run folder: refused in one line, the
+    folder untouched (a run's files are one run's)."""
+    _, out = runs
+    run = tmp_path / "baseline"
+    shutil.copytree(out["baseline"], run)
+    before = _digest(run)
+    changed = smoke_config(smoke_cache, "experiments.baseline.trainable.0.lr=0.05")
+    with pytest.raises(RunError, match="other settings") as refused:
+        command(changed, "baseline", run, progress=False)
+    assert "\n" not in str(refused.value) and str(run) in str(refused.value)
+    assert _digest(run) == before
+
+
+def test_a_second_writer_of_a_run_folder_is_refused(runs, tmp_path):
+    """One writer per run folder: while a process holds its lock, train and evaluate stop."""
+    cfg, out = runs
+    run = tmp_path / "baseline"
+    shutil.copytree(out["baseline"], run)
+    before = _digest(run)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from filelock import FileLock; "
+         "lock = FileLock(sys.argv[1]); lock.acquire(); print('locked', flush=True); "
+         "time.sleep(60)", str(run / ".lock")],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        for command in (train_experiment, evaluate_experiment):
+            with pytest.raises(Exception, match="another process is writing") as refused:
+                command(cfg, "baseline", run, progress=False)
+            assert "\n" not in str(refused.value)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert _digest(run) == before
+
+
+def test_no_gpu_and_a_long_run_stop_before_training(smoke_cache, tmp_path):
+    """`device: auto` on a machine without a GPU: a run projected at over an hour on this CPU
+    stops in one line with the projection and the two ways on, before any epoch."""
+    cfg = smoke_config(smoke_cache, "data.input_size=224",
+                       "experiments.improved.train.early_stopping.max_epochs=1000")  # fmt: skip
+    with pytest.raises(RunError) as refused:
+        train_experiment(cfg, "improved", tmp_path / "run", progress=False)
+    message = str(refused.value)
+    assert "\n" not in message and "no GPU found (device: auto)" in message
+    assert "480 images, 1000 epochs" in message and "set device: cpu" in message
+    assert not list((tmp_path / "run").glob("checkpoints/*/*"))  # no epoch ran
+
+
+def test_a_changed_dataset_trains_again(tmp_path):
+    """The run's identity covers its data: after one image of the folder changed, the same
+    settings train afresh (a new checkpoint folder) instead of resuming the old data's run, and
+    provenance records the data it trained on; with the old results still in the folder, the
+    run is refused instead of mixing the two."""
+    root = image_folder(tmp_path / "tiny-imagenet-200", 32)
+    cfg = smoke_config(tmp_path / "cache", "data.source=folder", f"data.folder.root={root}",
+                       "data.image_size=32", "experiments.baseline.train.holdout_per_class=2",
+                       "experiments.baseline.train.early_stopping.max_epochs=1")  # fmt: skip
+    run = tmp_path / "run"
+    train_experiment(cfg, "baseline", run, progress=False)
+    first = json.loads((run / "provenance.json").read_text())["train"]["data"]["fingerprint"]
+    changed = root / "train" / "n00000001" / "images" / "n00000001_0.png"
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(changed)
+    with pytest.raises(RunError, match="other data"):
+        train_experiment(cfg, "baseline", run, progress=False)
+    _drop_results(run)
+    train_experiment(cfg, "baseline", run, progress=False)
+    second = json.loads((run / "provenance.json").read_text())["train"]
+    assert second["data"]["fingerprint"] != first and second["resumed_after_epoch"] is None
     assert len(list((run / "checkpoints").iterdir())) == 2
 
 
@@ -151,6 +236,22 @@ def test_missing_dataset_stops_evaluation_and_leaves_results(runs, tmp_path):
     with pytest.raises(DataError, match="nowhere"):
         evaluate_experiment(broken, "improved", out["improved"], progress=False)
     assert _digest(out["improved"]) == before
+
+
+def test_a_first_run_that_fails_leaves_no_empty_folder(smoke_cache, tmp_path):
+    """`train` into a new folder that stops early (no dataset, offline) leaves nothing behind;
+    a folder that was there stays."""
+    from convnext_tinyimagenet.data.store import DataError
+
+    nowhere = f"data.folder.root={tmp_path / 'nowhere'}"
+    broken = smoke_config(smoke_cache, "data.source=folder", nowhere)
+    for out in (tmp_path / "new" / "run", tmp_path / "existing"):
+        existed = out.name == "existing"
+        if existed:
+            out.mkdir()
+        with pytest.raises(DataError, match="nowhere"):
+            train_experiment(broken, "baseline", out, progress=False)
+        assert out.exists() is existed and (not existed or list(out.iterdir()) == [out / ".lock"])
 
 
 def test_evaluate_without_training_names_the_missing_model(smoke_cache, tmp_path):

@@ -294,6 +294,18 @@ def test_class_frame_top_and_bottom_five_do_not_overlap() -> None:
     assert frame["Group"].tolist() == ["top"] * 5 + ["bottom"]
 
 
+def test_a_class_as_good_as_the_best_is_never_one_of_the_worst() -> None:
+    """The demo's notebooks listed "bottom-5" classes at 100 %: ties with the best stay out."""
+    per_class = {name: 100.0 for name in "abcdefgh"} | {"x": 90.0}
+    frame = tables.class_frame({"per_class": per_class})
+    assert frame.values.tolist()[-1] == ["bottom", "9", "x", "90.00"]
+    assert frame["Group"].tolist() == ["top"] * 5 + ["bottom"]
+    assert (
+        tables.class_frame({"per_class": dict.fromkeys("abcdefgh", 100.0)})["Group"].tolist()
+        == ["top"] * 5
+    )
+
+
 def test_make_class_table(tmp_path: Path) -> None:
     summary = write_summaries(tmp_path / "runs")["baseline"]
     md, tex = tables.make_class_table(summary, tmp_path / "c.md", tmp_path / "c.tex")
@@ -532,6 +544,7 @@ def test_discrepancies_table(cfg: dict, tmp_path: Path) -> None:
     assert len(frame) == len(cfg["discrepancies"])
     first = cfg["discrepancies"][0]
     assert frame.iloc[0].tolist() == [
+        "D1",  # the verification table's "Affected by" names it so
         first["topic"],
         first["readme"],
         first["ran"],

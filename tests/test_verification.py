@@ -27,7 +27,7 @@ import pandas as pd
 import pytest
 
 from convnext_tinyimagenet.cli import main
-from convnext_tinyimagenet.config import load_config
+from convnext_tinyimagenet.config import load_config, settings_digest
 from convnext_tinyimagenet.run_folder import RunFolder, run_dir, write_predictions
 from convnext_tinyimagenet.train.evaluation import predictions_frame, summarize_predictions
 from convnext_tinyimagenet.verify import published, verification
@@ -86,6 +86,7 @@ def rerun_inputs(
         summaries={run: str(rerun_folder(tmp_path, run).summary) for run in runs},
         predictions={run: str(rerun_folder(tmp_path, run).predictions) for run in runs},
         data={run: str(data_summary(tmp_path, sources.get(run, "synthetic"))) for run in runs},
+        provenance={run: str(rerun_folder(tmp_path, run).provenance) for run in runs},
         **more,
     )
 
@@ -165,6 +166,10 @@ def write_rerun(
     run.summary.write_text(json.dumps(summary), encoding="utf-8")
     data_summary(tmp_path, source).parent.mkdir(parents=True, exist_ok=True)
     data_summary(tmp_path, source).write_text(json.dumps({"source": source}))
+    experiment, _, seed = name.partition("/seed")
+    digest = settings_digest(smoke(), experiment, int(seed))  # what training records
+    record = {"config_digest": digest, "data": {"fingerprint": "f"}, "model": "m"}
+    run.provenance.write_text(json.dumps({"train": record, "evaluate": record}))
     return summary
 
 
@@ -234,6 +239,7 @@ def test_the_published_check_prints_the_figures_and_keeps_its_verdict(tmp_path, 
     for figure in ("82.61", "86.31", "86.30", "86.3019", "+3.69", "+3.70"):
         assert figure in console.getvalue()
     assert "verification passed" in console.getvalue()
+    assert max(map(len, console.getvalue().splitlines())) <= 230  # was 504: not every column
     written = json.loads(out.read_text())
     assert written == json.loads(verdict.read_text()) == result
     assert written["verdict"] == "pass" and written["reruns"] is None
@@ -372,6 +378,36 @@ def test_rerun_band_verdicts(tmp_path, wrong, verdict):
     assert runs["improved/seed0"]["verdict"] == "pass"
 
 
+@pytest.mark.parametrize(
+    ("section", "key", "value", "what"),
+    [
+        ("train", "config_digest", "0" * 64, "settings"),  # `train --set ...` into the folder
+        ("evaluate", "config_digest", "0" * 64, "settings"),
+        ("evaluate", "data", {"fingerprint": "other"}, "data"),  # evaluated on changed data
+        ("train", "model", "retrained", "model"),  # trained again after the evaluation
+    ],
+)
+def test_a_run_folder_mixing_two_runs_fails_verification(tmp_path, section, key, value, what):
+    """A run's provenance must record one run: the config's settings, its source's data, and
+    the model training published for both commands; otherwise the check fails in one line
+    naming the file, and the result files are left as they are."""
+    labels = np.repeat(np.arange(10), 16)
+    for name in RERUNS:
+        write_rerun(tmp_path, name, labels, labels)
+    inputs = rerun_inputs(tmp_path)
+    verification.verify_rerun(claims(), inputs, {"status": "not checked"})  # one run: passes
+    path = Path(inputs.provenance["improved/seed0"])
+    record = json.loads(path.read_text())
+    record[section][key] = value
+    path.write_text(json.dumps(record))
+    before = {p: p.read_bytes() for p in path.parent.iterdir()}
+    with pytest.raises(verification.VerificationFailedError) as failed:
+        verification.verify_rerun(claims(), inputs, {"status": "not checked"})
+    message = str(failed.value)
+    assert "\n" not in message and str(path) in message and f"its {what} differ" in message
+    assert {p: p.read_bytes() for p in path.parent.iterdir()} == before
+
+
 def test_rerun_is_checked_against_the_claim_when_expected_is_null(tmp_path, synthetic):
     # the improved claim (75.0) is a batch mean: so is the rerun figure it is compared with
     checked = claims(*synthetic, "verification.reruns.improved.expected=null")
@@ -482,7 +518,11 @@ def test_smoke_verify_without_published_predictions_passes(tmp_path):
     inputs = rerun_inputs(tmp_path, checksums=str(sums))
     console, verdict, out = io.StringIO(), tmp_path / "logs/verify.json", tmp_path / "verify.json"
     verification.record_verdict(claims(), inputs, verdict=verdict, out=out, console=console)
-    assert NOT_FETCHED_TEXT in console.getvalue()
+    # the reason once below the table, not in every cell of a 500-character-wide table
+    assert console.getvalue().count("- not checked: published predictions not fetched; set "
+                                    "published.use_predictions") == 1  # fmt: skip
+    assert NOT_FETCHED_TEXT in json.dumps(json.loads(out.read_text())["rows"])
+    assert max(map(len, console.getvalue().splitlines())) <= 230
     assert "verification passed" in console.getvalue()
     result = json.loads(out.read_text())
     assert result == json.loads(verdict.read_text())
@@ -553,6 +593,28 @@ def write_record(tmp_path: Path, inputs: Inputs) -> Path:
 def check_argv(record: Path, *overrides: str) -> list[str]:
     argv = ["verify", "--check", str(record), "--config", str(CONFIG), "--config", str(SMOKE)]
     return argv + [item for override in overrides for item in ("--set", override)]
+
+
+def test_the_check_reads_the_claims_its_verdict_records(tmp_path, capsys):
+    """`verify --check VERDICT` alone checks with the bands the verdict was made with (the
+    demo's 95 +/- 8, not the paper's +/- 1.5 around the claims); --config or --set replace
+    them."""
+    labels = np.repeat(np.arange(10), 16)
+    for name in RERUNS:  # 150 / 160 right: 93.75 %, in the demo's band only
+        write_rerun(
+            tmp_path, name, labels, np.where(np.arange(160) < 10, (labels + 1) % 10, labels)
+        )
+    record = write_record(tmp_path, rerun_inputs(tmp_path))
+    assert json.loads(record.read_text())["claims"]["bands"]["baseline"]["tolerance_pp"] == 8.0
+    assert main(["verify", "--check", str(record)]) == 0
+    assert "verification passed" in capsys.readouterr().out
+    narrow = "verification.reruns.baseline.tolerance_pp=0.5"
+    assert main([*check_argv(record, narrow)]) == 1
+    del_claims = json.loads(record.read_text())
+    del del_claims["claims"]
+    record.write_text(json.dumps(del_claims))
+    assert main(["verify", "--check", str(record)]) == 2
+    assert "records no claims: give the config with --config" in capsys.readouterr().err
 
 
 def test_a_tampered_result_file_fails_the_check_naming_it(tmp_path, capsys):
@@ -652,7 +714,7 @@ def test_the_check_refuses_what_it_cannot_do(tmp_path, capsys, problem):
     before = record.read_text() if record.exists() else None
     assert main(argv) == 2
     expected = {"missing": "nope.json is missing", "no inputs": "records no inputs"}
-    expected["one data summary"] = "written by an earlier version"
+    expected["one data summary"] = "records no inputs"
     assert expected.get(problem, "is a file the check reads") in capsys.readouterr().err
     assert (record.read_text() if record.exists() else None) == before
 
@@ -739,7 +801,11 @@ def test_verification_table_for_the_paper_has_no_checksum_row(tmp_path, syntheti
     assert verdicts["baseline/seed0: the rerun lies in its band"] == "pass"
     # the discrepancy beside the improved run's numbers
     affected = dict(zip(table["Claim"], table["Affected by"], strict=True))
-    assert "Reported accuracy" in affected["improved/seed0: the rerun lies in its band"]
+    reported = next(
+        i for i, d in enumerate(claims().discrepancies, 1) if d["topic"] == "Reported accuracy"
+    )
+    assert f"D{reported}" in affected["improved/seed0: the rerun lies in its band"].split(", ")
+    assert max(map(len, table["Affected by"].fillna(""))) < 30  # numbers, not seven topics
     assert r"\begin{tabular}" in tex.read_text()
     assert r"improved - baseline: the published gain holds & +15.00" in tex.read_text()
 
@@ -835,6 +901,7 @@ def test_from_rule_names_each_rule_file_by_its_run():
         published=[], summaries=[f"r/{run}/summary.json" for run in reruns],
         predictions=[f"r/{run}/predictions.csv" for run in reruns],
         data=["r/data/hf/data.json", "r/data/hf/data.json", "r/data/folder/data.json"],
+        provenance=[f"r/{run}/provenance.json" for run in reruns],
     )  # fmt: skip
     claims, inputs = verification.from_rule(params, table_input)
     assert claims.runs == runs and claims.rounding_pp == 0.005

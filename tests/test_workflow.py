@@ -1,9 +1,11 @@
 """The whole workflow on the smoke config, end to end, in a copy of the repository's workflow."""
 
 import contextlib
+import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -11,11 +13,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import psutil
 import pytest
 import yaml
+from PIL import Image
 
-from .conftest import ROOT, SHARED_PUBLISHED
+from .conftest import ROOT, SHARED_PUBLISHED, image_folder
 
 pytestmark = pytest.mark.slow
 WORKFLOW_FILES = ("Snakefile", "rules", "config", "notebooks", "paper")
@@ -124,7 +128,7 @@ def test_html_notebooks_embed_their_figures(workflow):
     for experiment in ("baseline", "improved"):
         html = (workdir / "results/demo" / experiment / "seed0/experiment.html").read_text()
         assert len(re.findall(r"data:image/png;base64,", html)) >= 3  # curves and two grids
-        assert "Top-5 and bottom-5 classes" in html
+        assert "Best and worst classes" in html
 
 
 def test_paper_pdf_holds_the_run_accuracies(workflow):
@@ -144,9 +148,12 @@ def test_paper_pdf_holds_the_run_accuracies(workflow):
     assert "Device time of every run" in text and f"\n{total:.3f}\n" in text
 
 
-def test_noop_rerun_does_nothing(workflow):
+@pytest.mark.parametrize("given", [(), ("--config", "paper_pdf=True")])
+def test_noop_rerun_does_nothing(workflow, given):
+    """Every documented way to run the demo (`make demo` passes paper_pdf) agrees on one config:
+    a rerun with nothing changed does nothing, write_config included."""
     workdir, _, _, _ = workflow
-    result = snakemake(workdir, "--dry-run")
+    result = snakemake(workdir, "--dry-run", *given)
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
@@ -258,6 +265,13 @@ def test_the_rendered_notebook_is_a_document(workflow):
         text = json.dumps(nb)
         assert f"How it differs from `{other}`" in text
         assert "Against the published claim" in text and "agrees with" in text
+        # papermill's settings cell: kept in the notebook, not shown in its HTML
+        injected = [
+            c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])
+        ]
+        assert len(injected) == 1 and "settings = " in "".join(injected[0]["source"])
+        html = path.with_suffix(".html").read_text()
+        assert "injected-parameters" not in html  # nbconvert names each cell's tags
 
 
 def test_a_failing_notebook_cell_fails_the_rule_and_names_the_cell(workflow, tmp_path):
@@ -338,9 +352,9 @@ PUBLISHED_FILES = ("baseline_validation_predictions.csv", "improvement_validatio
     reason=f"the published prediction CSVs are not in {SHARED_PUBLISHED}",
 )
 def test_a_published_file_changed_after_its_check_is_refused_by_the_next_check(workflow, tmp_path):
-    """A CSV edited after a passing check: every rule that reads it checks its sha256 again
-    (Snakemake does not watch it: it is no rule's output, see rules/published.smk), so the
-    next check refuses it, and so does `verify --check`."""
+    """A CSV edited after a passing check: the plain command notices (its fetch job watches the
+    file's sha256, rules/published.smk), checks it again and refuses it in one line naming the
+    file and both hashes; the file stays where the user put it."""
     _, _, cache, _ = workflow
     workdir = copy_workflow(tmp_path / "published", cache)
     downloads = workdir / "resources" / "published"
@@ -364,10 +378,11 @@ def test_a_published_file_changed_after_its_check_is_refused_by_the_next_check(w
     assert lines[1] == "0,0,0,True\n"
     lines[1] = "0,0,1,False\n"  # one prediction changed, still self-consistent
     path.write_text("".join(lines))
-    forced = ("--forcerun=verify_published", *target)
-    refused = snakemake(workdir, *forced, configs=configs, check=False)
+    refused = snakemake(workdir, *target, configs=configs, check=False)  # the plain command
     output = refused.stdout + refused.stderr
     assert refused.returncode != 0 and "refused" in output and PUBLISHED_FILES[1] in output
+    pin = hashlib.sha256((SHARED_PUBLISHED / PUBLISHED_FILES[1]).read_bytes()).hexdigest()
+    assert hashlib.sha256(path.read_bytes()).hexdigest() in output and pin in output
     assert path.read_text() == "".join(lines)  # refused, and kept as it is
 
 
@@ -487,6 +502,52 @@ def test_the_improved_run_reads_the_zip_unless_the_folder_is_in_place(tmp_path):
     assert "fetch_tinyimagenet" not in jobs and "unpack_tinyimagenet" not in jobs
     assert jobs["prepare_data"] == 2
     assert wnids.read_text() == "n01443537\n"
+
+
+def test_a_changed_image_folder_is_noticed(tmp_path):
+    """The folder source's files are watched: after one image changed, the plain command plans
+    prepare_data again (whose new data.json reruns every run that reads the folder)."""
+    workdir = copy_workflow(tmp_path / "wf", tmp_path / "cache")
+    root = image_folder(tmp_path / "tiny-imagenet-200", 32)
+    (workdir / "config" / "folder.yaml").write_text(
+        f"data: {{source: folder, image_size: 32, folder: {{root: {root}}}}}\n"
+        "experiments: {improved: {data: {source: folder}}}\n"
+    )
+    configs = ("config/test.yaml", "config/folder.yaml")
+    target = "results/demo/data/folder/data.json"
+    snakemake(workdir, "--cores=1", target, configs=configs)
+    assert "Nothing to be done" in snakemake(workdir, "-n", target, configs=configs).stdout
+    changed = root / "train" / "n00000001" / "images" / "n00000001_0.png"
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(changed)
+    planned = snakemake(workdir, "-n", configs=configs).stdout
+    assert re.search(r"^prepare_data\s+1$", planned, re.M), planned
+
+
+def readme_demo_commands() -> list[str]:
+    """The commands of README.md's block "The same on the demo's results, offline"."""
+    text = (ROOT / "README.md").read_text()
+    block = text.split("**The same on the demo's results, offline**", 1)[1]
+    block = block.split("```bash\n", 1)[1].split("```", 1)[0]
+    return [line.split("  #", 1)[0].strip() for line in block.splitlines() if line.strip()]
+
+
+def test_the_readmes_demo_commands_work_offline_as_printed(workflow):
+    """Each demo form in the README, as printed, on the demo's results: the checks run (and
+    pass), each Snakemake command plans (a dry run: they rebuild what they name)."""
+    workdir, _, _, _ = workflow
+    shutil.copytree(ROOT / "profiles", workdir / "profiles", dirs_exist_ok=True)
+    commands = readme_demo_commands()
+    assert len(commands) == 6 and all("profiles/demo" in c or "--check" in c for c in commands)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    for command in commands:
+        argv = shlex.split(command)
+        argv = [sys.executable, *argv[1:]] if argv[0] == "python" else [*SNAKEMAKE, *argv[1:]]
+        if "snakemake" in argv:
+            argv.append("--dry-run")
+        done = subprocess.run(argv, cwd=workdir, capture_output=True, text=True, env=env)
+        assert done.returncode == 0, f"{command}:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+        if "--check" in command:
+            assert "verification passed" in done.stdout
 
 
 # one file of each kind the workflow writes (results/README.md: a deleted one is remade)

@@ -25,6 +25,7 @@ with rule_log(snakemake):
         data=inputs.data,
         fidelity=inputs.fidelity,
         published=inputs.published[0] if inputs.published else None,
+        predictions=inputs.predictions,
     )
     write_paper_inputs(
         outputs.inputs,

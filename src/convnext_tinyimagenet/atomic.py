@@ -21,7 +21,7 @@ import logging
 import os
 import re
 import shutil
-import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,45 +31,28 @@ from convnext_tinyimagenet import storage
 log = logging.getLogger(__name__)
 
 PARTIAL_LOCK = ".partial.lock"  # inside a partial folder; removed before the folder is renamed
-# The names tempfile gives (8 random characters): `.<target>.XXXXXXXX.tmp`, and the partial
+# The temporaries' names (8 random hex digits): `.<target>.XXXXXXXX.tmp`, and the partial
 # folders `.<target>.partial-XXXXXXXX`; a file of another shape is never swept.
-_TEMP = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
-_PARTIAL = re.compile(r"^\..+\.partial-[a-z0-9_]{8}$")
-
-
-def _umask() -> int:
-    """The process's umask: from /proc on Linux (reading it does not change it), else by
-    setting and restoring it, once, at import."""
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-# What open() and mkdir() would have created: mkstemp and mkdtemp make theirs private (0600,
-# 0700), which would leave results unreadable to anyone else, e.g. a host user reading a
-# container's bind-mounted results/, or the users of a shared data cache.
-FILE_MODE = 0o666 & ~_umask()
-DIR_MODE = 0o777 & ~_umask()
+_TEMP = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")
+_PARTIAL = re.compile(r"^\..+\.partial-[0-9a-f]{8}$")
 
 
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; rename it onto `target` if the block succeeds.
 
-    The file gets the permissions a plain open() would give it (0666 less the umask). On an
-    exception the temporary file is removed and `target` is left as it was. Temporaries of the
-    same target left by dead processes are removed first. A full disk or a folder that cannot
-    be written is a StorageError naming the target.
+    The file gets the permissions open() gives (0666 less the umask: results stay readable to
+    others, e.g. a host user reading a container's bind-mounted results/). On an exception the
+    temporary file is removed and `target` is left as it was. Temporaries of the same target
+    left by dead processes are removed first. A full disk or a folder that cannot be written is
+    a StorageError naming the target.
     """
     target = Path(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         sweep(target.parent, prefix=f".{target.name}.")
-        fd, tmp_path = _locked_temp(target.parent, f".{target.name}.")
+        tmp_path = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.tmp"
+        fd = _locked(tmp_path)
     except OSError as exc:
         error = _storage_error(target, exc)
         if error is None:
@@ -79,7 +62,6 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         yield tmp_path
         with tmp_path.open("rb+") as handle:
             os.fsync(handle.fileno())
-        tmp_path.chmod(FILE_MODE)
         tmp_path.replace(target)
     except BaseException as exc:
         full = isinstance(exc, Exception) and storage.disk_full(target.parent, exc)
@@ -112,19 +94,12 @@ def _lock(fd: int) -> bool:
     return True
 
 
-def _locked_temp(directory: Path, prefix: str, name: str | None = None) -> tuple[int, Path]:
-    """A new file in `directory`, open and locked, that gets its sweepable name (`prefix`...
-    `.tmp`, or `name`) only once it is locked, so that no sweep can take it for dead."""
-    fd, new = tempfile.mkstemp(prefix=prefix, suffix=".new", dir=directory)
+def _locked(path: Path) -> int:
+    """A new file at `path`, created as open() creates one (the kernel applies the umask), open
+    and locked."""
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o666)
     _lock(fd)
-    path = directory / name if name else Path(new).with_suffix(".tmp")
-    try:
-        Path(new).replace(path)
-    except BaseException:
-        os.close(fd)
-        Path(new).unlink(missing_ok=True)
-        raise
-    return fd, path
+    return fd
 
 
 @contextlib.contextmanager
@@ -136,11 +111,11 @@ def partial_dir(target: str | Path) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     sweep(target.parent, prefix=f".{target.name}.partial-")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    tmp = target.parent / f".{target.name}.partial-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()  # as mkdir makes it: others may read a shared cache
     fd = None
     try:
-        tmp.chmod(DIR_MODE)
-        fd, _ = _locked_temp(tmp, ".lock-", name=PARTIAL_LOCK)
+        fd = _locked(tmp / PARTIAL_LOCK)
         yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

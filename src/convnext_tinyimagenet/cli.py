@@ -96,8 +96,9 @@ def _add_verify(commands: argparse._SubParsersAction) -> None:
         description="Check again the files a verdict JSON of the workflow records (it names the "
         "published CSVs, each rerun's summary and predictions, the data summary and SHA256SUMS, "
         "as paths relative to the folder the workflow ran in: run this there), against the "
-        "claims and bands of --config (the workflow writes the configuration it ran with to "
-        "<output_dir>/config.yaml). Prints one table; writes nothing unless --out says where. "
+        "claims and bands the verdict records, or those of --config and --set where given "
+        "(the workflow writes the configuration it ran with to <output_dir>/config.yaml). "
+        "Prints one table; writes nothing unless --out says where. "
         "Run it before Snakemake, which rebuilds from a changed file and records new checksums. "
         "Exit status 1 when a claim fails or a checksummed file changed or went missing; 2 when "
         "something is missing.",
@@ -152,7 +153,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    claims = verification.Claims.from_config(_load(args))
+    given = args.config or args.overrides  # else the claims the verdict records
+    claims = verification.Claims.from_config(_load(args)) if given else None
     result = verification.check_record(args.check, claims, out=args.out)
     print(verification.render(result))
     return 0 if result["verdict"] == verification.PASS else 1

@@ -121,7 +121,10 @@ def finish_config(cfg: Mapping, source: str = "config") -> dict:
     if "experiments" in finished:  # else validation names it as missing
         finished["experiments"] = resolve_variants(finished["experiments"], source)
     validate_config(finished, source)
-    return _home_expanded(finished)
+    # in the defaults' key order, whatever order the files and `--config` gave: the same
+    # settings are the same rule params (write_config does not rerun for an order)
+    order = [key for path in DEFAULTS for key in read_config_file(path)]
+    return _home_expanded({key: finished[key] for key in sorted(finished, key=order.index)})
 
 
 # The path keys a user may start with `~` (their home): expanded once, here, so that every
@@ -460,6 +463,12 @@ def run_settings(cfg: Mapping, name: str, seed: int) -> dict:
     return settings | {"experiments": {name: experiment}}
 
 
+def settings_digest(cfg: Mapping, name: str, seed: int) -> str:
+    """The digest of the settings of the run of `name` with `seed` (its identity but the data):
+    what its provenance.json records as `config_digest`."""
+    return config_digest(run_identity(run_settings(cfg, name, seed), name))
+
+
 def config_digest(cfg: Mapping) -> str:
     """SHA-256 of the canonical JSON (sorted keys): any value change counts, even `1` vs `1.0`."""
     text = json.dumps(
@@ -469,6 +478,26 @@ def config_digest(cfg: Mapping) -> str:
 
 
 def dump_config(cfg: Mapping, path: Path) -> None:
-    """Write the configuration as YAML in its key order, atomically."""
-    text = yaml.safe_dump(dict(cfg), sort_keys=False, allow_unicode=True, default_flow_style=False)
+    """Write the configuration as YAML in its key order, atomically: loaded again, it gives the
+    same configuration (a variant writes a null for each key of its parent it removed)."""
+    cfg = dict(cfg)
+    experiments = cfg.get("experiments") or {}
+    cfg["experiments"] = {
+        name: _with_removals(experiments[entry["from"]], entry, _OWN_KEYS)
+        if isinstance(entry, Mapping) and entry.get("from") in experiments
+        else entry
+        for name, entry in experiments.items()
+    }
+    text = yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True, default_flow_style=False)
     atomic.write_text(path, text)
+
+
+def _with_removals(parent: Mapping, section: Mapping, own: Sequence[str] = ()) -> dict:
+    """`section` with a null for each key of `parent` (but `own`) it lacks, at any depth."""
+    out = dict(section)
+    for key, value in parent.items():
+        if key not in section and key not in own:
+            out[key] = None
+        elif isinstance(value, Mapping) and isinstance(section.get(key), Mapping):
+            out[key] = _with_removals(value, section[key])
+    return out

@@ -30,6 +30,7 @@ def setup(
     """This run's settings, with progress logs sent to the notebook's output. Opened by hand
     (`settings` None), they are read from `config_path`: the run of `seed` (None: the first)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)
+    pd.set_option("display.max_colwidth", None)  # settings shown whole, not "weight_..."
     shell = _ipython()
     if shell is not None:  # figures returned by a cell are shown as embedded PNGs
         shell.run_line_magic("matplotlib", "inline")
@@ -46,6 +47,10 @@ def _ipython():
     except ImportError:
         return None
     return get_ipython()
+
+
+def _weights(exp: dict) -> str:
+    return "its pretrained weights" if exp["model"]["pretrained"] else "random weights"
 
 
 def _groups(exp: dict) -> str:
@@ -70,7 +75,9 @@ def _scheduler(exp: dict) -> str:
 
 # What a reader compares between two recipes: label -> how to read it off an experiment section.
 ASPECTS = {
-    "pretrained weights": lambda exp: f"`{exp['model']['tag']}`",
+    "pretrained weights": lambda exp: (
+        f"`{exp['model']['tag']}`" if exp["model"]["pretrained"] else "random initialisation"
+    ),
     "head": lambda exp: exp["model"]["head"],
     "what trains": _groups,
     "augmentation": _augmentation,
@@ -89,8 +96,8 @@ def introduction(cfg: dict, experiment: str, reference: dict | None) -> str:
     cap = f"at most {stop['max_epochs']} epochs" if stop["max_epochs"] else "no epoch cap"
     text = (
         f"**{exp.get('title', experiment)}.** This notebook trains `{experiment}`: ConvNeXt-Tiny "
-        f"from {ASPECTS['pretrained weights'](exp)} with a {exp['model']['head']} head, tuning "
-        f"{_groups(exp)} with AdamW at batch {exp['train']['batch_size']} on "
+        f"(`{exp['model']['tag']}`) from {_weights(exp)} with a {exp['model']['head']} head, "
+        f"tuning {_groups(exp)} with AdamW at batch {exp['train']['batch_size']} on "
         f"{cfg['data']['source']} data resized to {cfg['data']['input_size']} px, until "
         f"{tables.monitored(exp['train'])} has not improved for {stop['patience']} epochs ({cap}); "
         f"then it evaluates the best epoch on the validation split."
@@ -158,13 +165,16 @@ def train(cfg: dict, experiment: str, out_dir: str) -> pd.DataFrame:
 
 
 def learning_curves(cfg: dict, experiment: str, out_dir: str, published: dict | None):
-    """This run's learning curves with the published run's values overlaid (when there is one)."""
+    """This run's learning curves, with the published run's values overlaid where there is one
+    and this run read TinyImageNet; and a sentence saying which."""
     metrics = {experiment: read_metrics(RunFolder(out_dir).metrics)}
-    return figures.learning_curves_figure(
-        metrics,
-        {experiment: published} if published is not None else None,
-        {experiment: experiment_config(cfg, experiment).get("title", experiment)},
-    )
+    if cfg["data"]["source"] == "synthetic" and published is not None:
+        published, caption = None, "The published curves are not drawn: they are TinyImageNet's."
+    else:
+        caption = "Rerun (solid)" + (" and published run (dashed)." if published else ".")
+    title = {experiment: experiment_config(cfg, experiment).get("title", experiment)}
+    overlay = {experiment: published} if published is not None else None
+    return caption, figures.learning_curves_figure(metrics, overlay, title)
 
 
 def evaluate(cfg: dict, experiment: str, out_dir: str) -> tuple[dict, pd.DataFrame]:

@@ -6,11 +6,13 @@ it."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from filelock import FileLock, Timeout
 
 from convnext_tinyimagenet import atomic
 from convnext_tinyimagenet.errors import ArtifactError
@@ -67,6 +69,26 @@ class RunFolder:
     def checkpoints(self, digest: str) -> Path:
         """One folder per run identity (the first 16 hex digits of its digest)."""
         return self.root / "checkpoints" / digest[:16]
+
+    @contextmanager
+    def writing(self, new: bool = False) -> Iterator[None]:
+        """Hold the folder's lock (`.lock`): one writer at a time, a second refused in one line.
+        A `new` folder (made for this write) that is left with nothing in it is removed."""
+        lock = FileLock(self.root / ".lock")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise ArtifactError(
+                f"another process is writing {self.root} (it holds {lock.lock_file}): wait for "
+                "it to finish, or give another --out"
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
+            if new and [p.name for p in self.root.iterdir()] == [".lock"]:
+                Path(lock.lock_file).unlink()
+                self.root.rmdir()
 
 
 # --------------------------------------------------------------------------- reading and writing

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Iterator
@@ -39,7 +40,7 @@ def rule_log(snakemake: Any) -> Iterator[None]:
         handle = path.open("a", encoding="utf-8")
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=handle, force=True)
     try:
-        with contextlib.redirect_stdout(handle), contextlib.redirect_stderr(handle):
+        with _output_to(handle, descriptors=handle is not console):
             yield
     except ArtifactError as exc:
         _report(handle, console, f"error in {_job(snakemake)}: {exc}")
@@ -60,6 +61,25 @@ def rule_log(snakemake: Any) -> Iterator[None]:
     finally:
         if handle is not console:
             handle.close()
+
+
+@contextlib.contextmanager
+def _output_to(handle: Any, descriptors: bool) -> Iterator[None]:
+    """Prints to `handle`, and with `descriptors` the stderr descriptor too, which child
+    processes inherit: the notebook's kernel writes its warnings to the log. (The stdout
+    descriptor stays the console's: a report printed to sys.__stdout__ shows there.)"""
+    with contextlib.redirect_stdout(handle), contextlib.redirect_stderr(handle):
+        if not descriptors:
+            yield
+            return
+        handle.flush()
+        saved = os.dup(2)
+        try:
+            os.dup2(handle.fileno(), 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def by_run(labels: list, **files: list) -> dict[str, dict[int, dict[str, str]]]:

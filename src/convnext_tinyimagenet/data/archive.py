@@ -26,7 +26,7 @@ from pathlib import Path
 
 from tqdm import tqdm  # plain bars: tqdm.auto warns in a notebook without ipywidgets
 
-from convnext_tinyimagenet import atomic
+from convnext_tinyimagenet import atomic, storage
 from convnext_tinyimagenet.data.store import DataError
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 # Written inside every tree an unpack puts in place: only such a tree is replaced by the next.
 MARKER = ".unpacked-from-zip"
 _BLOCK = 1 << 20  # 1 MiB reads: the 237 MiB zip is hashed and copied in about 240 blocks
+# The compression methods Python's zipfile reads (not Deflate64, 9, that Windows may write).
+_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
 
 
 class ArchiveError(DataError):
@@ -132,12 +134,14 @@ def unpack(archive: str | Path, root: str | Path, *, md5: str | None = None,
         with zipfile.ZipFile(archive) as zf:
             members = zf.infolist()
             top = _top_folder(archive, members, root)
+            _refuse_unreadable(archive, members)
+            what = f"unpacking {archive.name}"
+            storage.check_space(root.parent, sum(info.file_size for info in members), what)
             with atomic.partial_dir(root) as tmp:  # removed, also by the next unpack if killed
-                bar = tqdm(members, desc=f"unpacking {archive.name}", unit="file",
-                           disable=not progress)  # fmt: skip
+                bar = tqdm(members, desc=what, unit="file", disable=not progress)
                 for info in bar:
                     if parts := _parts(info.filename):
-                        _extract_member(zf, info, tmp.joinpath(*parts))
+                        _extract_member(zf, info, tmp.joinpath(*parts), root.parent)
                 if not (tmp / top / "wnids.txt").is_file():
                     raise ArchiveError(
                         f"{archive} holds no {top}/wnids.txt: not the tiny-imagenet-200.zip layout"
@@ -196,15 +200,41 @@ def _top_folder(archive: Path, members: list[zipfile.ZipInfo], root: Path) -> st
     return tops.pop()
 
 
-def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path) -> None:
+def _refuse_unreadable(archive: Path, members: list[zipfile.ZipInfo]) -> None:
+    """Refuse, before anything is written, a member zipfile cannot read (encrypted, or another
+    compression method) or one that a file of the archive would have to hold as a folder."""
+    files = {tuple(_parts(info.filename)) for info in members if not info.is_dir()}
+    for info in members:
+        parts = tuple(_parts(info.filename))
+        clash = next((parts[:k] for k in range(1, len(parts)) if parts[:k] in files), None)
+        if info.flag_bits & 0x1:
+            why = "is encrypted (the zip needs a password)"
+        elif info.compress_type not in _METHODS:
+            why = f"uses compression method {info.compress_type}, which Python cannot read"
+        elif clash or (info.is_dir() and parts in files):
+            why = f"lies in {'/'.join(clash or parts)!r}, which the archive also holds as a file"
+        else:
+            continue
+        raise ArchiveError(
+            f"{archive}: member {info.filename!r} {why}; refused, nothing was unpacked (unpack "
+            "it by hand into data.folder.root)"
+        )
+
+
+def _extract_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path, at: Path) -> None:
     """Write one checked member to `dest` with the archive's modification time (local time, as
-    unzip sets it)."""
-    if info.is_dir():
-        dest.mkdir(parents=True, exist_ok=True)
-        return
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with zf.open(info) as source, dest.open("wb") as out:
-        shutil.copyfileobj(source, out, _BLOCK)
+    unzip sets it); a full disk under `at` is one line."""
+    try:
+        if info.is_dir():
+            dest.mkdir(parents=True, exist_ok=True)
+            return
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with zf.open(info) as source, dest.open("wb") as out:
+            shutil.copyfileobj(source, out, _BLOCK)
+    except OSError as exc:
+        if storage.disk_full(at, exc):
+            raise storage.no_space(at, f"the unpacked {zf.filename}", exc) from None
+        raise
     mtime = time.mktime((*info.date_time, 0, 0, -1))
     os.utime(dest, (mtime, mtime))
 

@@ -186,7 +186,7 @@ def correct_wrong_figure(
             continue
         for ax, (_, row) in zip(ax_row, subset.iterrows(), strict=False):
             _draw_prediction(ax, row, images, classes)
-        ax_row[0].set_ylabel(label, fontsize=10, fontweight="bold")
+        ax_row[0].set_ylabel(f"{label} ({len(subset)})", fontsize=10, fontweight="bold")
     return fig
 
 

@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from convnext_tinyimagenet import atomic
+from convnext_tinyimagenet import atomic, stats
 from convnext_tinyimagenet.errors import ArtifactError
 from convnext_tinyimagenet.numbers import NA, count, pct, signed
 from convnext_tinyimagenet.report.tables import latex_escape
-from convnext_tinyimagenet.run_folder import read_json
-from convnext_tinyimagenet.stats import newcombe_difference
+from convnext_tinyimagenet.run_folder import read_json, read_predictions
 
 DIGIT_WORDS = ("Zero", "One", "Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine")
 _MACRO_NAME = re.compile(r"^[A-Za-z]+$")
@@ -97,11 +96,14 @@ def macros(
     provenance: Mapping[str, dict] | None = None,
     metrics: Mapping[str, list[dict]] | None = None,
     fidelity: dict | None = None,
+    paired: dict | None = None,
 ) -> dict[str, str]:
     """Every number and fact the paper prints, formatted and LaTeX-escaped, by macro name.
 
     The arguments are the parsed result files; `published` (the published summary) is None when
-    the config does not read the published predictions: its macros then read `n/a`.
+    the config does not read the published predictions: its macros then read `n/a`. `paired`:
+    the last run's and the first's per-image counts (stats.paired_counts) where both scored the
+    same images, which the difference's interval then pairs, as the verification table does.
     """
     values = _data_macros(config, data_info)
     for name, exp in config.experiments.items():
@@ -114,7 +116,7 @@ def macros(
             _time_macros((metrics or {}).get(name)),
         )
         values |= {camel(name) + key: value for group in groups for key, value in group.items()}
-    values |= _comparison_macros(config, summaries, published) | _figure_macros(config)
+    values |= _comparison_macros(config, summaries, published, paired) | _figure_macros(config)
     return values | _fidelity_macros(fidelity) | _environment_macros(provenance)
 
 
@@ -247,12 +249,20 @@ def _time_macros(rows: list[dict] | None) -> dict[str, str]:
 
 
 def _comparison_macros(
-    config: PaperConfig, summaries: Mapping[str, dict], published: Mapping[str, dict] | None
+    config: PaperConfig,
+    summaries: Mapping[str, dict],
+    published: Mapping[str, dict] | None,
+    paired: dict | None,
 ) -> dict[str, str]:
     """Improved minus baseline: rerun (with an interval), README claims, published exact."""
     names = list(config.experiments)
     first, last = names[0], names[-1]
-    low, high = newcombe_difference(summaries[last], summaries[first])
+    if paired is None:
+        low, high = stats.newcombe_difference(summaries[last], summaries[first])
+        method = "Newcombe's score interval for two independent proportions"
+    else:
+        low, high = stats.newcombe_paired_difference(paired)
+        method = "Newcombe's score interval for paired proportions (the same images)"
     before, after = summaries[first]["per_class"], summaries[last]["per_class"]
     shared = before.keys() & after.keys()
     claim = {n: config.published_runs.get(n, {}).get("claim") for n in (first, last)}
@@ -267,6 +277,7 @@ def _comparison_macros(
         "RerunDifference": _difference(summaries[last]["accuracy"], summaries[first]["accuracy"]),
         "RerunDifferenceLow": tex_signed(low),
         "RerunDifferenceHigh": tex_signed(high),
+        "RerunIntervalMethod": tex_escape(method),
         "PublishedDifference": _difference(claim[last], claim[first]),
         "PublishedExactDifference": _difference(exact[last], exact[first]),
     }
@@ -347,6 +358,7 @@ def make_paper_inputs(
     data: str | Path,
     fidelity: str | Path,
     published: str | Path | None = None,
+    predictions: Sequence[str | Path] = (),
 ) -> Path:
     """Write the paper's macros to `numbers` from the result files and the cited config values.
 
@@ -359,7 +371,7 @@ def make_paper_inputs(
         if len(files) != len(names):
             raise ValueError(f"{len(files)} {kind} files for the {len(names)} experiments {names}")
     optional = [] if published is None else [published]
-    files = [*summaries, *metrics, *provenance, data, fidelity, *optional]
+    files = [*summaries, *metrics, *provenance, *predictions, data, fidelity, *optional]
     if missing := [str(path) for path in files if not Path(path).is_file()]:
         raise MissingInputError(f"the paper's numbers need missing file(s): {', '.join(missing)}")
 
@@ -374,8 +386,18 @@ def make_paper_inputs(
         provenance=per_run(provenance),
         metrics=per_run(metrics, _read_jsonl),
         fidelity=read_json(fidelity),
+        paired=_paired([read_predictions(Path(p)) for p in predictions]) if predictions else None,
     )
     return write_macros(values, numbers)
+
+
+def _paired(frames: Sequence[Any]) -> dict | None:
+    """stats.paired_counts of the last run against the first, image by image (rows matched on
+    `image_id`), when both scored the same images; else None."""
+    first, last = (frame.set_index("image_id")["correct"] for frame in (frames[0], frames[-1]))
+    if len(first) != len(last) or set(first.index) != set(last.index):
+        return None
+    return stats.paired_counts(last.to_numpy(bool), first.loc[last.index].to_numpy(bool))
 
 
 def input_macros(

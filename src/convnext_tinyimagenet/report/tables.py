@@ -145,10 +145,11 @@ def make_results_table(
 # --------------------------------------------------------------------------- classes
 def class_frame(summary: Mapping, k: int = 5) -> pd.DataFrame:
     """The `k` best and `k` worst classes of a summary.json's `per_class` accuracy, ties by class
-    name; with fewer than 2k classes the bottom rows hold only those not in the top rows."""
+    name; the bottom rows hold only classes below the best accuracy and not in the top rows."""
     ranked = sorted(summary["per_class"].items(), key=lambda item: (-item[1], item[0]))
     top = range(min(k, len(ranked)))
-    bottom = range(max(len(top), len(ranked) - k), len(ranked))
+    last = range(max(len(top), len(ranked) - k), len(ranked))
+    bottom = [i for i in last if ranked[i][1] < ranked[0][1]]
     rows = [("top", i) for i in top] + [("bottom", i) for i in bottom]
     return pd.DataFrame(
         [[group, str(i + 1), ranked[i][0], pct(ranked[i][1])] for group, i in rows],
@@ -338,17 +339,19 @@ def make_recipe_table(
 
 # --------------------------------------------------------------------------- discrepancies
 def discrepancies_frame(discrepancies: Sequence[Mapping]) -> pd.DataFrame:
-    """README vs notebooks, one row per entry of the config's `discrepancies`."""
-    return pd.DataFrame(
-        [[d["topic"], d["readme"], d["ran"], ", ".join(d["affects"])] for d in discrepancies],
-        columns=["Topic", "README says", "Notebooks ran", "Affects"],
-    )
+    """README vs notebooks, one row per entry of the config's `discrepancies`, numbered D1, D2,
+    ... (the verification table's "Affected by" names them so)."""
+    rows = [
+        [f"D{i}", d["topic"], d["readme"], d["ran"], ", ".join(d["affects"])]
+        for i, d in enumerate(discrepancies, 1)
+    ]
+    return pd.DataFrame(rows, columns=["", "Topic", "README says", "Notebooks ran", "Affects"])
 
 
 def make_discrepancies_table(
     md: Path, tex: Path, *, discrepancies: Sequence[Mapping]
 ) -> list[Path]:
     """The discrepancies table; paragraph columns so long sentences wrap in the paper."""
-    # Widths sum to 0.85 of the line; the column padding (8 x 6 pt) takes most of the rest.
-    align = r"p{0.13\linewidth}p{0.27\linewidth}p{0.35\linewidth}p{0.10\linewidth}"
+    # Widths sum to 0.82 of the line; the column padding (10 x 6 pt) takes most of the rest.
+    align = r"lp{0.12\linewidth}p{0.26\linewidth}p{0.34\linewidth}p{0.10\linewidth}"
     return save_table(discrepancies_frame(discrepancies), md, tex, align=align)

@@ -27,6 +27,7 @@ from convnext_tinyimagenet.data.transforms import Pipeline
 from convnext_tinyimagenet.errors import ArtifactError
 from convnext_tinyimagenet.run_folder import (
     RunFolder,
+    read_json,
     read_metrics,
     update_provenance,
     write_metrics,
@@ -98,10 +99,12 @@ def make_forward(
     return lambda x: fn(x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x)
 
 
-def run_digest(cfg: dict, name: str) -> str:
+def run_digest(cfg: dict, name: str, data: str = "") -> str:
     """Digest of everything that determines a run's numbers (config.run_identity): not where
-    caches live, nor the settings that keep the computation; TF32 matmuls change it."""
-    return config_digest(run_identity(cfg, name))
+    caches live, nor the settings that keep the computation; TF32 matmuls change it. With the
+    fingerprint of the `data` it reads: its checkpoints' identity."""
+    settings = config_digest(run_identity(cfg, name))
+    return config_digest({"settings": settings, "data": data}) if data else settings
 
 
 def _data_device(split) -> str:
@@ -126,7 +129,16 @@ class Run:
 
     @property
     def digest(self) -> str:
-        return run_digest(self.cfg, self.name)
+        """Its checkpoints' identity: the settings and the data (provenance records both)."""
+        return run_digest(self.cfg, self.name, self.store.fingerprint)
+
+    def record(self, **facts: Any) -> dict:
+        """A provenance section: the run's settings digest and data, and `facts`."""
+        seed, data = run_seed(self.cfg), self.store.info
+        record = provenance.collect(
+            seed=seed, device=self.device, data=data, config_digest=run_digest(self.cfg, self.name)
+        )
+        return record | {"experiment": self.name, **facts}
 
     def build_model(self, pretrained: bool) -> nn.Module:
         """The experiment's network on the device; `pretrained=False` when the weights come
@@ -209,19 +221,62 @@ def train_experiment(cfg: dict, name: str, out: Path, *, progress: bool = True) 
     `cfg` holds one seed: a run's settings (config.run_settings), or a config of one seed.
     """
     cfg = run_settings(cfg, name, run_seed(cfg))  # the experiment's own data source
-    folder, digest = RunFolder(out), run_digest(cfg, name)
+    folder, started, new = RunFolder(out), provenance.now(), not Path(out).exists()
     storage.require_writable(folder.root, "the run's results", _WRITABLE)
-    latest = _latest_checkpoint(folder.checkpoints(digest), digest)
-    started = provenance.now()
-    device = _configure(cfg)
-    run = Run(cfg, name, folder, device, load_store(cfg["data"], progress=progress), progress)
-    training = _restore(run, latest)
-    dump_config(cfg, folder.config)
-    inputs = _build_inputs(run, training)
-    if not (latest and latest.state["finished"]):
-        _fit(run, training, inputs)
-    _finish(run, training, inputs, latest, started)
+    with folder.writing(new):  # a first run that fails leaves no empty folder behind
+        device = _configure(cfg)
+        run = Run(cfg, name, folder, device, load_store(cfg["data"], progress=progress), progress)
+        _refuse_other_run(run, "train")
+        latest = _latest_checkpoint(folder.checkpoints(run.digest), run.digest)
+        training = _restore(run, latest)
+        if not (latest and latest.state["finished"]):
+            _refuse_weeks_on_a_cpu(run, training.model)
+        dump_config(cfg, folder.config)
+        inputs = _build_inputs(run, training)
+        if not (latest and latest.state["finished"]):
+            _fit(run, training, inputs)
+        _finish(run, training, inputs, latest, started)
     return training.history
+
+
+def _refuse_weeks_on_a_cpu(run: Run, model: nn.Module) -> None:
+    """`device: auto` found no GPU: stop in one line when the run would take over an hour on
+    this CPU (its images x epochs x a forward timed here, three for a training step)."""
+    if run.cfg["device"] != "auto" or run.device.type != "cpu":
+        return
+    size, stop = run.cfg["data"]["input_size"], run.exp["train"]["early_stopping"]
+    started = time.perf_counter()
+    with torch.no_grad():
+        model.eval()(torch.zeros(2, 3, size, size))
+    per_image = (time.perf_counter() - started) / 2
+    epochs = stop["max_epochs"] or stop["patience"] + 1  # without a cap: at least this many
+    passes = 1 if run.exp["train"]["feature_cache"] else 3 * epochs  # cached: one forward
+    hours = len(run.store.train.labels) * per_image * passes / 3600
+    if hours > 1:
+        raise RunError(
+            f"{run.name}: no GPU found (device: auto), and on this CPU the run would take about "
+            f"{hours:,.0f} hours ({len(run.store.train.labels):,} images, {epochs} epochs or "
+            f"more, {1000 * per_image:.0f} ms per image); set device: cpu to train on the CPU "
+            "anyway, or make the GPU visible (nvidia-smi; docker run --gpus all)"
+        )
+
+
+def _refuse_other_run(run: Run, section: str) -> dict:
+    """The folder's provenance section `section` (empty when there is none), refused when it
+    records another run: other settings or other data (a result never mixes two)."""
+    if not run.folder.provenance.is_file():
+        return {}
+    recorded = read_json(run.folder.provenance).get(section) or {}
+    theirs = (recorded.get("config_digest"), (recorded.get("data") or {}).get("fingerprint"))
+    ours = (run_digest(run.cfg, run.name), run.store.fingerprint)
+    for what, their, our in zip(("settings", "data"), theirs, ours, strict=True):
+        if their != our:
+            raise RunError(
+                f"{run.folder.root} holds the {section} results of a run with other {what} "
+                f"({str(their)[:12]}, now {our[:12]}): give another --out, or delete the "
+                "folder to run it again"
+            )
+    return recorded
 
 
 def _latest_checkpoint(ckdir: Path, digest: str) -> checkpoint.Checkpoint | None:
@@ -378,15 +433,12 @@ def _finish(
 ) -> None:
     """Publish the best epoch's weights as the model (both notebooks restored the best), and
     record the train section of provenance.json."""
-    checkpoint.publish_best(
+    model = checkpoint.publish_best(
         run.folder.checkpoints(run.digest), training.stopper.best_epoch, run.folder.model
     )
     write_metrics(run.folder.metrics, training.history)
-    record = provenance.collect(
-        seed=run_seed(run.cfg), device=run.device, data=run.store.info, config_digest=run.digest
-    )
+    record = run.record(model=model)
     record |= {
-        "experiment": run.name,
         "precision": training.precision,
         "configured_precision": run.exp["train"]["precision"],
         "selection": run.exp["train"]["selection"],
@@ -409,25 +461,22 @@ def evaluate_experiment(cfg: dict, name: str, out: Path, *, progress: bool = Tru
         raise RunError(f"no trained model at {folder.model}: run `train` for {name!r} first")
     storage.require_writable(folder.root, "the evaluation", _WRITABLE)
     started = provenance.now()
-    device = resolve_device(cfg["device"])
-    configure_performance(cfg["performance"])
-    run = Run(cfg, name, folder, device, load_store(cfg["data"], progress=progress), progress)
-    model = run.build_model(pretrained=False)
-    fix = f"delete it and rerun `train` for {name!r}, which copies the best checkpoint again"
-    checkpoint.load_weights(model, folder.model, fix)
-    precision = effective_precision(run.exp["train"]["precision"], device)
-    per_image = _predict_val(run, model, precision)
-    frame = predictions_frame(per_image, run.store.val.image_ids)
-    summary = _summary(run, frame, per_image)
-    write_predictions(frame, folder.predictions)
-    atomic.write_json(folder.summary, summary)
-    record = provenance.collect(
-        seed=run_seed(cfg), device=device, data=run.store.info, config_digest=run.digest
-    )
-    record |= {"experiment": name, "precision": precision}
-    update_provenance(
-        folder.provenance, "evaluate", record | {"started": started, "finished": provenance.now()}
-    )
+    with folder.writing():
+        device = resolve_device(cfg["device"])
+        configure_performance(cfg["performance"])
+        run = Run(cfg, name, folder, device, load_store(cfg["data"], progress=progress), progress)
+        trained = _refuse_other_run(run, "train").get("model")  # the model train published
+        model = run.build_model(pretrained=False)
+        fix = f"delete it and rerun `train` for {name!r}, which copies the best checkpoint again"
+        checkpoint.load_weights(model, folder.model, fix, expected=trained)
+        precision = effective_precision(run.exp["train"]["precision"], device)
+        per_image = _predict_val(run, model, precision)
+        frame = predictions_frame(per_image, run.store.val.image_ids)
+        summary = _summary(run, frame, per_image)
+        write_predictions(frame, folder.predictions)
+        atomic.write_json(folder.summary, summary)
+        record = run.record(model=trained, precision=precision, started=started)
+        update_provenance(folder.provenance, "evaluate", record | {"finished": provenance.now()})
     log.info(
         "%s: accuracy %.2f %% (batch-mean %.2f %%), 95 %% CI [%.2f, %.2f], top-5 %.2f %%",
         name, summary["accuracy"], summary["accuracy_batch_mean"], *summary["wilson95"],

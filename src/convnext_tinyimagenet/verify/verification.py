@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any, TextIO
 import pandas as pd
 
 from convnext_tinyimagenet import atomic, stats
-from convnext_tinyimagenet.config import ConfigError
+from convnext_tinyimagenet.config import ConfigError, runs_to_do, settings_digest
 from convnext_tinyimagenet.errors import ArtifactError
 from convnext_tinyimagenet.numbers import NA, pct, signed
 from convnext_tinyimagenet.report.tables import markdown, save_table
@@ -71,12 +72,15 @@ class Claims:
     rounding_pp: float
     bands: Mapping[str, Mapping] = field(default_factory=dict)
     discrepancies: Sequence[Mapping] = ()
+    # each rerun's settings digest, `<experiment>/seed<N>`: what its provenance must record
+    digests: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, cfg: Mapping) -> Claims:
         checks = cfg["verification"]
         runs, rounding = cfg["published"]["runs"], checks["claim_rounding_pp"]
-        return cls(runs, rounding, checks["reruns"], cfg["discrepancies"])
+        digests = {f"{n}/seed{s}": settings_digest(cfg, n, s) for n, s in runs_to_do(cfg)}
+        return cls(runs, rounding, checks["reruns"], cfg["discrepancies"], digests)
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,7 @@ class Inputs:
     summaries: Mapping[str, str] = field(default_factory=dict)
     predictions: Mapping[str, str] = field(default_factory=dict)
     data: Mapping[str, str] = field(default_factory=dict)
+    provenance: Mapping[str, str] = field(default_factory=dict)
     checksums: str | None = None
     # the files SHA256SUMS must list, no more and no fewer (the rule's checksummed files)
     checksummed: Sequence[str] = ()
@@ -100,11 +105,6 @@ class Inputs:
 
     @classmethod
     def from_record(cls, record: Mapping) -> Inputs:
-        if isinstance(record.get("data"), str):  # one data summary for every run: before seeds
-            raise VerificationError(
-                "the verdict was written by an earlier version (one data summary for all runs); "
-                "run `snakemake verify` to write it again"
-            )
         names = [f.name for f in dataclasses.fields(cls)]
         return cls(**{name: record[name] for name in names if record.get(name)})
 
@@ -130,12 +130,14 @@ def from_rule(params: Any, input: Any) -> tuple[Claims, Inputs]:
     """The claims and files a verification rule hands over: its `params` (runs, rounding_pp,
     bands, discrepancies, experiments) and `input` (published, summaries, predictions, data and,
     for the verdict, checksums)."""
-    claims = Claims(params.runs, params.rounding_pp, params.bands, params.discrepancies)
+    digests = getattr(params, "digests", {})
+    claims = Claims(params.runs, params.rounding_pp, params.bands, params.discrepancies, digests)
     inputs = Inputs(
         published=named(params.runs, getattr(params, "published", ())),
         summaries=named(params.experiments, input.summaries),
         predictions=named(params.experiments, input.predictions),
         data=named(params.experiments, input.data),
+        provenance=named(params.experiments, getattr(input, "provenance", ())),
         checksums=getattr(input, "checksums", None),
         checksummed=list(getattr(params, "checksummed", ())),
     )
@@ -328,12 +330,36 @@ def check_rerun(name: str, summary: Mapping, spec: Mapping | None, band: Mapping
     }
 
 
-def _rerun_source(data: Mapping[str, str], name: str) -> str:
-    """The source rerun `name` read, from its data summary."""
-    if name not in data:
+def _rerun_source(claims: Claims, inputs: Inputs, name: str) -> str:
+    """The source rerun `name` read (its data summary), once its files agree (:func:`_agree`)."""
+    if name not in inputs.data:
         raise VerificationError(f"checking rerun {name} needs its data summary, and none was given")
-    summary = require(Path(data[name]), made_by=DATA_MADE_BY)
-    return json.loads(summary.read_text(encoding="utf-8")).get("source", "")
+    data = read_json(require(Path(inputs.data[name]), made_by=DATA_MADE_BY))
+    if name in inputs.provenance:
+        _agree(Path(inputs.provenance[name]), data.get("fingerprint"), claims.digests.get(name))
+    return data.get("source", "")
+
+
+def _agree(path: Path, fingerprint: str | None, digest: str | None) -> None:
+    """A run's files come from one run: its provenance `path` records the same settings (the
+    config's, `digest`, where given), data (its source's, `fingerprint`) and model for training
+    and evaluation; else VerificationFailedError in one line naming the file."""
+    record = read_json(require(path))
+    train, evaluate = (record.get(section) or {} for section in ("train", "evaluate"))
+    facts = {
+        "settings": ("config_digest", digest),
+        "data": ("data", fingerprint),
+        "model": ("model", train.get("model")),
+    }
+    for what, (key, expected) in facts.items():
+        values = [section.get(key) for section in (train, evaluate)]
+        values = [v.get("fingerprint") if isinstance(v, dict) else v for v in values]
+        if len({*values, expected or values[0]}) > 1:
+            raise VerificationFailedError(
+                f"{path} mixes runs: its {what} differ (trained {str(values[0])[:12]}, "
+                f"evaluated {str(values[1])[:12]}, expected {str(expected)[:12]}); rerun it: "
+                f"snakemake --forcerun run_experiment"
+            )
 
 
 def verify_rerun(claims: Claims, inputs: Inputs, published_result: Mapping) -> dict:
@@ -354,7 +380,7 @@ def verify_rerun(claims: Claims, inputs: Inputs, published_result: Mapping) -> d
         )
     runs, frames = {}, {}
     for name in names:
-        source, experiment = _rerun_source(inputs.data, name), experiment_of(name)
+        source, experiment = _rerun_source(claims, inputs, name), experiment_of(name)
         frame = read_predictions(inputs.predictions[name])
         frames[name] = frame.sort_values("index", kind="stable").reset_index(drop=True)
         spec = claims.runs.get(experiment)
@@ -452,9 +478,10 @@ def check_checksums(path: str | Path, expected: Sequence[str] = ()) -> dict:
 
 # --------------------------------------------------------------------------- rows
 def caveats(discrepancies: Sequence[Mapping], runs: Iterable[str]) -> str:
-    """Topics of the README-vs-notebook discrepancies that affect any of `runs`."""
-    topics = [d["topic"] for d in discrepancies if set(d["affects"]) & set(runs)]
-    return "; ".join(topics) if topics else "none"
+    """The README-vs-notebook discrepancies that affect any of `runs`, by their number in the
+    discrepancies table (D1, D2, ...): a short cell, not the topics again on every row."""
+    found = [f"D{i}" for i, d in enumerate(discrepancies, 1) if set(d["affects"]) & set(runs)]
+    return ", ".join(found) if found else "none"
 
 
 def _published_row(claims: Claims, name: str, found: Mapping | None, reason: str) -> dict:
@@ -639,14 +666,25 @@ def check(claims: Claims, inputs: Inputs) -> dict:
         "notes": _notes(published_result, rerun_result),
         "rows": rows,
         "inputs": inputs.record(),
+        "claims": dataclasses.asdict(claims),  # what `verify --check` checks again by default
     }
 
 
 def render(result: Mapping) -> str:
-    """The one-screen report: the table, the notes, the problems and the verdict."""
+    """The one-screen report: the table (the claims, the figures and the verdicts; every
+    column is in the verdict's rows and tables/verification.md), the notes, the problems and
+    the verdict."""
     problems = result["checksums"].get("problems", [])
-    lines = [markdown(pd.DataFrame(result["rows"], columns=list(COLUMNS)))]
-    lines += [f"- {note}" for note in result["notes"]]
+    shown = ["Claim", "Published", "Recomputed", "Rerun", "Tolerance", "Verdict"]
+    frame, why = (
+        pd.DataFrame(result["rows"], columns=list(COLUMNS))[shown],
+        r"^not checked \((.*)\)$",
+    )
+    lines = [markdown(frame.replace(why, NOT_CHECKED, regex=True))]  # each reason once, below
+    lines += [
+        f"- not checked: {r}" for r in dict.fromkeys(frame.stack().str.extract(why)[0].dropna())
+    ]
+    lines += [textwrap.fill(f"- {note}", 100, subsequent_indent="  ") for note in result["notes"]]
     lines += [f"- checksum problem: {problem}" for problem in problems]
     if result["verdict"] == PASS:
         return "\n".join([*lines, "\nverification passed"])
@@ -680,9 +718,10 @@ def record_verdict(
     return result
 
 
-def check_record(record: Path, claims: Claims, *, out: Path | None = None) -> dict:
+def check_record(record: Path, claims: Claims | None, *, out: Path | None = None) -> dict:
     """`verify --check`: check again the files a verdict records (paths relative to the folder
-    the workflow ran in), with the caller's claims; `out` (None: nowhere) is never read."""
+    the workflow ran in), with the caller's claims or (None) those it records; `out` (None:
+    nowhere) is never read."""
     record = Path(record)
     if not record.is_file():
         raise VerificationError(
@@ -690,10 +729,15 @@ def check_record(record: Path, claims: Claims, *, out: Path | None = None) -> di
             "writes verification.json, and logs/verify.json also after a failed check)"
         )
     try:
-        recorded = read_json(record).get("inputs")
+        verdict = read_json(record)
     except ResultFileError as exc:  # a README, [], a truncated file: no verdict of ours
         raise VerificationError(f"{exc}; name a verdict JSON the workflow wrote") from None
-    if not recorded:
+    recorded = verdict.get("inputs")
+    if claims is None and not isinstance(verdict.get("claims"), Mapping):
+        raise VerificationError(f"{record} records no claims: give the config with --config")
+    claims = claims or Claims(**verdict["claims"])
+    runs = ("published", "summaries", "predictions", "data", "provenance")  # run -> file
+    if not recorded or any(not isinstance(recorded.get(k) or {}, Mapping) for k in runs):
         raise VerificationError(f"{record} records no inputs; `snakemake verify` rewrites it")
     inputs = Inputs.from_record(recorded)
     paths = inputs.record()
